@@ -1,0 +1,3 @@
+"""towers package."""
+
+import recsys  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
