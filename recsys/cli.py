@@ -1,0 +1,126 @@
+"""The ``recsys`` console script (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Two-tower retrieval: train and publish model versions, serve them over HTTP.",
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def train(
+    data: Annotated[
+        str, typer.Option(help="synthetic | movielens:PATH | tfds:NAME | files:SPEC.yaml")
+    ] = "synthetic",
+    model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="where versions are published")] = Path(
+        "models"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, help="maximum epochs; early stopping on validation may stop sooner")] = 30,
+    seed: Annotated[int, typer.Option(help="seed for data generation, splits and initialisation")] = 42,
+    items: Annotated[int, typer.Option(min=1, help="synthetic: catalog size")] = 5_000,
+    users: Annotated[int, typer.Option(min=1, help="synthetic: number of users")] = 20_000,
+    interactions: Annotated[int, typer.Option(min=1, help="synthetic: number of interactions")] = 1_000_000,
+    feature_spec: Annotated[Optional[Path], typer.Option(help="YAML/JSON feature spec (default: per source)")] = None,
+    embedding_dim: Annotated[int, typer.Option(min=2, help="output embedding size")] = 64,
+    batch_size: Annotated[int, typer.Option(min=8)] = 1024,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 0.005,
+    split: Annotated[str, typer.Option(help="temporal (P2) or random (P1)")] = "temporal",
+    max_bad_rows: Annotated[int, typer.Option(min=0, help="bad input rows tolerated (reported) before refusing")] = 0,
+    retain: Annotated[int, typer.Option(min=1, help="published versions kept")] = 3,
+    config: Annotated[Optional[Path], typer.Option(help="JSON/YAML file of further TrainConfig fields")] = None,
+    no_publish: Annotated[bool, typer.Option("--no-publish", help="train and evaluate only")] = False,
+) -> None:
+    """Train, evaluate and atomically publish one model version."""
+    import yaml
+
+    from towers.spec import ModelSpec
+    from training.config import TrainConfig
+    from training.data.sources import load_source
+    from training.data.tables import DataError
+    from training.distribute import cluster_from_environment
+    from training.pipeline import run_pipeline
+    from training.publish import PublishError
+
+    extra = yaml.safe_load(config.read_text()) if config else {}
+    try:
+        cfg = TrainConfig(
+            **{
+                "epochs": epochs,
+                "seed": seed,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "split": split,
+                "max_bad_rows": max_bad_rows,
+                "retain_versions": retain,
+                **(extra or {}),
+            }
+        )
+        spec = ModelSpec.from_file(feature_spec) if feature_spec else None
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    cluster = cluster_from_environment()
+    try:
+        dataset = load_source(
+            data, items=items, users=users, interactions=interactions, seed=seed, max_bad_rows=cfg.max_bad_rows
+        )
+        if spec is None:
+            from training.pipeline import default_spec
+
+            spec = default_spec(dataset.source, dataset, embedding_dim)
+        result = run_pipeline(
+            dataset,
+            model_root,
+            cfg,
+            spec=spec,
+            publish_version=cluster.is_chief and not no_publish,
+            strategy=cluster.strategy(),
+        )
+    except DataError as exc:
+        _fail(str(exc))
+    except PublishError as exc:
+        _fail(str(exc), code=3)
+    summary = {"version": result.version, "evaluation": result.metrics["evaluation"]["model"]}
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
+def serve(
+    model_root: Annotated[Optional[Path], typer.Option(help="model root to serve (RECSYS_MODEL_ROOT)")] = None,
+    host: Annotated[Optional[str], typer.Option(help="bind address (RECSYS_HOST)")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="port (RECSYS_PORT)")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="uvicorn worker processes (RECSYS_WORKERS)")] = None,
+) -> None:
+    """Serve the newest published version over HTTP, hot-swapping newer ones."""
+    from serving.main import run
+
+    overrides = {
+        k: v
+        for k, v in {"model_root": model_root, "host": host, "port": port, "workers": workers}.items()
+        if v is not None
+    }
+    run(overrides)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

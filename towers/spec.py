@@ -1,0 +1,177 @@
+"""Declarative feature spec: which features each tower reads and how.
+
+A spec is a pydantic model, loadable from YAML or JSON, and stored verbatim in
+every published manifest so a version says exactly what its towers consume.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class FeatureKind(str, Enum):
+    """How one raw column becomes part of a tower's input vector."""
+
+    ID = "id"  # StringLookup + Embedding, one OOV bucket
+    CATEGORICAL = "categorical"  # same as id, for small vocabularies
+    HASHED = "hashed"  # Hashing + Embedding, for huge vocabularies
+    MULTI_CATEGORICAL = "multi_categorical"  # "a|b|c" -> pooled embedding
+    TEXT = "text"  # TextVectorization -> pooled token embedding
+    NUMERIC = "numeric"  # Normalization (+ optional bucket embedding)
+    TIMESTAMP = "timestamp"  # seconds: normalised + Discretization embedding
+
+    @property
+    def dtype(self) -> Literal["string", "float32"]:
+        """The dtype of the raw input tensor the tower receives."""
+        return "float32" if self in (FeatureKind.NUMERIC, FeatureKind.TIMESTAMP) else "string"
+
+
+class FeatureSpec(BaseModel):
+    """One input column of a tower."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    kind: FeatureKind
+    embedding_dim: int = Field(default=16, ge=1, le=1024)
+    max_tokens: int | None = Field(default=None, ge=2, description="vocabulary cap (id, categorical, text, multi)")
+    num_bins: int = Field(default=100_000, ge=2, description="hash buckets (hashed)")
+    separator: str = Field(default="|", min_length=1, description="value separator (multi_categorical)")
+    sequence_length: int = Field(default=16, ge=1, le=512, description="tokens kept per text")
+    buckets: int = Field(default=0, ge=0, le=1000, description="quantile buckets embedded (numeric, timestamp); 0 = none")
+    log_transform: bool = Field(default=False, description="log1p before normalising (numeric)")
+
+    @model_validator(mode="after")
+    def _timestamp_has_buckets(self) -> FeatureSpec:
+        if self.kind is FeatureKind.TIMESTAMP and self.buckets == 0:
+            self.buckets = 20
+        return self
+
+
+class TowerSpec(BaseModel):
+    """The features of one tower and the layers stacked on their concatenation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[FeatureSpec] = Field(min_length=1)
+    hidden_units: list[int] = Field(default_factory=list)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TowerSpec:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature names must be unique in a tower: {dupes}")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+class ModelSpec(BaseModel):
+    """Both towers and the shared output embedding size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_dim: int = Field(default=64, ge=2, le=2048)
+    query: TowerSpec
+    candidate: TowerSpec
+
+    @model_validator(mode="after")
+    def _id_features_present(self) -> ModelSpec:
+        if "user_id" not in self.query.names and len(self.query.features) == 0:
+            raise ValueError("the query tower needs at least one feature")
+        if "item_id" not in self.candidate.names:
+            raise ValueError("the candidate tower must read item_id (it identifies index rows)")
+        return self
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ModelSpec:
+        """Load a spec from a .yaml/.yml/.json file."""
+        text = Path(path).read_text(encoding="utf-8")
+        return cls.model_validate(yaml.safe_load(text))
+
+
+def _f(name: str, kind: str, **kw: object) -> FeatureSpec:
+    return FeatureSpec(name=name, kind=FeatureKind(kind), **kw)
+
+
+def ids_only_spec(embedding_dim: int = 64) -> ModelSpec:
+    """User id and item id only: the classic two-tower matrix factorisation."""
+    return ModelSpec(
+        embedding_dim=embedding_dim,
+        query=TowerSpec(features=[_f("user_id", "id", embedding_dim=embedding_dim)]),
+        candidate=TowerSpec(features=[_f("item_id", "id", embedding_dim=embedding_dim)]),
+    )
+
+
+def storefront_spec(embedding_dim: int = 64) -> ModelSpec:
+    """Default spec for the generated storefront dataset."""
+    return ModelSpec(
+        embedding_dim=embedding_dim,
+        query=TowerSpec(
+            features=[
+                _f("user_id", "id", embedding_dim=embedding_dim),
+                _f("age", "numeric", buckets=10),
+                _f("country", "categorical", embedding_dim=8),
+                _f("segment", "categorical", embedding_dim=8),
+            ]
+        ),
+        candidate=TowerSpec(
+            features=[
+                _f("item_id", "id", embedding_dim=embedding_dim),
+                _f("category", "categorical", embedding_dim=16),
+                _f("tags", "multi_categorical", embedding_dim=16),
+                _f("title", "text", embedding_dim=16, max_tokens=20_000),
+                _f("brand", "categorical", embedding_dim=8),
+                _f("price", "numeric", log_transform=True, buckets=10),
+            ]
+        ),
+    )
+
+
+def movielens_spec(embedding_dim: int = 64) -> ModelSpec:
+    """Default spec for MovieLens: ids plus the user and movie metadata."""
+    return ModelSpec(
+        embedding_dim=embedding_dim,
+        query=TowerSpec(
+            features=[
+                _f("user_id", "id", embedding_dim=embedding_dim),
+                _f("age", "numeric", buckets=7),
+                _f("gender", "categorical", embedding_dim=4),
+                _f("occupation", "categorical", embedding_dim=8),
+                _f("zip_prefix", "categorical", embedding_dim=8),
+            ]
+        ),
+        candidate=TowerSpec(
+            features=[
+                _f("item_id", "id", embedding_dim=embedding_dim),
+                _f("genres", "multi_categorical", embedding_dim=16),
+                _f("title", "text", embedding_dim=16, max_tokens=10_000),
+                _f("year", "numeric", buckets=10),
+            ]
+        ),
+    )
+
+
+def spec_for_columns(base: ModelSpec, user_columns: set[str], item_columns: set[str]) -> ModelSpec:
+    """Drop the features of ``base`` whose columns the data does not have.
+
+    MovieLens 25M has no user table, for example: its query tower keeps only
+    ``user_id``.
+    """
+    query = [f for f in base.query.features if f.name in user_columns]
+    cand = [f for f in base.candidate.features if f.name in item_columns]
+    return base.model_copy(
+        update={
+            "query": base.query.model_copy(update={"features": query}),
+            "candidate": base.candidate.model_copy(update={"features": cand}),
+        }
+    )

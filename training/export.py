@@ -1,0 +1,118 @@
+"""Write one model version's files (docs/CONTRACTS.md section 3) into a folder.
+
+The folder is a publish staging folder; :mod:`training.publish` makes it
+visible. Every file is listed with its sha256 in ``manifest.json``, which is
+written last.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from towers.features import input_dtype
+from towers.spec import FeatureSpec, ModelSpec
+from training.checksums import tree_checksums
+from training.index import save_searcher
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class VersionArtifact:
+    """Everything a version is made of, in memory."""
+
+    spec: ModelSpec
+    query_tower: tf.keras.Model
+    candidate_tower: tf.keras.Model
+    query_defaults: dict[str, str | float]
+    candidate_defaults: dict[str, str | float]
+    item_embeddings: np.ndarray
+    items: pd.DataFrame  # row i = index row i: item_id, popularity, metadata
+    users: pd.DataFrame  # user_id + raw query inputs
+    seen: pd.DataFrame  # user_id, item_rows
+    searcher: object
+    metrics: dict = field(default_factory=dict)
+    manifest_extra: dict = field(default_factory=dict)
+    write_report: Callable[[Path], None] | None = None
+
+
+def export_tower(tower: tf.keras.Model, features: list[FeatureSpec], path: Path) -> None:
+    """SavedModel with signature ``serving_default(**raw_features) -> {"embedding"}``."""
+    names = [f.name for f in features]
+    signature = [tf.TensorSpec([None], input_dtype(f), name=f.name) for f in features]
+
+    @tf.function(input_signature=signature)
+    def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"embedding": tower(dict(zip(names, args, strict=True)), training=False)}
+
+    module = tf.Module()
+    module.tower = tower
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+
+
+def _inputs(features: list[FeatureSpec], defaults: dict[str, str | float]) -> list[dict]:
+    return [{"name": f.name, "dtype": f.kind.dtype, "kind": f.kind.value, "default": defaults[f.name]} for f in features]
+
+
+def _library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("tensorflow", "tf-keras", "tensorflow-recommenders", "scann", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), path)
+
+
+def write_version(dest: Path, artifact: VersionArtifact, version: str) -> dict:
+    """Write every file of the version into ``dest`` and return the manifest."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    emb = np.ascontiguousarray(artifact.item_embeddings, dtype=np.float32)
+    if emb.shape != (len(artifact.items), artifact.spec.embedding_dim):
+        raise ValueError(f"item embeddings {emb.shape} do not match {len(artifact.items)} items x {artifact.spec.embedding_dim}")
+    export_tower(artifact.query_tower, artifact.spec.query.features, dest / "query_model")
+    export_tower(artifact.candidate_tower, artifact.spec.candidate.features, dest / "candidate_model")
+    save_searcher(artifact.searcher, dest / "index")  # type: ignore[arg-type]
+    np.save(dest / "item_embeddings.npy", emb)
+    _write_parquet(artifact.items, dest / "items.parquet")
+    _write_parquet(artifact.users, dest / "users.parquet")
+    _write_parquet(artifact.seen, dest / "seen.parquet")
+    (dest / "metrics.json").write_text(json.dumps(artifact.metrics, indent=2, default=float), encoding="utf-8")
+    if artifact.write_report is not None:
+        artifact.write_report(dest / "report.png")
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "version": version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "embedding_dim": artifact.spec.embedding_dim,
+        "num_items": int(len(artifact.items)),
+        "num_users": int(len(artifact.users)),
+        "similarity": "dot",
+        "query_inputs": _inputs(artifact.spec.query.features, artifact.query_defaults),
+        "candidate_inputs": _inputs(artifact.spec.candidate.features, artifact.candidate_defaults),
+        "feature_spec": artifact.spec.model_dump(mode="json"),
+        **artifact.manifest_extra,
+        "metrics": artifact.metrics,
+        "libraries": _library_versions(),
+        "files": tree_checksums(dest),
+    }
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float), encoding="utf-8")
+    return manifest

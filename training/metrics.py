@@ -1,0 +1,121 @@
+"""Retrieval metrics over a dense score function, exactly as BENCHMARKS.md defines them.
+
+``score_fn(user_rows) -> float32[len(user_rows), num_items]`` is the only thing
+a model (or the popularity baseline) must provide; the metrics never look
+inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the column indices of the ``k`` largest scores, best first."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def top_k_accuracy(
+    score_fn: ScoreFn,
+    pair_users: np.ndarray,
+    pair_items: np.ndarray,
+    ks: Sequence[int] = (10, 50, 100),
+    batch: int = 512,
+) -> dict[str, float]:
+    """P1: share of (user, item) test pairs whose item ranks in the user's top K
+    over all items (training items not excluded), as FactorizedTopK reports.
+
+    An item's rank is the number of items scoring strictly higher, so ties
+    count in the item's favour, like ``tf.math.top_k`` with a stable order.
+    """
+    hits = {k: 0 for k in ks}
+    for start in range(0, len(pair_users), batch):
+        u = pair_users[start : start + batch]
+        it = pair_items[start : start + batch]
+        scores = score_fn(u)
+        true = scores[np.arange(len(u)), it][:, None]
+        rank = (scores > true).sum(axis=1)
+        for k in ks:
+            hits[k] += int((rank < k).sum())
+    n = max(len(pair_users), 1)
+    return {f"top_{k}_accuracy": hits[k] / n for k in ks}
+
+
+def ranking_metrics(
+    score_fn: ScoreFn,
+    users: np.ndarray,
+    test_items: Sequence[np.ndarray],
+    train_items: Sequence[np.ndarray],
+    num_items: int,
+    recall_ks: Sequence[int] = (10, 100),
+    ndcg_k: int = 10,
+    coverage_k: int = 10,
+    batch: int = 256,
+) -> dict[str, float]:
+    """P2: per user, recommend top K excluding the user's training items; report
+    Recall@K (hits / |test items|), NDCG@k (binary relevance), averaged over
+    users, and catalog coverage@k (distinct recommended items / catalog size)."""
+    kmax = max(max(recall_ks), ndcg_k, coverage_k)
+    recall_sum = {k: 0.0 for k in recall_ks}
+    ndcg_sum = 0.0
+    covered = np.zeros(num_items, dtype=bool)
+    discounts = 1.0 / np.log2(np.arange(2, kmax + 2))
+    for start in range(0, len(users), batch):
+        u = users[start : start + batch]
+        scores = np.array(score_fn(u), dtype=np.float32, copy=True)
+        for j in range(len(u)):
+            seen = train_items[start + j]
+            if len(seen):
+                scores[j, seen] = -np.inf
+        top = top_k_indices(scores, kmax)
+        for j in range(len(u)):
+            relevant = np.zeros(num_items, dtype=bool)
+            relevant[test_items[start + j]] = True
+            n_rel = int(relevant.sum())
+            if n_rel == 0:
+                continue
+            hit = relevant[top[j]]
+            for k in recall_ks:
+                recall_sum[k] += hit[:k].sum() / n_rel
+            dcg = float((hit[:ndcg_k] * discounts[:ndcg_k]).sum())
+            idcg = float(discounts[: min(n_rel, ndcg_k)].sum())
+            ndcg_sum += dcg / idcg
+            covered[top[j, :coverage_k]] = True
+    n = max(sum(1 for t in test_items if len(t)), 1)
+    out = {f"recall_at_{k}": recall_sum[k] / n for k in recall_ks}
+    out[f"ndcg_at_{ndcg_k}"] = ndcg_sum / n
+    out[f"coverage_at_{coverage_k}"] = float(covered.sum() / max(num_items, 1))
+    return out
+
+
+def popularity_score_fn(train_item_rows: np.ndarray, num_items: int) -> ScoreFn:
+    """The popularity baseline: every user gets the training interaction counts."""
+    counts = np.bincount(train_item_rows, minlength=num_items).astype(np.float32)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(counts, (len(users), num_items))
+
+    return score
+
+
+def embedding_score_fn(user_embeddings: np.ndarray, item_embeddings: np.ndarray) -> ScoreFn:
+    """Dot-product scores of users' query embeddings against every item."""
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return user_embeddings[users] @ item_embeddings.T
+
+    return score
+
+
+def recall_vs_exact(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of the exact top-k neighbours that the approximate search found."""
+    k = exact.shape[1]
+    found = [len(set(a[:k]) & set(e)) / k for a, e in zip(approx, exact, strict=True)]
+    return float(np.mean(found)) if found else 1.0

@@ -1,0 +1,198 @@
+"""read -> validate -> split -> fit -> evaluate -> export -> publish, in one call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from rich.console import Console
+
+from towers.spec import ModelSpec, ids_only_spec, movielens_spec, spec_for_columns, storefront_spec
+from towers.tower import input_defaults
+from training.config import TrainConfig
+from training.data.tables import CanonicalData
+from training.evaluate import evaluate_split
+from training.export import VersionArtifact, write_version
+from training.index import build_index
+from training.model import embed
+from training.prepared import PreparedData, make_dataset, prepare, sampling_probabilities, subset_inputs
+from training.publish import publish
+from training.report import write_report
+from training.split import Split, make_split
+from training.trainer import TrainResult, train
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def step(message: str) -> Iterator[None]:
+    """A visible progress line per pipeline step, with its duration."""
+    start = time.perf_counter()
+    with console.status(f"[bold]{message}…"):
+        yield
+    console.log(f"{message}: done in {time.perf_counter() - start:.1f}s")
+
+
+def default_spec(source: str, data: CanonicalData, embedding_dim: int = 64) -> ModelSpec:
+    """The default feature spec for a source, restricted to the columns it has."""
+    if source.startswith("synthetic"):
+        base = storefront_spec(embedding_dim)
+    elif source.startswith(("movielens", "tfds")):
+        base = movielens_spec(embedding_dim)
+    else:
+        base = ids_only_spec(embedding_dim)
+    return spec_for_columns(base, set(data.users.columns), set(data.items.columns))
+
+
+def split_with_validation(prep: PreparedData, config: TrainConfig) -> tuple[Split, np.ndarray, np.ndarray]:
+    """Test split as configured, then a validation split carved from train the same way."""
+    inter = prep.data.interactions
+    split = make_split(inter, config.split, config.test_fraction, config.seed)
+    if config.validation_fraction <= 0:
+        return split, split.train, np.zeros(0, dtype=np.int64)
+    inner = make_split(inter.iloc[split.train].reset_index(drop=True), config.split, config.validation_fraction, config.seed + 1)
+    return split, split.train[inner.train], split.train[inner.test]
+
+
+def run_fingerprint(data: CanonicalData, spec: ModelSpec, config: TrainConfig) -> str:
+    """Identifies a run: same data, spec and config -> same checkpoint folder."""
+    blob = json.dumps(
+        {"data": data.fingerprint(), "spec": spec.model_dump(mode="json"), "config": config.model_dump(mode="json")},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class PipelineResult:
+    version: str | None
+    metrics: dict
+    train: TrainResult
+    spec: ModelSpec
+
+
+def _tables_for_export(prep: PreparedData, spec: ModelSpec, train_rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    items = prep.data.items.reset_index(drop=True).copy()
+    items["item_id"] = prep.item_ids
+    items["popularity"] = np.bincount(prep.item_rows[train_rows], minlength=prep.num_items).astype(np.int64)
+    users = pd.DataFrame({"user_id": prep.user_ids})
+    for name, values in prep.user_inputs.items():
+        users[name] = values.astype(str) if values.dtype == object else values
+    seen_lists = prep.items_by_user(train_rows)
+    seen = pd.DataFrame(
+        {
+            "user_id": prep.user_ids,
+            "item_rows": [s.astype(np.int32).tolist() for s in seen_lists],
+        }
+    )
+    return items, users, seen[[len(s) > 0 for s in seen_lists]]
+
+
+def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, item_emb: np.ndarray, config: TrainConfig) -> dict:
+    """FactorizedTopK over the whole catalog on (a sample of) the test pairs:
+    TFRS's own number, reported beside ours so the two can be compared."""
+    rows = split.test
+    if len(rows) > config.max_eval_queries:
+        rows = np.sort(np.random.default_rng(config.seed).choice(rows, config.max_eval_queries, replace=False))
+    result.model.attach_top_k_metrics(item_emb)
+    ds = make_dataset(prep, rows, sampling_probabilities(prep, split.train), config.batch_size, config.seed, shuffle=False)
+    out = result.model.evaluate(ds, return_dict=True, verbose=0)
+    result.model.task.factorized_metrics = []
+    return {k.split("/")[-1]: float(v) for k, v in out.items() if "factorized_top_k" in k}
+
+
+def run_pipeline(
+    data: CanonicalData,
+    model_root: Path,
+    config: TrainConfig,
+    spec: ModelSpec | None = None,
+    publish_version: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: int | str = "auto",
+) -> PipelineResult:
+    """Train, evaluate and (unless told not to) publish one version of ``data``."""
+    model_root = Path(model_root)
+    spec = spec or default_spec(data.source, data)
+    with step(f"preparing {len(data.interactions):,} interactions, {len(data.items):,} items, {len(data.users):,} users"):
+        prep = prepare(data, spec)
+        split, fit_rows, val_rows = split_with_validation(prep, config)
+    console.log(f"split={config.split.value}: fit {len(fit_rows):,}, validation {len(val_rows):,}, test {len(split.test):,}")
+
+    run_dir = model_root / ".runs" / run_fingerprint(data, spec, config)
+    result = train(prep, spec, config, fit_rows, val_rows, run_dir=run_dir, verbose=verbose, strategy=strategy)
+    console.log(f"trained {result.best_epoch} best epoch(s); {result.examples_per_second:,.0f} examples/s")
+
+    with step("evaluating on the test split"):
+        user_emb = embed(result.model.query_tower, prep.user_inputs)
+        item_emb = embed(result.model.candidate_tower, prep.item_inputs)
+        evaluation = evaluate_split(prep, split, user_emb, item_emb, config)
+        evaluation["factorized_top_k"] = top_k_cross_check(result, prep, split, item_emb, config)
+    with step(f"building the ScaNN index over {prep.num_items:,} items"):
+        queries = user_emb[np.random.default_rng(config.seed).choice(len(user_emb), min(1000, len(user_emb)), replace=False)]
+        searcher, index_info = build_index(item_emb, queries)
+    metrics = {
+        "evaluation": evaluation,
+        "training": {
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history.get("loss", [])),
+            "train_seconds": result.train_seconds,
+            "examples_per_second": result.examples_per_second,
+            "history": result.history,
+        },
+        "index": index_info.__dict__,
+    }
+    _log_summary(evaluation, index_info.__dict__)
+
+    version = None
+    if publish_version:
+        items, users, seen = _tables_for_export(prep, spec, split.train)
+        train_users = np.unique(prep.user_rows[fit_rows])
+        train_items = np.unique(prep.item_rows[fit_rows])
+        artifact = VersionArtifact(
+            spec=spec,
+            query_tower=result.model.query_tower,
+            candidate_tower=result.model.candidate_tower,
+            query_defaults=input_defaults(spec.query, subset_inputs(prep.user_inputs, train_users)),
+            candidate_defaults=input_defaults(spec.candidate, subset_inputs(prep.item_inputs, train_items)),
+            item_embeddings=item_emb,
+            items=items,
+            users=users,
+            seen=seen,
+            searcher=searcher,
+            metrics=metrics,
+            manifest_extra={
+                "dataset": {
+                    "source": data.source,
+                    "fingerprint": data.fingerprint(),
+                    "num_interactions": int(len(data.interactions)),
+                    "bad_rows": int(data.report.count),
+                },
+                "training": config.model_dump(mode="json"),
+                "index": index_info.__dict__,
+            },
+            write_report=lambda path: write_report(
+                path, result.history, evaluation, index_info.__dict__, title=f"{data.source}"
+            ),
+        )
+        with step(f"publishing into {model_root}"):
+            version = publish(model_root, lambda dest, v: write_version(dest, artifact, v), retain=config.retain_versions)
+        console.log(f"published version {version}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return PipelineResult(version=version, metrics=metrics, train=result, spec=spec)
+
+
+def _log_summary(evaluation: dict, index: dict) -> None:
+    model, pop = evaluation["model"], evaluation["popularity"]
+    for key in ("top_100_accuracy", "recall_at_10", "recall_at_100", "ndcg_at_10", "coverage_at_10"):
+        console.log(f"{key:>18}: model {model[key]:.4f}   popularity {pop[key]:.4f}")
+    if index.get("recall_at_10_vs_exact") is not None:
+        console.log(f"ScaNN {index['kind']} recall@10 vs exact: {index['recall_at_10_vs_exact']:.3f}")

@@ -1,0 +1,149 @@
+"""Atomic, versioned publishing into a model root (DESIGN.md section 3).
+
+A version is written under ``.staging-<version>-<pid>``, flushed, renamed into
+place, and only then is ``LATEST`` replaced (temp file + rename). A crash at any
+point leaves ``LATEST`` naming the previous complete version; stale staging
+folders are removed by the next publish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from training.checksums import fsync_dir, fsync_tree
+
+log = logging.getLogger(__name__)
+
+LATEST = "LATEST"
+STAGING_PREFIX = ".staging-"
+
+
+class PublishError(RuntimeError):
+    """Publishing failed; the previously published version is untouched."""
+
+
+def read_latest(model_root: Path) -> str | None:
+    try:
+        name = (model_root / LATEST).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def list_versions(model_root: Path) -> list[str]:
+    """Complete version folders (integer names), oldest first."""
+    if not model_root.is_dir():
+        return []
+    names = [p.name for p in model_root.iterdir() if p.is_dir() and p.name.isdigit()]
+    return sorted(names, key=int)
+
+
+def next_version(model_root: Path, clock: Callable[[], float] = time.time) -> str:
+    """Integer seconds since the epoch, strictly above every existing version."""
+    existing = [int(v) for v in list_versions(model_root)]
+    return str(max([int(clock())] + [v + 1 for v in existing]))
+
+
+@contextlib.contextmanager
+def _publish_lock(model_root: Path) -> Iterator[None]:
+    with open(model_root / ".publish.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(model_root: Path) -> list[str]:
+    """Remove staging folders and temp files left by publishers that are gone."""
+    removed = []
+    for path in model_root.iterdir():
+        if path.name.startswith(STAGING_PREFIX) or (path.name.startswith(".LATEST.") and path.name.endswith(".tmp")):
+            pid_part = path.name.rsplit("-", 1)[-1] if path.is_dir() else path.name.split(".")[2]
+            if pid_part.isdigit() and int(pid_part) != os.getpid() and _pid_alive(int(pid_part)):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def write_latest(model_root: Path, version: str) -> None:
+    tmp = model_root / f".LATEST.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(version + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, model_root / LATEST)
+    fsync_dir(model_root)
+
+
+def prune(model_root: Path, retain: int) -> list[str]:
+    """Delete versions beyond the newest ``retain``; never the one LATEST names."""
+    latest = read_latest(model_root)
+    versions = list_versions(model_root)
+    keep = set(versions[-retain:]) | ({latest} if latest else set())
+    removed = []
+    for v in versions:
+        if v not in keep:
+            shutil.rmtree(model_root / v, ignore_errors=True)
+            removed.append(v)
+    return removed
+
+
+def publish(
+    model_root: Path,
+    write: Callable[[Path, str], None],
+    *,
+    retain: int = 3,
+    clock: Callable[[], float] = time.time,
+) -> str:
+    """Write a new version with ``write(staging_dir, version)`` and publish it.
+
+    Returns the version name. Raises :class:`PublishError` (the staging folder
+    removed, ``LATEST`` untouched) if writing or flushing fails, e.g. a full disk.
+    """
+    model_root = Path(model_root)
+    model_root.mkdir(parents=True, exist_ok=True)
+    with _publish_lock(model_root):
+        for name in clean_stale_staging(model_root):
+            log.info("removed stale %s", name)
+        version = next_version(model_root, clock)
+        staging = model_root / f"{STAGING_PREFIX}{version}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            write(staging, version)
+            fsync_tree(staging)
+            os.rename(staging, model_root / version)
+            fsync_dir(model_root)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise PublishError(f"could not write version {version} under {model_root}: {exc}") from exc
+            raise
+        try:
+            write_latest(model_root, version)
+        except OSError as exc:
+            raise PublishError(f"version {version} written but LATEST could not be updated: {exc}") from exc
+        for v in prune(model_root, retain):
+            log.info("pruned old version %s", v)
+    return version
