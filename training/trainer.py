@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import tensorflow as tf
 
 from towers.spec import ModelSpec
 from towers.tower import build_tower
-from training.config import TrainConfig
-from training.metrics import embedding_score_fn, ranking_metrics
+from training.config import SplitKind, TrainConfig
+from training.metrics import embedding_score_fn, ranking_metrics, top_k_accuracy
 from training.model import TwoTowerModel, embed, make_optimizer
 from training.prepared import PreparedData, make_dataset, sampling_probabilities, subset_inputs
 
@@ -23,6 +24,7 @@ from training.prepared import PreparedData, make_dataset, sampling_probabilities
 class TrainResult:
     model: TwoTowerModel
     history: dict[str, list[float]] = field(default_factory=dict)
+    validation_metric: str = ""
     best_epoch: int = 0
     train_seconds: float = 0.0
     examples_per_second: float = 0.0
@@ -43,58 +45,69 @@ class _EpochTimer(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-class _ValidationRecall(tf.keras.callbacks.Callback):
-    """After each epoch: Recall@K on the validation split (training items
-    excluded), written into the logs for EarlyStopping, and the per-epoch
-    history persisted beside the checkpoint so a resumed run keeps its curves."""
+class _ValidationMetric(tf.keras.callbacks.Callback):
+    """After each epoch: the split's own metric on the validation rows, written
+    into the logs (``val_<metric>``) for EarlyStopping, and the per-epoch
+    history persisted beside the checkpoint so a resumed run keeps its curves.
+
+    Temporal split (P2): Recall@K per user, training items excluded.
+    Random split (P1): top-K accuracy per validation pair, nothing excluded.
+    """
 
     def __init__(
         self,
         prep: PreparedData,
-        val_users: np.ndarray,
-        val_items: list[np.ndarray],
-        seen_items: list[np.ndarray],
-        k: int,
+        fit_rows: np.ndarray,
+        val_rows: np.ndarray,
+        config: TrainConfig,
         history_file: Path | None,
     ) -> None:
         super().__init__()
-        self.prep, self.val_users, self.val_items, self.seen_items, self.k = prep, val_users, val_items, seen_items, k
+        self.prep = prep
+        self.k = k = config.validation_metric_k
+        self.per_pair = config.split is SplitKind.RANDOM
+        self.metric = f"top_{k}_accuracy" if self.per_pair else f"recall_at_{k}"
+        self.log_key = f"val_{self.metric}"
+        rng = np.random.default_rng(config.seed)
+        cap = config.max_eval_queries
+        if self.per_pair:
+            rows = val_rows if len(val_rows) <= cap else rng.choice(val_rows, cap, replace=False)
+            self.pairs = (prep.user_rows[rows], prep.item_rows[rows])
+            self.active = len(rows) > 0
+        else:
+            val_by_user = prep.items_by_user(val_rows)
+            seen_by_user = prep.items_by_user(fit_rows)
+            users = np.array([u for u in range(prep.num_users) if len(val_by_user[u])], dtype=np.int64)
+            if len(users) > cap:
+                users = np.sort(rng.choice(users, cap, replace=False))
+            self.users = users
+            self.val_items = [val_by_user[u] for u in users]
+            self.seen = [seen_by_user[u] for u in users]
+            self.active = len(users) > 0
         self.history_file = history_file
-        self.history: dict[str, list[float]] = {"loss": [], f"val_recall_at_{k}": []}
+        self.history: dict[str, list[float]] = {"loss": [], self.log_key: []}
         if history_file and history_file.exists():
             self.history = json.loads(history_file.read_text())
 
+    def compute(self, model: TwoTowerModel) -> float:
+        score = embedding_score_fn(
+            embed(model.query_tower, self.prep.user_inputs), embed(model.candidate_tower, self.prep.item_inputs)
+        )
+        if self.per_pair:
+            return top_k_accuracy(score, *self.pairs, ks=(self.k,))[self.metric]
+        found = ranking_metrics(score, self.users, self.val_items, self.seen, self.prep.num_items, recall_ks=(self.k,))
+        return found[self.metric]
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
-        model: TwoTowerModel = self.model  # type: ignore[assignment]
-        if len(self.val_users):
-            users = embed(model.query_tower, self.prep.user_inputs)
-            items = embed(model.candidate_tower, self.prep.item_inputs)
-            metrics = ranking_metrics(
-                embedding_score_fn(users, items),
-                self.val_users,
-                self.val_items,
-                self.seen_items,
-                self.prep.num_items,
-                recall_ks=(self.k,),
-            )
-            logs[f"val_recall_at_{self.k}"] = metrics[f"recall_at_{self.k}"]
-            self.history[f"val_recall_at_{self.k}"].append(float(metrics[f"recall_at_{self.k}"]))
+        if self.active:
+            value = float(self.compute(self.model))  # type: ignore[arg-type]
+            logs[self.log_key] = value
+            self.history[self.log_key].append(value)
         self.history["loss"].append(float(logs.get("loss", float("nan"))))
         if self.history_file:
             self.history_file.parent.mkdir(parents=True, exist_ok=True)
             self.history_file.write_text(json.dumps(self.history))
-
-
-def _validation_targets(
-    prep: PreparedData, fit_rows: np.ndarray, val_rows: np.ndarray, max_users: int, seed: int
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    val_by_user = prep.items_by_user(val_rows)
-    seen_by_user = prep.items_by_user(fit_rows)
-    users = np.array([u for u in range(prep.num_users) if len(val_by_user[u])], dtype=np.int64)
-    if len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    return users, [val_by_user[u] for u in users], [seen_by_user[u] for u in users]
 
 
 def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_rows: np.ndarray) -> TwoTowerModel:
@@ -121,6 +134,7 @@ def train(
     run_dir: Path | None = None,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
+    extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Train on ``fit_rows``; early-stop on Recall@K over ``val_rows``.
 
@@ -135,17 +149,13 @@ def train(
     p = sampling_probabilities(prep, fit_rows)
     dataset = make_dataset(prep, fit_rows, p, config.batch_size, config.seed)
 
-    k = config.validation_metric_k
-    val_users, val_items, seen = _validation_targets(prep, fit_rows, val_rows, config.max_eval_queries, config.seed)
     timer = _EpochTimer()
-    validation = _ValidationRecall(
-        prep, val_users, val_items, seen, k, run_dir / "history.json" if run_dir else None
-    )
-    callbacks: list[tf.keras.callbacks.Callback] = [timer, validation]
-    if len(val_users):
+    validation = _ValidationMetric(prep, fit_rows, val_rows, config, run_dir / "history.json" if run_dir else None)
+    callbacks: list[tf.keras.callbacks.Callback] = [timer, validation, *extra_callbacks]
+    if validation.active:
         callbacks.append(
             tf.keras.callbacks.EarlyStopping(
-                monitor=f"val_recall_at_{k}",
+                monitor=validation.log_key,
                 mode="max",
                 patience=config.early_stopping_patience,
                 restore_best_weights=True,
@@ -161,13 +171,14 @@ def train(
     model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
     hist = validation.history
-    val_curve = hist.get(f"val_recall_at_{k}", [])
+    val_curve = hist.get(validation.log_key, [])
     best = int(np.argmax(val_curve)) + 1 if val_curve else len(hist["loss"])
     epoch_seconds = float(np.median(timer.seconds)) if timer.seconds else seconds
     return TrainResult(
         model=model,
         history=hist,
         best_epoch=best,
+        validation_metric=validation.log_key,
         train_seconds=seconds,
         examples_per_second=len(fit_rows) / epoch_seconds if epoch_seconds > 0 else 0.0,
     )
