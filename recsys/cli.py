@@ -45,6 +45,10 @@ def train(
     retain: Annotated[int, typer.Option(min=1, help="published versions kept")] = 3,
     config: Annotated[Optional[Path], typer.Option(help="JSON/YAML file of further TrainConfig fields")] = None,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="train and evaluate only")] = False,
+    gate_max_drop: Annotated[
+        Optional[float],
+        typer.Option(min=0.0, help="quality gate: refuse to publish if the served version is better by more than this"),
+    ] = None,
 ) -> None:
     """Train, evaluate and atomically publish one model version."""
     import yaml
@@ -54,7 +58,7 @@ def train(
     from training.data.sources import load_source
     from training.data.tables import DataError
     from training.distribute import cluster_from_environment
-    from training.pipeline import run_pipeline
+    from training.pipeline import QualityGateError, run_pipeline
     from training.publish import PublishError
 
     extra = yaml.safe_load(config.read_text()) if config else {}
@@ -68,6 +72,7 @@ def train(
                 "split": split,
                 "max_bad_rows": max_bad_rows,
                 "retain_versions": retain,
+                "gate_max_drop": gate_max_drop,
                 **(extra or {}),
             }
         )
@@ -95,8 +100,55 @@ def train(
         _fail(str(exc))
     except PublishError as exc:
         _fail(str(exc), code=3)
+    except QualityGateError as exc:
+        _fail(str(exc), code=4)
     summary = {"version": result.version, "evaluation": result.metrics["evaluation"]["model"]}
     typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
+def compare(
+    model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="model root holding the versions")] = Path(
+        "models"
+    ),
+    old: Annotated[Optional[str], typer.Argument(help="version to compare from (default: the one before LATEST)")] = None,
+    new: Annotated[Optional[str], typer.Argument(help="version to compare to (default: LATEST)")] = None,
+    max_drop: Annotated[
+        Optional[float], typer.Option(min=0.0, help="exit 4 if NEW's primary metric is below OLD's by more than this")
+    ] = None,
+) -> None:
+    """Print two published versions' evaluation figures side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from training.publish import list_versions, read_latest
+    from training.quality_gate import comparison_rows, primary_metric, read_manifest
+
+    versions = list_versions(model_root)
+    new = new or read_latest(model_root)
+    if new is None:
+        _fail(f"no published version under {model_root}")
+    if old is None:
+        earlier = [v for v in versions if int(v) < int(new)]
+        if not earlier:
+            _fail(f"no version older than {new} to compare with")
+        old = earlier[-1]
+    try:
+        a, b = read_manifest(model_root, old), read_manifest(model_root, new)
+    except ValueError as exc:
+        _fail(str(exc))
+    table = Table(title=f"{model_root}: {old} -> {new}")
+    for col in ("metric", old, new, "change"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    for name, x, y, d in comparison_rows(a, b):
+        table.add_row(name, fmt(x), fmt(y), "-" if d is None else f"{d:+.4f}")
+    Console().print(table)
+    if max_drop is not None:
+        metric = primary_metric(b["metrics"]["evaluation"])
+        drop = a["metrics"]["evaluation"]["model"][metric] - b["metrics"]["evaluation"]["model"][metric]
+        if drop > max_drop:
+            _fail(f"{metric} dropped by {drop:.4f} (allowed {max_drop:.4f})", code=4)
 
 
 @app.command()

@@ -43,6 +43,9 @@ class TrainConfig(BaseModel):
     retain_versions: int = Field(default=3, ge=1)
     checkpoint_every_steps: int = Field(default=200, ge=1)
     max_bad_rows: int = Field(default=0, ge=0)
+    gate_max_drop: float | None = Field(
+        default=None, ge=0, description="refuse to publish if the served version's primary metric is higher by more than this"
+    )
 
 
 class RunPaths(BaseModel):

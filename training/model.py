@@ -52,7 +52,11 @@ class TwoTowerModel(tfrs.Model):
         )
 
     def attach_top_k_metrics(self, item_embeddings: np.ndarray, ks: Sequence[int] = (10, 50, 100)) -> None:
-        """Give the task a FactorizedTopK over the whole catalog (evaluation only)."""
+        """Give the task a FactorizedTopK over the whole catalog (evaluation only).
+
+        A K larger than the catalog is clamped to the catalog size.
+        """
+        ks = sorted({min(k, len(item_embeddings)) for k in ks})
         index = tfrs.layers.factorized_top_k.BruteForce(k=max(ks))
         index.index(
             tf.constant(item_embeddings, dtype=tf.float32),

@@ -26,11 +26,16 @@ from training.index import build_index
 from training.model import embed
 from training.prepared import PreparedData, make_dataset, prepare, sampling_probabilities, subset_inputs
 from training.publish import publish
+from training.quality_gate import quality_gate
 from training.report import write_report
 from training.split import Split, make_split
 from training.trainer import TrainResult, train
 
 console = Console(stderr=True)
+
+
+class QualityGateError(RuntimeError):
+    """The new version is worse than the served one by more than the allowed margin."""
 
 
 @contextmanager
@@ -153,6 +158,12 @@ def run_pipeline(
     _log_summary(evaluation, index_info.__dict__)
 
     version = None
+    if publish_version and config.gate_max_drop is not None:
+        gate = quality_gate(model_root, metrics, config.gate_max_drop)
+        console.log(f"quality gate: {gate.message}")
+        metrics["quality_gate"] = {"passed": gate.passed, "message": gate.message}
+        if not gate.passed:
+            raise QualityGateError(f"quality gate refused the new version: {gate.message}")
     if publish_version:
         items, users, seen = _tables_for_export(prep, spec, split.train)
         train_users = np.unique(prep.user_rows[fit_rows])
