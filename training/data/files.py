@@ -1,0 +1,275 @@
+"""A user's own Parquet or CSV files, described by a YAML spec (see :mod:`files_spec`).
+
+Ids become str; ``timestamp`` may be integer epoch seconds or dates (ISO text or
+Parquet timestamps, converted to UTC seconds); ``weight`` must be numeric.
+Unparseable rows are bad rows located by file and line (CSV: the physical line,
+header = line 1, exact unless a quoted field spans lines; Parquet: the 1-based
+row number). Missing string metadata becomes ``""``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.data.files_spec import FilesSpec, TableFile, load_spec
+from training.data.parsing import RowChecker
+from training.data.progress import QUIET, Progress
+from training.data.tables import BadRowReport, CanonicalData, DataError, finalize
+
+DEFAULT_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+_COMPRESSION = {".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"}
+_SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
+
+
+@dataclass
+class _Read:
+    """A table read from one file: the frame, 1-based line per row, the file name."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+    file: str
+
+
+def _format(path: Path, spec: TableFile) -> str:
+    if spec.format:
+        return spec.format
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in _COMPRESSION]
+    last = suffixes[-1] if suffixes else ""
+    if last in (".csv", ".tsv", ".txt"):
+        return "csv"
+    if last in (".parquet", ".pq", ".parq"):
+        return "parquet"
+    raise DataError("cannot tell the format from the extension; set format: csv|parquet",
+                    file=str(path))
+
+
+def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport) -> _Read:
+    sep = spec.sep or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
+    options = dict(sep=sep, encoding=spec.encoding, engine="c")
+    try:
+        header = list(pd.read_csv(path, nrows=0, **options).columns)
+    except pd.errors.EmptyDataError as error:
+        raise DataError("file is empty (expected a header line)", file=str(path)) from error
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read the header: {error}", file=str(path), line=1) from error
+    na = {c: ([""] if c in id_columns else DEFAULT_NA) for c in header}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(
+                path, dtype={c: str for c in id_columns if c in header},
+                keep_default_na=False, na_values=na, skip_blank_lines=False,
+                on_bad_lines="warn", **options,
+            )
+        except (pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise DataError(f"cannot parse the file: {error}", file=str(path)) from error
+    skipped: list[int] = []
+    for warning in caught:
+        for number, reason in _SKIPPED.findall(str(warning.message)):
+            skipped.append(int(number))
+            report.add(str(path), int(number), None, reason)
+    records = np.arange(2, 2 + len(frame) + len(skipped), dtype=np.int64)
+    lines = np.setdiff1d(records, np.array(skipped, dtype=np.int64)) if skipped else records
+    return _Read(frame, lines, str(path))
+
+
+def _read_parquet(path: Path) -> _Read:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # noqa: BLE001 (pyarrow raises several kinds)
+        raise DataError(f"cannot read Parquet: {type(error).__name__}: {error}",
+                        file=str(path)) from error
+    return _Read(frame.reset_index(drop=True), np.arange(1, len(frame) + 1, dtype=np.int64),
+                 str(path))
+
+
+def _rename(read: _Read, mapping: dict[str, str], table: str) -> pd.DataFrame:
+    frame = read.frame
+    for canonical, theirs in mapping.items():
+        if theirs not in frame.columns:
+            raise DataError(
+                f"{table} file has no column '{theirs}' (mapped to {canonical}); "
+                f"columns present: {', '.join(map(str, frame.columns))}",
+                file=read.file, column=theirs,
+            )
+    renames = {theirs: canonical for canonical, theirs in mapping.items() if theirs != canonical}
+    for theirs, canonical in renames.items():
+        if canonical in frame.columns and canonical not in renames:
+            raise DataError(
+                f"{table} file has a column '{canonical}' and also maps '{theirs}' to "
+                f"{canonical}; map {canonical}: {canonical} or drop one of them",
+                file=read.file, column=canonical,
+            )
+    frame = frame.rename(columns=renames)
+    return frame
+
+
+def _ids_to_str(series: pd.Series) -> pd.Series:
+    """Ids as str (ints without ``.0``); missing stay missing."""
+    if pd.api.types.is_float_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.isfinite(values)
+        with np.errstate(invalid="ignore"):
+            integral = finite & (np.floor(values) == values)
+        if integral[finite].all():
+            series = series.astype("Int64")
+    if pd.api.types.is_string_dtype(series) and not pd.api.types.is_object_dtype(series):
+        return series
+    missing = series.isna()
+    return series.astype(str).where(~missing.to_numpy(), None).astype("str")
+
+
+def _epoch_seconds(stamps: pd.Series) -> np.ndarray:
+    """Whole seconds since the epoch of tz-aware datetimes (NaN for NaT)."""
+    delta = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return delta.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _timestamps(series: pd.Series, check: RowChecker) -> np.ndarray:
+    """Epoch seconds as float64 (NaN in bad rows, which are reported)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        stamps = series.dt.tz_localize("UTC") if series.dt.tz is None else series
+        valid = stamps.notna().to_numpy()
+        check.flag(~valid, "timestamp", "missing timestamp")
+        return np.where(valid, _epoch_seconds(stamps), np.nan)
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = series.astype("str").str.strip()
+    missing = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+    check.flag(missing, "timestamp", "missing timestamp")
+    numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan))  # a writable copy
+    needs_date = ~missing & np.isnan(numbers)
+    if needs_date.any():
+        dates = pd.to_datetime(text[needs_date], utc=True, errors="coerce", format="mixed")
+        ok = dates.notna().to_numpy()
+        numbers[np.flatnonzero(needs_date)[ok]] = _epoch_seconds(dates[ok])
+        bad = np.zeros(len(text), dtype=bool)
+        bad[np.flatnonzero(needs_date)[~ok]] = True
+        check.flag(bad, "timestamp",
+                   lambda v: f"timestamp {v!r} is neither epoch seconds nor a date", text)
+    return np.where(check.good, numbers, np.nan)
+
+
+def _split_multi(series: pd.Series, sep: str) -> pd.Series:
+    def split(value: object) -> list[str]:
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return [str(v) for v in value]
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return []
+        return [part.strip() for part in str(value).split(sep) if part.strip()]
+
+    return pd.Series([split(v) for v in series.tolist()], index=series.index, dtype=object)
+
+
+def _tidy_metadata(
+    frame: pd.DataFrame, id_column: str, multi: dict[str, str], file: str
+) -> pd.DataFrame:
+    """Split multi-valued columns, turn Parquet lists into lists and missing strings into ""."""
+    frame = frame.copy()
+    for column, sep in multi.items():
+        if column not in frame.columns:
+            raise DataError(f"multi_valued column '{column}' is not in the file", file=file,
+                            column=column)
+        frame[column] = _split_multi(frame[column], sep)
+    for column in frame.columns:
+        if column == id_column or column in multi:
+            continue
+        series = frame[column]
+        if pd.api.types.is_object_dtype(series) and len(series):
+            first = series.dropna()
+            if len(first) and isinstance(first.iloc[0], (list, tuple, np.ndarray)):
+                frame[column] = _split_multi(series, "\x00")  # Parquet lists → Python lists
+                continue
+        if pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series):
+            frame[column] = series.fillna("")
+    return frame
+
+
+def _read(base: Path, spec: TableFile, id_columns: list[str], report: BadRowReport,
+          progress: Progress) -> _Read:
+    path = Path(spec.path).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise DataError("data file not found", file=str(path))
+    with progress.step(f"reading {path.name}") as done:
+        fmt = _format(path, spec)
+        read = (_read_csv(path, spec, id_columns, report) if fmt == "csv"
+                else _read_parquet(path))
+        done(f"{len(read.frame):,} rows")
+    return read
+
+
+def _interactions(base: Path, spec: FilesSpec, report: BadRowReport,
+                  progress: Progress) -> tuple[pd.DataFrame, np.ndarray, str]:
+    table = spec.interactions
+    mapping = table.columns.mapping()
+    read = _read(base, table, [mapping["user_id"], mapping["item_id"]], report, progress)
+    frame = _rename(read, mapping, "interactions")
+    check = RowChecker(read.file, read.lines, report)
+    check.flag(frame.isna().all(axis=1).to_numpy(dtype=bool), None, "empty line")
+    for column in ("user_id", "item_id"):
+        frame[column] = _ids_to_str(frame[column])
+        check.flag((frame[column].isna() | (frame[column] == "")).to_numpy(
+            dtype=bool, na_value=True), column, f"missing {column}")
+    if "timestamp" in mapping:
+        frame["timestamp"] = _timestamps(frame["timestamp"], check)
+    if "weight" in mapping and not pd.api.types.is_numeric_dtype(frame["weight"]):
+        frame["weight"] = check.floats(frame["weight"].astype("str"), "weight")
+    for column, sep in table.multi_valued.items():
+        if column not in frame.columns:
+            raise DataError(f"multi_valued column '{column}' is not in the file",
+                            file=read.file, column=column)
+        frame[column] = _split_multi(frame[column], sep)
+    good = check.good
+    return frame.loc[good].reset_index(drop=True), read.lines[good], read.file
+
+
+def _entities(base: Path, table: TableFile, id_column: str, report: BadRowReport,
+              progress: Progress, name: str) -> tuple[pd.DataFrame, np.ndarray, str]:
+    mapping = table.columns.mapping()  # type: ignore[attr-defined]
+    read = _read(base, table, [mapping[id_column]], report, progress)
+    frame = _rename(read, mapping, name)
+    frame[id_column] = _ids_to_str(frame[id_column])
+    frame = frame[[id_column] + [c for c in frame.columns if c != id_column]]
+    return _tidy_metadata(frame, id_column, table.multi_valued, read.file), read.lines, read.file
+
+
+def _bare(interactions: pd.DataFrame, column: str) -> pd.DataFrame:
+    ids = interactions[column].dropna()
+    return pd.DataFrame({column: pd.Series(pd.unique(ids.to_numpy(dtype=object)), dtype=str)})
+
+
+def read_files(spec_path: str | Path, progress: Progress = QUIET) -> CanonicalData:
+    """Read the files a YAML spec describes, unvalidated (see :func:`load_files`)."""
+    spec_path = Path(spec_path).expanduser()
+    spec = load_spec(spec_path)
+    base = spec_path.parent
+    report = BadRowReport()
+    inter, inter_lines, inter_file = _interactions(base, spec, report, progress)
+    files = {"interactions": inter_file}
+    lines = {"interactions": inter_lines}
+    tables: dict[str, pd.DataFrame] = {}
+    for name, table, id_column in (("items", spec.items, "item_id"),
+                                   ("users", spec.users, "user_id")):
+        if table is None:
+            tables[name] = _bare(inter, id_column)
+            files[name] = f"{inter_file} ({name} derived from interactions)"
+            continue
+        tables[name], lines[name], files[name] = _entities(
+            base, table, id_column, report, progress, name)
+    return CanonicalData(inter, tables["items"], tables["users"], f"files:{spec_path}",
+                         report, files=files, lines=lines)
+
+
+def load_files(spec_path: str | Path, max_bad_rows: int = 0,
+               progress: Progress = QUIET) -> CanonicalData:
+    """Read, validate and check the user's Parquet/CSV files described by ``spec_path``."""
+    return finalize(read_files(spec_path, progress), max_bad_rows)

@@ -1,0 +1,412 @@
+"""The canonical tables every data source is turned into, and their validation.
+
+A source reader produces a :class:`CanonicalData` (three pandas DataFrames plus a
+:class:`BadRowReport`); :func:`validate_canonical` then enforces the contract of
+``docs/CONTRACTS.md`` section 1 and returns a cleaned copy. Rows that break it in
+a recoverable way (a NaN weight, a negative timestamp, a reference to an unknown
+item) become *bad rows*: counted, reported with file and line, and left out.
+Breaks that make the data unusable (a missing column, duplicate ids, an empty
+table) raise :class:`DataError`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from training.data.fingerprint import fingerprint_tables
+
+TABLES = ("interactions", "items", "users")
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "interactions": ("user_id", "item_id"),
+    "items": ("item_id",),
+    "users": ("user_id",),
+}
+_ID_COLUMN = {"items": "item_id", "users": "user_id"}
+_SHOW_BAD_ROWS = 10
+
+
+class DataError(Exception):
+    """A hard error in the input data, located by file, line and column where known."""
+
+    def __init__(
+        self,
+        message: str,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.column = column
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = _location(self.file, self.line, self.column)
+        return f"{where}: {self.message}" if where else self.message
+
+
+def _location(file: str | None, line: int | None, column: str | None) -> str:
+    """``file:line: column 'c'`` with the parts that are known."""
+    parts = []
+    if file is not None:
+        parts.append(file if line is None else f"{file}:{line}")
+    elif line is not None:
+        parts.append(f"line {line}")
+    if column is not None:
+        parts.append(f"column '{column}'")
+    return ": ".join(parts)
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One input row that was skipped: where it was and why."""
+
+    file: str
+    line: int | None  # 1-based line (or record/row number for non-text sources)
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{_location(self.file, self.line, self.column)}: {self.reason}"
+
+
+class BadRowReport:
+    """Every skipped row of a load, in the order they were found."""
+
+    def __init__(self, rows: Iterable[BadRow] = ()) -> None:
+        self.rows: list[BadRow] = list(rows)
+
+    def add(
+        self, file: str, line: int | None, column: str | None, reason: str
+    ) -> None:
+        """Record one bad row."""
+        self.rows.append(BadRow(str(file), None if line is None else int(line), column, reason))
+
+    def add_many(
+        self,
+        file: str,
+        lines: Sequence[int] | np.ndarray,
+        column: str | None,
+        reasons: str | Sequence[str],
+    ) -> None:
+        """Record several bad rows of one file and column (one reason, or one per line)."""
+        file = str(file)
+        if isinstance(reasons, str):
+            reasons = [reasons] * len(lines)
+        for line, reason in zip(np.asarray(lines).tolist(), reasons):
+            self.rows.append(BadRow(file, int(line), column, reason))
+
+    def extend(self, other: "BadRowReport") -> None:
+        """Append the rows of another report."""
+        self.rows.extend(other.rows)
+
+    @property
+    def count(self) -> int:
+        """How many rows were skipped."""
+        return len(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def by_file(self) -> dict[str, int]:
+        """Number of bad rows per file, in first-seen order."""
+        return dict(Counter(row.file for row in self.rows))
+
+    def summary(self, show: int = _SHOW_BAD_ROWS) -> str:
+        """A human-readable summary: counts per file and the first ``show`` rows."""
+        if not self.rows:
+            return "no bad rows"
+        per_file = ", ".join(f"{f}: {n}" for f, n in self.by_file().items())
+        lines = [f"{self.count} bad row(s) ({per_file})"]
+        lines += [f"  {row}" for row in self.rows[:show]]
+        if self.count > show:
+            lines.append(f"  ... and {self.count - show} more")
+        return "\n".join(lines)
+
+    def check(self, max_bad_rows: int = 0) -> None:
+        """Raise :class:`DataError` when more than ``max_bad_rows`` rows were skipped."""
+        if max_bad_rows < 0:
+            raise ValueError("max_bad_rows must be >= 0")
+        if self.count <= max_bad_rows:
+            return
+        error = DataError(
+            f"{self.summary()}\nmore bad rows than the limit of {max_bad_rows}; "
+            "fix the input or raise the limit (max_bad_rows) to skip them"
+        )
+        first = self.rows[0]  # the attributes locate the first bad row
+        error.file, error.line, error.column = first.file, first.line, first.column
+        raise error
+
+    def __repr__(self) -> str:
+        return f"BadRowReport(count={self.count}, by_file={self.by_file()})"
+
+
+@dataclass(eq=False)
+class CanonicalData:
+    """The three canonical tables of one data source.
+
+    ``files`` and ``lines`` are optional provenance for error messages: the file
+    each table was read from, and the 1-based line (or record number) of each
+    row. Readers fill them; :func:`validate_canonical` keeps them aligned.
+    """
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    source: str
+    report: BadRowReport = field(default_factory=BadRowReport)
+    files: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """sha256 hex of the three tables' columns and values (stable across runs)."""
+        return fingerprint_tables(
+            {"interactions": self.interactions, "items": self.items, "users": self.users}
+        )
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The table called ``name`` (one of :data:`TABLES`)."""
+        if name not in TABLES:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def where(self, name: str) -> tuple[str, np.ndarray]:
+        """(file name, 1-based line per row) for table ``name``."""
+        frame = self.table(name)
+        file = self.files.get(name, f"<{name}>")
+        lines = self.lines.get(name)
+        if lines is None or len(lines) != len(frame):
+            lines = np.arange(1, len(frame) + 1, dtype=np.int64)
+        return file, np.asarray(lines, dtype=np.int64)
+
+
+def _missing_string(series: pd.Series) -> np.ndarray:
+    """True where an id is missing (NaN/None) or the empty string."""
+    missing = series.isna().to_numpy(dtype=bool)
+    if len(series) and not missing.all():
+        missing = missing | (series == "").to_numpy(dtype=bool, na_value=False)
+    return missing
+
+
+def _check_columns(data: CanonicalData) -> None:
+    for name in TABLES:
+        frame = data.table(name)
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+        file = data.files.get(name)
+        for column in REQUIRED_COLUMNS[name]:
+            if column not in frame.columns:
+                raise DataError(
+                    f"{name} table has no '{column}' column "
+                    f"(columns present: {', '.join(map(str, frame.columns)) or 'none'})",
+                    file=file,
+                    column=column,
+                )
+
+
+def _check_non_empty(data: CanonicalData, after_bad_rows: bool) -> None:
+    for name in TABLES:
+        if len(data.table(name)):
+            continue
+        file = data.files.get(name)
+        if after_bad_rows or (file is not None and file in data.report.by_file()):
+            raise DataError(
+                f"{name} table has no valid rows left after skipping bad rows:\n"
+                f"{data.report.summary()}",
+                file=file,
+            )
+        raise DataError(f"{name} table is empty", file=file)
+
+
+def _check_id_type(name: str, column: str, series: pd.Series, file: str | None) -> None:
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind not in ("string", "empty"):
+        raise DataError(
+            f"{name}.{column} must hold str ids, found {kind} values "
+            f"(dtype {series.dtype}); readers convert ids with astype(str)",
+            file=file,
+            column=column,
+        )
+
+
+def _unique_ids(data: CanonicalData, name: str, keep: np.ndarray) -> None:
+    column = _ID_COLUMN[name]
+    frame = data.table(name)
+    file, lines = data.where(name)
+    ids = frame[column][keep].reset_index(drop=True)
+    dup = ids.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    dup_ids = ids[dup].reset_index(drop=True)
+    dup_lines = lines[keep][dup]
+    first = dup_ids.iloc[0]
+    where = dup_lines[(dup_ids == first).to_numpy()].tolist()
+    n_dup = dup_ids.nunique()
+    raise DataError(
+        f"duplicate {column} {first!r} in {name} (lines {', '.join(map(str, where))}); "
+        f"{n_dup} id(s) are duplicated; {column} must be unique",
+        file=file,
+        line=int(where[0]),
+        column=column,
+    )
+
+
+def _mark(
+    data: CanonicalData,
+    name: str,
+    bad: np.ndarray,
+    mask: np.ndarray,
+    column: str | None,
+    reasons: str | list[str] | None = None,
+    values: np.ndarray | None = None,
+    template: str = "",
+) -> None:
+    """Report rows where ``mask`` holds that are not yet bad, then mark them bad."""
+    new = mask & ~bad
+    if not new.any():
+        return
+    file, lines = data.where(name)
+    if reasons is None:
+        reasons = [template.format(v) for v in np.asarray(values)[new].tolist()]
+    data.report.add_many(file, lines[new], column, reasons)
+    bad |= new
+
+
+def _validate_entities(data: CanonicalData, name: str) -> np.ndarray:
+    """Bad-row mask of items/users (missing ids); raises on duplicates/wrong types."""
+    column = _ID_COLUMN[name]
+    frame = data.table(name)
+    bad = np.zeros(len(frame), dtype=bool)
+    _mark(data, name, bad, _missing_string(frame[column]), column, f"missing {column}")
+    _check_id_type(name, column, frame[column][~bad], data.files.get(name))
+    _unique_ids(data, name, ~bad)
+    return bad
+
+
+def _numeric(
+    data: CanonicalData, column: str, series: pd.Series
+) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        raise DataError(
+            f"interactions.{column} must be numeric, got dtype {series.dtype}",
+            file=data.files.get("interactions"),
+            column=column,
+        )
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _arrow_strings(series: pd.Series) -> pa.Array:
+    array = pa.array(series.astype(str), type=pa.large_string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _isin(values: pd.Series, universe: pd.Series) -> np.ndarray:
+    """Vectorised membership test of str id columns (in Arrow, no per-element Python)."""
+    found = pc.is_in(_arrow_strings(values), value_set=_arrow_strings(universe))
+    return found.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _validate_interactions(
+    data: CanonicalData, item_ids: pd.Series, user_ids: pd.Series
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    frame = data.interactions
+    bad = np.zeros(len(frame), dtype=bool)
+    converted: dict[str, np.ndarray] = {}
+    file = data.files.get("interactions")
+    for column in ("user_id", "item_id"):
+        missing = _missing_string(frame[column])
+        _mark(data, "interactions", bad, missing, column, f"missing {column}")
+        _check_id_type("interactions", column, frame[column][~bad], file)
+    if "timestamp" in frame.columns:
+        series = frame["timestamp"]
+        if pd.api.types.is_integer_dtype(series):
+            values = series.to_numpy(dtype=np.int64)
+            _mark(data, "interactions", bad, values < 0, "timestamp",
+                  values=values, template="negative timestamp {}")
+            converted["timestamp"] = values
+        else:
+            floats = _numeric(data, "timestamp", series)
+            finite = np.isfinite(floats)
+            _mark(data, "interactions", bad, ~finite, "timestamp",
+                  values=floats, template="missing or non-finite timestamp ({})")
+            with np.errstate(invalid="ignore"):
+                integral = np.where(finite, np.floor(floats) == floats, True)
+            _mark(data, "interactions", bad, ~integral, "timestamp",
+                  values=floats, template="timestamp {} is not whole seconds")
+            _mark(data, "interactions", bad, np.where(finite, floats < 0, False), "timestamp",
+                  values=floats, template="negative timestamp {}")
+            converted["timestamp"] = np.where(bad, 0, np.nan_to_num(floats)).astype(np.int64)
+    if "weight" in frame.columns:
+        weights = _numeric(data, "weight", frame["weight"])
+        _mark(data, "interactions", bad, ~np.isfinite(weights), "weight",
+              values=weights, template="weight {} is not a finite number")
+        converted["weight"] = weights
+    users = frame["user_id"].fillna("")
+    items = frame["item_id"].fillna("")
+    unknown_user = ~bad & ~_isin(users, user_ids)
+    _mark(data, "interactions", bad, unknown_user, "user_id",
+          values=users, template="unknown user_id {!r} (not in the users table)")
+    unknown_item = ~bad & ~_isin(items, item_ids)
+    _mark(data, "interactions", bad, unknown_item, "item_id",
+          values=items, template="unknown item_id {!r} (not in the items table)")
+    return bad, converted
+
+
+def _keep(frame: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
+    if not bad.any():
+        return frame.reset_index(drop=True)
+    return frame.loc[~bad].reset_index(drop=True)
+
+
+def validate_canonical(data: CanonicalData) -> CanonicalData:
+    """Check ``data`` against the canonical contract; return a cleaned copy.
+
+    Raises :class:`DataError` for a missing required column, an empty table,
+    duplicate item/user ids, or ids that are not strings. Recoverable problems
+    become bad rows in ``data.report`` (the same report object is shared with
+    the result) and are left out of the result: missing ids, a negative or
+    non-integral timestamp, a non-finite weight, and interactions whose user or
+    item is not in the users/items table. ``timestamp`` comes back as int64 and
+    ``weight`` as float64; every table gets a fresh RangeIndex.
+    """
+    _check_columns(data)
+    _check_non_empty(data, after_bad_rows=False)
+    bad_items = _validate_entities(data, "items")
+    bad_users = _validate_entities(data, "users")
+    item_ids = data.items["item_id"][~bad_items]
+    user_ids = data.users["user_id"][~bad_users]
+    bad_inter, converted = _validate_interactions(data, item_ids, user_ids)
+
+    interactions = data.interactions
+    if converted:
+        interactions = interactions.assign(**converted)
+    bads = {"interactions": bad_inter, "items": bad_items, "users": bad_users}
+    lines = {}
+    for name in TABLES:
+        if name in data.lines and len(data.lines[name]) == len(data.table(name)):
+            lines[name] = np.asarray(data.lines[name], dtype=np.int64)[~bads[name]]
+    result = replace(
+        data,
+        interactions=_keep(interactions, bad_inter),
+        items=_keep(data.items, bad_items),
+        users=_keep(data.users, bad_users),
+        files=dict(data.files),
+        lines=lines,
+    )
+    _check_non_empty(result, after_bad_rows=True)
+    return result
+
+
+def finalize(data: CanonicalData, max_bad_rows: int = 0) -> CanonicalData:
+    """:func:`validate_canonical`, then fail if more than ``max_bad_rows`` rows were bad."""
+    result = validate_canonical(data)
+    result.report.check(max_bad_rows)
+    return result
