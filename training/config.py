@@ -31,6 +31,9 @@ class TrainConfig(BaseModel):
     embedding_l2: float = Field(default=0.05, ge=0, description="L2 penalty on the batch's query and item embeddings")
     temperature: float = Field(default=1.0, gt=0)
     logq_correction: bool = Field(default=True, description="subtract log(item sampling probability) from logits")
+    logq_strength: float = Field(
+        default=1.0, ge=0, le=1, description="exponent on the sampling probability: 1 = full logQ correction"
+    )
     remove_accidental_hits: bool = True
     num_hard_negatives: int | None = Field(default=None, ge=1)
     split: SplitKind = SplitKind.TEMPORAL

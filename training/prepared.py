@@ -75,13 +75,14 @@ def subset_inputs(inputs: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, 
     return {k: v[rows] for k, v in inputs.items()}
 
 
-def sampling_probabilities(prep: PreparedData, train_rows: np.ndarray) -> np.ndarray:
-    """Each item's share of training interactions (logQ correction); unseen items
-    get the smallest nonzero share so log(p) stays finite."""
+def sampling_probabilities(prep: PreparedData, train_rows: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Each item's share of training interactions (logQ correction), raised to
+    ``strength`` (1 = the full correction, 0 = none); unseen items get the
+    smallest nonzero share so log(p) stays finite."""
     counts = np.bincount(prep.item_rows[train_rows], minlength=prep.num_items).astype(np.float64)
     p = counts / max(counts.sum(), 1.0)
     floor = 1.0 / max(counts.sum(), 1.0)
-    return np.maximum(p, floor).astype(np.float32)
+    return (np.maximum(p, floor) ** strength).astype(np.float32)
 
 
 def _tensor(v: np.ndarray) -> tf.Tensor:

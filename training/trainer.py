@@ -146,7 +146,7 @@ def train(
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = build_model(prep, spec, config, fit_rows)
-    p = sampling_probabilities(prep, fit_rows)
+    p = sampling_probabilities(prep, fit_rows, config.logq_strength)
     dataset = make_dataset(prep, fit_rows, p, config.batch_size, config.seed)
 
     timer = _EpochTimer()
