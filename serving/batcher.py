@@ -1,0 +1,127 @@
+"""Micro-batching: many concurrent requests, one model call.
+
+Requests ``submit`` a job and await a future. One collector task takes the
+first waiting job, then gathers more for at most ``max_wait_s`` or until
+``max_size`` jobs, and hands the whole batch to ``run_batch`` in a single
+inference thread (never on the event loop). While that thread works, new jobs
+queue up and form the next batch, so under load batches grow by themselves and
+throughput grows with concurrency; when idle, a lone request waits at most
+``max_wait_s``.
+
+``run_batch(jobs) -> results`` returns one result per job, in order; a result
+that is an exception fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger("serving")
+
+J = TypeVar("J")
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher is stopping and takes no more work."""
+
+
+class MicroBatcher(Generic[J]):
+    def __init__(
+        self,
+        run_batch: Callable[[list[J]], list[Any]],
+        *,
+        max_wait_s: float,
+        max_size: int,
+        on_batch: Callable[[int], None] | None = None,
+        thread_name: str = "recsys-infer",
+    ) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self._run_batch = run_batch
+        self._max_wait_s = max(0.0, max_wait_s)
+        self._max_size = max_size
+        self._on_batch = on_batch
+        self._thread_name = thread_name
+        self._queue: asyncio.Queue[tuple[J, asyncio.Future]] | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
+        self._task = asyncio.create_task(self._collect(), name="recsys-microbatcher")
+
+    async def stop(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._queue is not None:
+            while not self._queue.empty():
+                _, fut = self._queue.get_nowait()
+                if not fut.done():
+                    fut.set_exception(BatcherClosed("the service is shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def submit(self, job: J) -> Any:
+        """Queue ``job`` and wait for its result (raises what ``run_batch`` gave for it)."""
+        if self._closed or self._queue is None:
+            raise BatcherClosed("the service is shutting down")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((job, fut))
+        return await fut
+
+    async def _gather(self) -> list[tuple[J, asyncio.Future]]:
+        assert self._queue is not None
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_wait_s
+        while len(batch) < self._max_size:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            live = [(job, fut) for job, fut in batch if not fut.done()]  # skip requests that gave up
+            if not live:
+                continue
+            if self._on_batch is not None:
+                self._on_batch(len(live))
+            jobs = [job for job, _ in live]
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, jobs)
+            except asyncio.CancelledError:
+                for _, fut in live:
+                    if not fut.done():
+                        fut.set_exception(BatcherClosed("the service is shutting down"))
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                results = [exc] * len(live)
+            for (_, fut), result in zip(live, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)

@@ -1,0 +1,69 @@
+"""Process entry points: ``run(overrides)`` (used by ``recsys serve``) and the
+``app_from_env`` factory uvicorn workers import.
+
+With one worker the app object is handed to uvicorn directly. With several,
+uvicorn needs an import string: each worker process imports
+``serving.main:app_from_env`` (``factory=True``), which builds its settings from
+the ``RECSYS_*`` environment; ``run`` writes the resolved settings there first,
+so command-line overrides reach every worker. Each worker loads and watches the
+model on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fastapi import FastAPI
+
+from serving.settings import ServiceSettings
+
+log = logging.getLogger("serving")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("serving").setLevel(level.upper())
+
+
+def build_settings(overrides: dict[str, Any] | None = None) -> ServiceSettings:
+    """Settings from the environment, with ``overrides`` (e.g. command-line flags) winning."""
+    return ServiceSettings(**{k: v for k, v in (overrides or {}).items() if v is not None})
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers (``serving.main:app_from_env``, ``factory=True``)."""
+    from serving.app import create_app
+
+    settings = ServiceSettings()
+    _configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def run(overrides: dict[str, Any] | None = None) -> None:
+    """Start uvicorn with the settings (``overrides`` beat the environment)."""
+    import uvicorn
+
+    settings = build_settings(overrides)
+    _configure_logging(settings.log_level)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": max(settings.request_timeout_s * 2, settings.shutdown_grace_s + 5),
+        "limit_concurrency": None,
+    }
+    log.info(
+        "serving %s on %s:%d with %d worker(s)", settings.model_root, settings.host, settings.port, settings.workers
+    )
+    if settings.workers == 1:
+        from serving.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Workers are separate processes: hand them the resolved settings through the environment.
+    os.environ.update(settings.to_env())
+    uvicorn.run("serving.main:app_from_env", factory=True, workers=settings.workers, **common)

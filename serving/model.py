@@ -1,0 +1,483 @@
+"""Load and verify one published version (docs/CONTRACTS.md section 3).
+
+:func:`load_version` does every check before a version may be served: the name,
+the manifest, the sha256 of every listed file, the tables, the SavedModel, the
+ScaNN searcher, the shapes and a warm-up query. It returns an immutable
+:class:`LoadedModel` holding everything a request needs, precomputed once, or
+raises :class:`LoadError` with a short machine-readable ``reason``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("serving")
+
+SCHEMA_VERSION = 1
+LATEST = "LATEST"
+VERSION_NAME = re.compile(r"^[0-9]{1,20}$")
+REQUIRED_FILES = ("query_model/saved_model.pb", "item_embeddings.npy", "items.parquet", "users.parquet", "seen.parquet")
+RESERVED_KEYS = frozenset({"item_id", "score", "rank"})
+_REORDER = re.compile(r"exact_reordering\s*\{[^}]*?approx_num_neighbors:\s*(\d+)", re.S)
+
+
+class LoadError(Exception):
+    """A version that must not be served; ``reason`` is a short label for metrics."""
+
+    def __init__(self, reason: str, detail: str, version: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.version = version
+
+
+@dataclass(frozen=True)
+class QueryInput:
+    name: str
+    dtype: str  # "string" | "float32"
+    default: str | float
+    kind: str | None
+    separator: str
+
+
+@dataclass(frozen=True)
+class FilterColumn:
+    """One item metadata column prepared for filtering (numpy, built at load time)."""
+
+    name: str
+    kind: str  # "scalar" (str values), "list" (list of str), "numeric"
+    codes: np.ndarray | None = None  # scalar: int32 code per item
+    code_of: MappingProxyType | None = None  # scalar: value -> code
+    rows_of: MappingProxyType | None = None  # list: value -> sorted rows having it
+    values: np.ndarray | None = None  # numeric: float64 per item (NaN = missing)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One verified version, everything precomputed. Never mutated after load."""
+
+    version: str
+    path: Path
+    manifest: MappingProxyType
+    embedding_dim: int
+    num_items: int
+    query_inputs: tuple[QueryInput, ...]
+    query_fn: Any  # the SavedModel's serving_default concrete function
+    query_module: Any  # keeps the loaded SavedModel alive
+    searcher: Any  # scann_ops_pybind.ScannSearcher
+    reorder_k: int  # the searcher's exact re-ordering pool (0 if none); over-fetching past it needs a bigger pool
+    item_embeddings: np.ndarray  # float32 [num_items, dim], read-only
+    item_ids: tuple[str, ...]
+    item_row: MappingProxyType  # item_id -> row
+    item_meta: tuple[dict, ...]  # row -> metadata (no item_id/score/rank), JSON-ready
+    popularity: np.ndarray  # float64 [num_items]
+    popular_order: np.ndarray  # rows by popularity desc, then row
+    user_row: MappingProxyType  # user_id -> row of users.parquet
+    user_features: MappingProxyType  # query input name -> numpy column over users
+    seen_rows: MappingProxyType  # user_id -> sorted int64 rows (read-only)
+    filter_columns: MappingProxyType  # column -> FilterColumn
+    loaded_at: float = field(default_factory=time.time)
+    load_seconds: float = 0.0
+
+    def embed(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Run the query tower on one batch: ``columns`` maps every input to a 1-D array."""
+        import tensorflow as tf
+
+        tensors = {}
+        for qi in self.query_inputs:
+            col = columns[qi.name]
+            tensors[qi.name] = tf.constant(col, dtype=tf.float32 if qi.dtype == "float32" else tf.string)
+        out = self.query_fn(**tensors)["embedding"]
+        return np.asarray(out.numpy(), dtype=np.float32)
+
+    def summary(self) -> dict:
+        m = self.manifest
+        metrics = dict(m.get("metrics") or {})
+        training = metrics.get("training")
+        if isinstance(training, dict):  # per-epoch history is long and not a summary
+            metrics["training"] = {k: v for k, v in training.items() if k != "history"}
+        return {
+            "model_version": self.version,
+            "created_at": m.get("created_at"),
+            "loaded_at": self.loaded_at,
+            "load_seconds": round(self.load_seconds, 3),
+            "embedding_dim": self.embedding_dim,
+            "num_items": self.num_items,
+            "num_users": m.get("num_users"),
+            "similarity": m.get("similarity", "dot"),
+            "query_inputs": [
+                {"name": q.name, "dtype": q.dtype, "kind": q.kind, "default": q.default} for q in self.query_inputs
+            ],
+            "candidate_inputs": list(m.get("candidate_inputs") or []),
+            "filterable": {name: col.kind for name, col in self.filter_columns.items()},
+            "dataset": m.get("dataset"),
+            "index": m.get("index"),
+            "metrics": metrics,
+            "libraries": m.get("libraries"),
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def read_latest(model_root: Path) -> str | None:
+    """The name LATEST holds, stripped; None when there is no LATEST or it is empty."""
+    try:
+        text = (Path(model_root) / LATEST).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError("latest_unreadable", f"cannot read LATEST: {exc}") from exc
+    name = text.strip()
+    return name or None
+
+
+def version_dir(model_root: Path, name: str) -> Path:
+    """The folder of version ``name``; refuses names that are not plain version numbers."""
+    if not VERSION_NAME.match(name):
+        shown = name[:80].encode("unicode_escape").decode("ascii")
+        raise LoadError("invalid_version_name", f"LATEST names {shown!r}, which is not a version number", name)
+    path = Path(model_root) / name
+    if not path.is_dir():
+        raise LoadError("missing_version_dir", f"LATEST names version {name}, but {name}/ does not exist", name)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(path: Path, name: str) -> dict:
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise LoadError("manifest_missing", f"version {name} has no manifest.json", name)
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoadError("manifest_invalid", f"manifest.json of {name} is not valid JSON: {exc}", name) from exc
+    if not isinstance(manifest, dict):
+        raise LoadError("manifest_invalid", f"manifest.json of {name} is not an object", name)
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise LoadError(
+            "schema_version",
+            f"version {name} has schema_version {manifest.get('schema_version')!r}; this service reads {SCHEMA_VERSION}",
+            name,
+        )
+    if str(manifest.get("version")) != name:
+        raise LoadError("version_mismatch", f"manifest of {name} says version {manifest.get('version')!r}", name)
+    for key in ("embedding_dim", "num_items"):
+        if not isinstance(manifest.get(key), int) or manifest[key] < 1:
+            raise LoadError("manifest_invalid", f"manifest of {name}: {key} must be a positive integer", name)
+    if not isinstance(manifest.get("files"), dict) or not manifest["files"]:
+        raise LoadError("manifest_invalid", f"manifest of {name} lists no files", name)
+    if not isinstance(manifest.get("query_inputs"), list) or not manifest["query_inputs"]:
+        raise LoadError("manifest_invalid", f"manifest of {name} has no query_inputs", name)
+    if manifest.get("similarity", "dot") != "dot":
+        raise LoadError("manifest_invalid", f"similarity {manifest.get('similarity')!r} is not supported (dot only)", name)
+    return manifest
+
+
+def _verify_files(path: Path, manifest: dict, name: str) -> None:
+    files: dict = manifest["files"]
+    root = path.resolve()
+    for rel, digest in files.items():
+        pure = PurePosixPath(str(rel))
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+            raise LoadError("manifest_invalid", f"manifest of {name} lists an unsafe path {str(rel)[:80]!r}", name)
+        target = (path / pure).resolve()
+        if root not in target.parents:
+            raise LoadError("manifest_invalid", f"manifest of {name} lists a path outside the version: {rel}", name)
+        if not target.is_file():
+            raise LoadError("file_missing", f"{rel} of version {name} is missing", name)
+        if not isinstance(digest, str) or _sha256(target) != digest.lower():
+            raise LoadError("checksum_mismatch", f"{rel} of version {name} does not match its sha256 in the manifest", name)
+    for rel in REQUIRED_FILES:
+        if rel not in files:
+            raise LoadError("file_missing", f"version {name}: {rel} is not listed in the manifest", name)
+    if not any(str(rel).startswith("index/") for rel in files):
+        raise LoadError("file_missing", f"version {name}: no index/ files are listed in the manifest", name)
+
+
+def _json_value(value: Any) -> Any:
+    """A metadata cell as a JSON-ready Python value (lists, NaN -> None, numpy scalars)."""
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def _is_list_cell(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _filter_column(name: str, series: pd.Series) -> FilterColumn | None:
+    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        values.flags.writeable = False
+        return FilterColumn(name=name, kind="numeric", values=values)
+    non_null = [v for v in series.tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if non_null and all(_is_list_cell(v) for v in non_null):
+        buckets: dict[str, list[int]] = {}
+        for row, cell in enumerate(series.tolist()):
+            if _is_list_cell(cell):
+                for v in set(str(x) for x in cell):
+                    buckets.setdefault(v, []).append(row)
+        rows_of = {}
+        for value, rows in buckets.items():
+            arr = np.asarray(rows, dtype=np.int64)
+            arr.flags.writeable = False
+            rows_of[value] = arr
+        return FilterColumn(name=name, kind="list", rows_of=MappingProxyType(rows_of))
+    if any(_is_list_cell(v) for v in non_null):
+        return None  # mixed lists and scalars: not filterable
+    strings = series.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    codes, uniques = pd.factorize(strings, sort=False)
+    codes = codes.astype(np.int32)
+    codes.flags.writeable = False
+    return FilterColumn(
+        name=name, kind="scalar", codes=codes, code_of=MappingProxyType({str(u): i for i, u in enumerate(uniques)})
+    )
+
+
+def _query_inputs(manifest: dict, name: str) -> tuple[QueryInput, ...]:
+    separators: dict[str, str] = {}
+    spec = manifest.get("feature_spec")
+    if isinstance(spec, dict):
+        for f in (spec.get("query") or {}).get("features") or []:
+            if isinstance(f, dict) and "name" in f:
+                separators[f["name"]] = str(f.get("separator") or "|")
+    out = []
+    for entry in manifest["query_inputs"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise LoadError("manifest_invalid", f"manifest of {name}: malformed query input {entry!r:.80}", name)
+        dtype = entry.get("dtype")
+        if dtype not in ("string", "float32"):
+            raise LoadError("manifest_invalid", f"query input {entry['name']}: dtype {dtype!r} is not string/float32", name)
+        default = entry.get("default", "" if dtype == "string" else float("nan"))
+        if dtype == "float32":
+            try:
+                default = float("nan") if default is None else float(default)
+            except (TypeError, ValueError) as exc:
+                message = f"query input {entry['name']}: default {default!r} is not a number"
+                raise LoadError("manifest_invalid", message, name) from exc
+        else:
+            default = "" if default is None else str(default)
+        out.append(QueryInput(entry["name"], dtype, default, entry.get("kind"), separators.get(entry["name"], "|")))
+    return tuple(out)
+
+
+def _user_column(users: pd.DataFrame, qi: QueryInput) -> np.ndarray:
+    col = users[qi.name]
+    if qi.dtype == "float32":
+        arr = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
+    else:
+
+        def cell(v: Any) -> str:
+            if _is_list_cell(v):
+                return qi.separator.join(str(x) for x in v)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                return ""
+            return str(v)
+
+        arr = np.array([cell(v) for v in col.tolist()], dtype=object)
+    arr.flags.writeable = False
+    return arr
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_version(model_root: Path, name: str) -> LoadedModel:
+    """Verify and load version ``name`` under ``model_root``; raise :class:`LoadError` if unusable."""
+    start = time.perf_counter()
+    path = version_dir(model_root, name)
+    manifest = _read_manifest(path, name)
+    _verify_files(path, manifest, name)
+    dim = int(manifest["embedding_dim"])
+    num_items = int(manifest["num_items"])
+    query_inputs = _query_inputs(manifest, name)
+
+    # tables
+    try:
+        items = pd.read_parquet(path / "items.parquet")
+        users = pd.read_parquet(path / "users.parquet")
+        seen = pd.read_parquet(path / "seen.parquet")
+        emb = np.load(path / "item_embeddings.npy", allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the version is unusable
+        raise LoadError("table_unreadable", f"version {name}: {type(exc).__name__}: {exc}", name) from exc
+    if len(items) != num_items:
+        raise LoadError("shape_mismatch", f"items.parquet has {len(items)} rows, manifest num_items is {num_items}", name)
+    if emb.ndim != 2 or emb.shape[0] != num_items:
+        raise LoadError("shape_mismatch", f"item_embeddings.npy is {emb.shape}, expected {num_items} rows", name)
+    if emb.shape[1] != dim:
+        raise LoadError("shape_mismatch", f"item_embeddings.npy is {emb.shape[1]} wide, manifest embedding_dim is {dim}", name)
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    if not np.isfinite(emb).all():
+        raise LoadError("table_invalid", "item_embeddings.npy holds NaN or infinite values", name)
+    emb.flags.writeable = False
+    for table, col in ((items, "item_id"), (users, "user_id"), (seen, "user_id"), (seen, "item_rows")):
+        if col not in table.columns:
+            raise LoadError("table_invalid", f"version {name}: a table lacks the column {col}", name)
+    item_ids = tuple(str(v) for v in items["item_id"].tolist())
+    item_row = {iid: row for row, iid in enumerate(item_ids)}
+    if len(item_row) != len(item_ids):
+        raise LoadError("table_invalid", "items.parquet has duplicate item_id values", name)
+    user_ids = [str(v) for v in users["user_id"].tolist()]
+    user_row = {uid: row for row, uid in enumerate(user_ids)}
+    if len(user_row) != len(user_ids):
+        raise LoadError("table_invalid", "users.parquet has duplicate user_id values", name)
+    missing = [qi.name for qi in query_inputs if qi.name != "user_id" and qi.name not in users.columns]
+    if missing:
+        raise LoadError("table_invalid", f"users.parquet lacks query input columns {missing}", name)
+
+    # per-version lookups, computed once
+    if "user_id" in [qi.name for qi in query_inputs]:
+        users = users.assign(user_id=user_ids)
+    user_features = {qi.name: _user_column(users, qi) for qi in query_inputs}
+    seen_rows: dict[str, np.ndarray] = {}
+    for uid, rows in zip(seen["user_id"].tolist(), seen["item_rows"].tolist(), strict=True):
+        arr = np.unique(np.asarray([] if rows is None else rows, dtype=np.int64))
+        if len(arr) and (arr[0] < 0 or arr[-1] >= num_items):
+            raise LoadError("table_invalid", f"seen.parquet names item rows outside 0..{num_items - 1}", name)
+        arr.flags.writeable = False
+        seen_rows[str(uid)] = arr
+    if "popularity" in items.columns:
+        popularity = pd.to_numeric(items["popularity"], errors="coerce").fillna(0).to_numpy(dtype=np.float64)
+    else:
+        raise LoadError("table_invalid", "items.parquet lacks the popularity column", name)
+    popular_order = np.lexsort((np.arange(num_items), -popularity)).astype(np.int64)
+    popularity.flags.writeable = False
+    popular_order.flags.writeable = False
+    meta_cols = [c for c in items.columns if c not in RESERVED_KEYS]
+    payloads = []
+    for record in items[meta_cols].to_dict("records"):
+        payload = {}
+        for key, value in record.items():
+            payload[str(key)] = _json_value(value)
+        payloads.append(payload)
+    filter_columns = {}
+    for col in meta_cols:
+        fc = _filter_column(str(col), items[col])
+        if fc is not None:
+            filter_columns[str(col)] = fc
+
+    # the index first (cheap to refuse), then the query tower; scann before tensorflow
+    import scann
+
+    try:
+        searcher = scann.scann_ops_pybind.load_searcher(str(path / "index"))
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError("index_unloadable", f"index of {name}: {type(exc).__name__}: {str(exc)[:300]}", name) from exc
+    try:
+        size = int(searcher.size())
+    except Exception:  # noqa: BLE001 - older searchers may lack size()
+        size = num_items
+    if size != num_items:
+        raise LoadError("shape_mismatch", f"the index holds {size} items, manifest num_items is {num_items}", name)
+    reorder = _REORDER.search(str(searcher.config())) if hasattr(searcher, "config") else None
+    reorder_k = int(reorder.group(1)) if reorder else 0
+
+    import tensorflow as tf
+
+    try:
+        module = tf.saved_model.load(str(path / "query_model"))
+        query_fn = module.signatures["serving_default"]
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError("query_model_unloadable", f"query_model of {name}: {type(exc).__name__}: {str(exc)[:300]}", name) from exc
+    signature = set(query_fn.structured_input_signature[1].keys())
+    wanted = {qi.name for qi in query_inputs}
+    if signature != wanted:
+        raise LoadError(
+            "signature_mismatch", f"query_model inputs {sorted(signature)} differ from manifest {sorted(wanted)}", name
+        )
+    model = LoadedModel(
+        version=name,
+        path=path,
+        manifest=MappingProxyType(manifest),
+        embedding_dim=dim,
+        num_items=num_items,
+        query_inputs=query_inputs,
+        query_fn=query_fn,
+        query_module=module,
+        searcher=searcher,
+        reorder_k=reorder_k,
+        item_embeddings=emb,
+        item_ids=item_ids,
+        item_row=MappingProxyType(item_row),
+        item_meta=tuple(payloads),
+        popularity=popularity,
+        popular_order=popular_order,
+        user_row=MappingProxyType(user_row),
+        user_features=MappingProxyType(user_features),
+        seen_rows=MappingProxyType(seen_rows),
+        filter_columns=MappingProxyType(filter_columns),
+    )
+    _warm_up(model)
+    object.__setattr__(model, "load_seconds", time.perf_counter() - start)
+    object.__setattr__(model, "loaded_at", time.time())
+    return model
+
+
+def _warm_up(model: LoadedModel) -> None:
+    """One real query per path: a known user (if any) and a user of defaults only."""
+    name = model.version
+    columns: dict[str, list] = {qi.name: [] for qi in model.query_inputs}
+    known = next(iter(model.user_row), None)
+    if known is not None:
+        row = model.user_row[known]
+        for qi in model.query_inputs:
+            columns[qi.name].append(model.user_features[qi.name][row])
+    for qi in model.query_inputs:
+        columns[qi.name].append(qi.default)
+    arrays = {
+        qi.name: np.asarray(columns[qi.name], dtype=np.float32 if qi.dtype == "float32" else object)
+        for qi in model.query_inputs
+    }
+    try:
+        vectors = model.embed(arrays)
+    except Exception as exc:  # noqa: BLE001
+        message = f"query model of {name} failed on a warm-up batch: {type(exc).__name__}: {str(exc)[:300]}"
+        raise LoadError("warmup_failed", message, name) from exc
+    n = len(arrays[model.query_inputs[0].name])
+    if vectors.ndim != 2 or vectors.shape[0] != n or vectors.shape[1] != model.embedding_dim:
+        raise LoadError(
+            "shape_mismatch", f"query model output is {tuple(vectors.shape)}, expected ({n}, {model.embedding_dim})", name
+        )
+    if not np.isfinite(vectors).all():
+        raise LoadError("warmup_failed", "query model returned NaN or infinite embeddings", name)
+    k = min(10, model.num_items)
+    try:
+        idx, _ = model.searcher.search_batched(np.ascontiguousarray(vectors), final_num_neighbors=k)
+    except Exception as exc:  # noqa: BLE001
+        message = f"index of {name} failed a warm-up search: {type(exc).__name__}: {str(exc)[:300]}"
+        raise LoadError("warmup_failed", message, name) from exc
+    idx = np.asarray(idx)
+    if idx.shape[0] != n or (idx.size and (idx.min() < 0 or idx.max() >= model.num_items)):
+        raise LoadError("warmup_failed", f"index of {name} returned rows outside the catalog", name)

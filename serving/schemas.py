@@ -1,0 +1,197 @@
+"""Request and response models of the v1 API.
+
+The bounds come from the settings (``max_k``, ``max_batch``,
+``max_list_items``), so the models are made per app by :func:`make_schemas`
+and the OpenAPI document shows the real limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from serving.settings import ServiceSettings
+
+MAX_ID_LENGTH = 256
+MAX_FEATURE_TEXT = 2048
+MAX_FEATURES = 64
+MAX_FILTER_FIELDS = 32
+
+
+def printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must contain printable characters only")
+    return value
+
+
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(printable)
+]
+FeatureText = Annotated[str, StringConstraints(max_length=MAX_FEATURE_TEXT), AfterValidator(printable)]
+FilterValue = Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH), AfterValidator(printable)] | int | float | bool
+FeatureValue = FeatureText | float
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(printable)]
+Strategy = Literal["personal", "features", "popular", "similar"]
+
+
+class RangeSpec(BaseModel):
+    """A numeric range; either bound may be left out (inclusive)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"min": 1, "max": 20}]})
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RangeSpec:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class RecommendedItem(BaseModel):
+    """One recommended item: id, score, 1-based rank, then the item's metadata columns."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"item_id": "i000042", "score": 3.17, "rank": 1, "title": "Pageturn classic cookbook",
+                 "category": "books", "tags": ["cooking"], "price": 19.81, "brand": "Pageturn", "popularity": 57}
+            ]
+        },
+    )
+
+    item_id: str
+    score: float
+    rank: int
+
+
+class RecommendationResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "1795425276",
+                    "user_id": "u000001",
+                    "strategy": "personal",
+                    "items": [{"item_id": "i000042", "score": 3.17, "rank": 1, "category": "books", "popularity": 57}],
+                }
+            ]
+        }
+    )
+
+    model_version: str
+    user_id: str | None
+    strategy: Strategy
+    items: list[RecommendedItem]
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    results: list[RecommendationResponse]
+
+
+class SimilarItemsResponse(BaseModel):
+    model_version: str
+    item_id: str
+    strategy: Literal["similar"] = "similar"
+    items: list[RecommendedItem]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": {"code": "model_not_loaded", "message": "no model version is loaded yet"}}]}
+    )
+
+    error: ErrorDetail
+
+
+class HealthResponse(BaseModel):
+    status: Literal["alive"]
+
+
+class ReadyResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ready", "not_ready"]
+    reason: str | None = None
+    model_version: str | None = None
+    latest: str | None = None
+    instance: str
+    last_reload_failure: dict | None = None
+
+
+class ModelResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model_version: str
+    created_at: str | None = None
+    embedding_dim: int
+    num_items: int
+    num_users: int | None = None
+    metrics: dict = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Schemas:
+    RecommendationRequest: type[BaseModel]
+    BatchRequest: type[BaseModel]
+
+
+def make_schemas(settings: ServiceSettings) -> Schemas:
+    max_k, max_list = settings.max_k, settings.max_list_items
+
+    class RecommendationRequest(BaseModel):
+        """What to recommend for whom. Give ``user_id`` for a known user, ``features``
+        for someone the model has not seen, or neither for the popular items."""
+
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [
+                    {"user_id": "u000001", "k": 10},
+                    {"user_id": "u000001", "k": 5, "exclude_seen": True, "exclude_item_ids": ["i000003"],
+                     "filters": {"category": ["books", "toys"], "price": {"min": 1, "max": 20}}},
+                    {"features": {"age": 31, "country": "FR", "segment": "premium"}, "k": 10},
+                    {"k": 10},
+                ]
+            },
+        )
+
+        user_id: Identifier | None = Field(default=None, description="a user id (known users get personal results)")
+        features: dict[FieldName, FeatureValue | Annotated[list[FeatureText], Field(max_length=max_list)] | None] | None = Field(
+            default=None,
+            max_length=MAX_FEATURES,
+            description="query features: override a known user's, or describe an unknown one "
+            "(missing ones take the model's defaults)",
+        )
+        k: int = Field(default=settings.default_k, ge=1, le=max_k, description="number of items wanted")
+        exclude_seen: bool = Field(default=True, description="leave out items the user interacted with in training")
+        exclude_item_ids: list[Identifier] = Field(default_factory=list, max_length=max_list)
+        filters: dict[FieldName, Annotated[list[FilterValue], Field(min_length=1, max_length=max_list)] | RangeSpec] | None = Field(  # noqa: E501
+            default=None,
+            max_length=MAX_FILTER_FIELDS,
+            description='item metadata filters: {"category": ["books"]} (value in list; any overlap for list columns), '
+            '{"price": {"min": 1, "max": 20}}',
+        )
+
+    class BatchRequest(BaseModel):
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [{"requests": [{"user_id": "u000001", "k": 5}, {"k": 3}]}]},
+        )
+
+        requests: list[RecommendationRequest] = Field(min_length=1, max_length=settings.max_batch)
+
+    return Schemas(RecommendationRequest=RecommendationRequest, BatchRequest=BatchRequest)
+

@@ -1,0 +1,187 @@
+"""The micro-batcher: coalescing, bounds, per-job errors, off-loop execution."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.batcher import BatcherClosed, MicroBatcher
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_submissions_share_one_call() -> None:
+    batches: list[list[int]] = []
+
+    def work(jobs: list[int]) -> list[int]:
+        batches.append(list(jobs))
+        return [j * 10 for j in jobs]
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0.05, max_size=64)
+        await b.start()
+        try:
+            return await asyncio.gather(*(b.submit(i) for i in range(10)))
+        finally:
+            await b.stop()
+
+    assert run(go()) == [i * 10 for i in range(10)]
+    assert batches == [list(range(10))]
+
+
+def test_batches_never_exceed_max_size() -> None:
+    sizes: list[int] = []
+
+    def work(jobs):
+        sizes.append(len(jobs))
+        return jobs
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0.05, max_size=4, on_batch=lambda n: None)
+        await b.start()
+        try:
+            return await asyncio.gather(*(b.submit(i) for i in range(10)))
+        finally:
+            await b.stop()
+
+    assert run(go()) == list(range(10))
+    assert max(sizes) <= 4 and sum(sizes) == 10
+
+
+def test_work_runs_off_the_event_loop_thread() -> None:
+    threads: list[threading.Thread] = []
+
+    def work(jobs):
+        threads.append(threading.current_thread())
+        time.sleep(0.05)  # blocking here must not block the loop
+        return jobs
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0, max_size=8)
+        await b.start()
+        try:
+            ticks = 0
+
+            async def ticker():
+                nonlocal ticks
+                for _ in range(10):
+                    await asyncio.sleep(0.002)
+                    ticks += 1
+
+            await asyncio.gather(b.submit(1), ticker())
+            return threading.current_thread(), ticks
+        finally:
+            await b.stop()
+
+    loop_thread, ticks = run(go())
+    assert threads and threads[0] is not loop_thread
+    assert ticks == 10
+
+
+def test_an_exception_result_fails_only_its_request() -> None:
+    def work(jobs):
+        return [ValueError(f"bad {j}") if j == 2 else j for j in jobs]
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0.02, max_size=8)
+        await b.start()
+        try:
+            return await asyncio.gather(*(b.submit(i) for i in range(4)), return_exceptions=True)
+        finally:
+            await b.stop()
+
+    out = run(go())
+    assert out[0] == 0 and out[1] == 1 and out[3] == 3
+    assert isinstance(out[2], ValueError)
+
+
+def test_a_crashing_batch_fails_its_requests_and_the_batcher_goes_on() -> None:
+    calls = 0
+
+    def work(jobs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return jobs
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0.0, max_size=8)
+        await b.start()
+        try:
+            with pytest.raises(RuntimeError):
+                await b.submit(1)
+            return await b.submit(2)
+        finally:
+            await b.stop()
+
+    assert run(go()) == 2
+
+
+def test_abandoned_requests_are_skipped() -> None:
+    seen: list[list[str]] = []
+    gate = threading.Event()
+
+    def work(jobs):
+        seen.append(list(jobs))
+        if jobs == ["first"]:
+            gate.wait(2)
+        return jobs
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0.0, max_size=8)
+        await b.start()
+        try:
+            first = asyncio.create_task(b.submit("first"))
+            await asyncio.sleep(0.05)  # "first" is being worked on
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(b.submit("gave-up"), 0.05)
+            later = asyncio.create_task(b.submit("later"))
+            await asyncio.sleep(0.01)
+            gate.set()
+            return await first, await later
+        finally:
+            await b.stop()
+
+    assert run(go()) == ("first", "later")
+    assert ["gave-up"] not in seen and all("gave-up" not in batch for batch in seen)
+
+
+def test_stopped_batcher_refuses_work() -> None:
+    async def go():
+        b = MicroBatcher(lambda jobs: jobs, max_wait_s=0, max_size=1)
+        await b.start()
+        await b.stop()
+        with pytest.raises(BatcherClosed):
+            await b.submit(1)
+
+    run(go())
+
+
+def test_concurrent_http_requests_are_coalesced(trained, make_client) -> None:
+    root, version = trained
+    with make_client(root, microbatch_max_wait_ms=20) as c:
+        results = []
+
+        def call(i: int) -> None:
+            results.append(c.post("/v1/recommendations", json={"user_id": f"u{i:06d}", "k": 3}))
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.status_code for r in results] == [200] * 24
+        assert {r.json()["model_version"] for r in results} == {version}
+        samples = {
+            s.name: s.value
+            for fam in text_string_to_metric_families(c.get("/metrics").text)
+            for s in fam.samples
+            if s.name.startswith("recsys_microbatch_size")
+        }
+        assert samples["recsys_microbatch_size_sum"] == 24
+        assert samples["recsys_microbatch_size_count"] < 24, "concurrent requests should share model calls"

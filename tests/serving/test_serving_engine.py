@@ -1,0 +1,149 @@
+"""The ranking engine directly: one model call per batch, ScaNN over-fetch,
+exact scoring when filters leave too few candidates."""
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from serving.engine import build_job, run_jobs, similar_job
+from serving.errors import ApiError
+
+
+class CountingSearcher:
+    def __init__(self, inner, mangle=None) -> None:
+        self.inner = inner
+        self.calls: list[tuple[int, int]] = []
+        self.mangle = mangle
+
+    def search_batched(self, queries, final_num_neighbors, **kw):
+        self.calls.append((len(queries), final_num_neighbors))
+        idx, dist = self.inner.search_batched(queries, final_num_neighbors=final_num_neighbors, **kw)
+        return self.mangle(idx, dist) if self.mangle else (idx, dist)
+
+
+class CountingQuery:
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.batches: list[int] = []
+
+    def __call__(self, **tensors):
+        self.batches.append(int(next(iter(tensors.values())).shape[0]))
+        return self.fn(**tensors)
+
+
+def req(**kw) -> SimpleNamespace:
+    base = {"user_id": None, "features": None, "k": 10, "exclude_seen": True, "exclude_item_ids": [], "filters": None}
+    return SimpleNamespace(**{**base, **kw})
+
+
+@pytest.fixture
+def model(client):
+    served = client.app.state.holder.model
+    assert served is not None
+    return dataclasses.replace(
+        served, searcher=CountingSearcher(served.searcher), query_fn=CountingQuery(served.query_fn)
+    )
+
+
+def test_one_query_call_and_one_search_per_batch(model, truth) -> None:
+    jobs = [build_job(model, req(user_id=f"u{i:06d}", k=5)) for i in range(6)]
+    jobs.append(build_job(model, req(features={"age": 40.0}, k=5)))
+    jobs.append(build_job(model, req(k=5)))  # popular: no model call
+    jobs.append(similar_job(model, 3, 5))
+    out = run_jobs(jobs)
+    assert model.query_fn.batches == [7]
+    assert len(model.searcher.calls) == 1 and model.searcher.calls[0][0] == 8
+    assert all(len(r) == 5 for r in out)
+    q = truth.query_vector("u000000")
+    expected = np.sort(truth.emb[[r for r in range(300) if r not in truth.seen["u000000"]]] @ q)[::-1][:5]
+    np.testing.assert_allclose([i["score"] for i in out[0]], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_overfetch_covers_exclusions(model, truth) -> None:
+    seen = len(truth.seen["u000007"])
+    job = build_job(model, req(user_id="u000007", k=10, exclude_item_ids=["i000001", "i000002"]))
+    run_jobs([job])
+    (_, fetch), = model.searcher.calls
+    assert fetch >= 10 + len(job.exclude) and len(job.exclude) >= seen
+
+
+def test_narrow_filter_scores_exactly_without_the_index(model) -> None:
+    out = run_jobs([build_job(model, req(user_id="u000001", k=5, filters={"category": ["books"]}))])[0]
+    assert model.searcher.calls == []
+    assert len(out) == 5 and all(i["category"] == "books" for i in out)
+
+
+def test_falls_back_to_exact_when_candidates_run_short(client, truth) -> None:
+    served = client.app.state.holder.model
+
+    def only_two(idx, dist):  # the index "finds" two items only
+        dist = dist.copy()
+        dist[:, 2:] = np.nan
+        return idx, dist
+
+    model = dataclasses.replace(served, searcher=CountingSearcher(served.searcher, mangle=only_two))
+    out = run_jobs([build_job(model, req(user_id="u000001", k=20))])[0]
+    assert model.searcher.calls, "the index was asked first"
+    q = truth.query_vector("u000001")
+    eligible = [r for r in range(300) if r not in truth.seen["u000001"]]
+    np.testing.assert_allclose([i["score"] for i in out], np.sort(truth.emb[eligible] @ q)[::-1][:20], rtol=1e-4, atol=1e-4)
+
+
+def test_a_failing_group_fails_only_its_jobs(client) -> None:
+    served = client.app.state.holder.model
+
+    def boom(**_):
+        raise RuntimeError("tower exploded")
+
+    broken = dataclasses.replace(served, query_fn=boom)
+    out = run_jobs([build_job(broken, req(user_id="u000001")), build_job(served, req(user_id="u000001"))])
+    assert isinstance(out[0], RuntimeError)
+    assert isinstance(out[1], list) and len(out[1]) == 10
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"features": {"nope": 1.0}}, "invalid_features"),
+        ({"features": {"age": "old"}}, "invalid_features"),
+        ({"features": {"country": 3.0}}, "invalid_features"),
+        ({"features": {"user_id": "u000001"}}, "invalid_features"),
+        ({"filters": {"colour": ["red"]}}, "invalid_filter"),
+        ({"filters": {"category": SimpleNamespace(min=1.0, max=2.0)}}, "invalid_filter"),
+        ({"filters": {"price": ["cheap"]}}, "invalid_filter"),
+    ],
+)
+def test_request_checked_against_the_version(model, kw, code) -> None:
+    with pytest.raises(ApiError) as info:
+        build_job(model, req(**kw))
+    assert info.value.status == 422 and info.value.code == code
+
+
+def test_reordering_index_is_asked_for_a_pool_as_big_as_the_over_fetch(client, truth, monkeypatch) -> None:
+    """A tree + AH searcher re-orders only ``reorder_k`` candidates unless told otherwise; asking for
+    more neighbours than that must still return them (not silently fall back to exact scoring)."""
+    import scann
+
+    import serving.engine as engine
+
+    served = client.app.state.holder.model
+    emb = np.ascontiguousarray(truth.emb)
+    ah = (
+        scann.scann_ops_pybind.builder(emb, 10, "dot_product")
+        .tree(num_leaves=8, num_leaves_to_search=8, training_sample_size=len(emb))
+        .score_ah(2, anisotropic_quantization_threshold=0.2)
+        .reorder(20)
+        .build()
+    )
+    model = dataclasses.replace(served, searcher=CountingSearcher(ah), reorder_k=20)
+    exact_calls = []
+    real_exact = engine._exact
+    monkeypatch.setattr(engine, "_exact", lambda *a: exact_calls.append(1) or real_exact(*a))
+    out = run_jobs([build_job(model, req(user_id="u000009", k=60))])[0]
+    assert model.searcher.calls and model.searcher.calls[0][1] > 60
+    assert exact_calls == [], "the index returned too few candidates"
+    q = truth.query_vector("u000009")
+    eligible = [r for r in range(300) if r not in truth.seen["u000009"]]
+    np.testing.assert_allclose([i["score"] for i in out], np.sort(truth.emb[eligible] @ q)[::-1][:60], rtol=1e-4, atol=1e-4)
