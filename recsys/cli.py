@@ -26,16 +26,18 @@ def _fail(message: str, code: int = 2) -> None:
 @app.command()
 def train(
     data: Annotated[
-        str, typer.Option(help="synthetic | movielens:PATH | tfds:NAME | files:SPEC.yaml")
+        str, typer.Option(envvar="RECSYS_TRAIN_DATA", help="synthetic | movielens:PATH | tfds:NAME | files:SPEC.yaml")
     ] = "synthetic",
     model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="where versions are published")] = Path(
         "models"
     ),
-    epochs: Annotated[int, typer.Option(min=1, help="maximum epochs; early stopping on validation may stop sooner")] = 30,
+    epochs: Annotated[int, typer.Option(min=1, envvar="RECSYS_TRAIN_EPOCHS", help="maximum epochs; early stopping on validation may stop sooner")] = 30,
     seed: Annotated[int, typer.Option(help="seed for data generation, splits and initialisation")] = 42,
-    items: Annotated[int, typer.Option(min=1, help="synthetic: catalog size")] = 5_000,
-    users: Annotated[int, typer.Option(min=1, help="synthetic: number of users")] = 20_000,
-    interactions: Annotated[int, typer.Option(min=1, help="synthetic: number of interactions")] = 1_000_000,
+    items: Annotated[int, typer.Option(min=1, envvar="RECSYS_TRAIN_ITEMS", help="synthetic: catalog size")] = 5_000,
+    users: Annotated[int, typer.Option(min=1, envvar="RECSYS_TRAIN_USERS", help="synthetic: number of users")] = 20_000,
+    interactions: Annotated[
+        int, typer.Option(min=1, envvar="RECSYS_TRAIN_INTERACTIONS", help="synthetic: number of interactions")
+    ] = 1_000_000,
     feature_spec: Annotated[Optional[Path], typer.Option(help="YAML/JSON feature spec (default: per source)")] = None,
     embedding_dim: Annotated[int, typer.Option(min=2, help="output embedding size")] = 64,
     batch_size: Annotated[int, typer.Option(min=8)] = 1024,
