@@ -81,6 +81,9 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedding_dim: int = Field(default=64, ge=2, le=2048)
+    normalize_embeddings: bool = Field(
+        default=False, description="L2-normalise both towers' outputs (dot product = cosine; pair with a low temperature)"
+    )
     query: TowerSpec
     candidate: TowerSpec
 

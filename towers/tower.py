@@ -38,13 +38,14 @@ def build_tower(
     train_inputs: Mapping[str, np.ndarray],
     output_dim: int,
     name: str,
+    normalize: bool = False,
 ) -> tf.keras.Model:
     """Build a Keras functional tower whose encoders are fitted on ``train_inputs``.
 
     With a single id feature of width ``output_dim`` and no hidden layers the
     tower is a plain embedding table (matrix factorisation); otherwise the
     concatenated feature blocks go through the hidden layers and a final linear
-    projection to ``output_dim``.
+    projection to ``output_dim``. With ``normalize`` the output has unit L2 norm.
     """
     inputs = {f.name: tf.keras.Input(shape=(), dtype=input_dtype(f), name=f.name) for f in spec.features}
     blocks = [build_encoder(f, train_inputs[f.name])(inputs[f.name]) for f in spec.features]
@@ -61,4 +62,6 @@ def build_tower(
             x = tf.keras.layers.Dropout(spec.dropout)(x)
     if not plain_mf:
         x = tf.keras.layers.Dense(output_dim, name=f"{name}_projection")(x)
+    if normalize:
+        x = tf.keras.layers.UnitNormalization(axis=-1, name=f"{name}_l2norm")(x)
     return tf.keras.Model(inputs=inputs, outputs=x, name=name)

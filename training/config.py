@@ -40,6 +40,9 @@ class TrainConfig(BaseModel):
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     validation_fraction: float = Field(default=0.1, ge=0, lt=1, description="carved from train for early stopping")
     early_stopping_patience: int = Field(default=3, ge=1)
+    refit_on_full_train: bool = Field(
+        default=True, description="after early stopping picks the epoch count, retrain on train + validation"
+    )
     validation_metric_k: int = Field(default=100, ge=1)
     max_eval_queries: int = Field(default=20_000, ge=100, description="cap on users/pairs scored in evaluation")
     seed: int = 42

@@ -135,6 +135,19 @@ def run_pipeline(
     run_dir = model_root / ".runs" / run_fingerprint(data, spec, config)
     result = train(prep, spec, config, fit_rows, val_rows, run_dir=run_dir, verbose=verbose, strategy=strategy)
     console.log(f"trained {result.best_epoch} best epoch(s); {result.examples_per_second:,.0f} examples/s")
+    selection = result
+    if config.refit_on_full_train and len(val_rows):
+        # The validation rows are the most recent training data: once they have
+        # chosen the epoch count, train again on all of the training split.
+        console.log(f"refitting on the whole training split for {result.best_epoch} epoch(s)")
+        refit_config = config.model_copy(update={"epochs": result.best_epoch})
+        result = train(
+            prep, spec, refit_config, split.train, np.zeros(0, dtype=np.int64),
+            run_dir=run_dir / "refit", verbose=verbose, strategy=strategy,
+        )
+        result.history = selection.history
+        result.best_epoch = selection.best_epoch
+        result.validation_metric = selection.validation_metric
 
     with step("evaluating on the test split"):
         user_emb = embed(result.model.query_tower, prep.user_inputs)
@@ -149,7 +162,8 @@ def run_pipeline(
         "training": {
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history.get("loss", [])),
-            "train_seconds": result.train_seconds,
+            "train_seconds": result.train_seconds + (selection.train_seconds if selection is not result else 0.0),
+            "refit_on_full_train": selection is not result,
             "examples_per_second": result.examples_per_second,
             "history": result.history,
         },
@@ -166,8 +180,9 @@ def run_pipeline(
             raise QualityGateError(f"quality gate refused the new version: {gate.message}")
     if publish_version:
         items, users, seen = _tables_for_export(prep, spec, split.train)
-        train_users = np.unique(prep.user_rows[fit_rows])
-        train_items = np.unique(prep.item_rows[fit_rows])
+        final_rows = fit_rows if selection is result else split.train  # what the published towers were fitted on
+        train_users = np.unique(prep.user_rows[final_rows])
+        train_items = np.unique(prep.item_rows[final_rows])
         artifact = VersionArtifact(
             spec=spec,
             query_tower=result.model.query_tower,

@@ -115,10 +115,10 @@ def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_ro
     train_users = np.unique(prep.user_rows[fit_rows])
     train_items = np.unique(prep.item_rows[fit_rows])
     query_tower = build_tower(
-        spec.query, subset_inputs(prep.user_inputs, train_users), spec.embedding_dim, "query_tower"
+        spec.query, subset_inputs(prep.user_inputs, train_users), spec.embedding_dim, "query_tower", spec.normalize_embeddings
     )
     candidate_tower = build_tower(
-        spec.candidate, subset_inputs(prep.item_inputs, train_items), spec.embedding_dim, "candidate_tower"
+        spec.candidate, subset_inputs(prep.item_inputs, train_items), spec.embedding_dim, "candidate_tower", spec.normalize_embeddings
     )
     model = TwoTowerModel(query_tower, candidate_tower, spec.query.names, spec.candidate.names, config)
     model.compile(optimizer=make_optimizer(config))
