@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
+export PATH="$PWD/.venv/bin:$PATH"   # recsys, hadolint, ... from the venv
 exec .venv/bin/python -m pytest "$@"
