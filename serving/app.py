@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 import recsys
 from serving.batcher import BatcherClosed, MicroBatcher
+from serving.demo import DemoPage, api_router
 from serving.engine import build_job, run_jobs, similar_job
 from serving.errors import ApiError, JSONBytesResponse, install_error_handlers
 from serving.metrics import ServiceMetrics
@@ -257,6 +258,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def model_info(request: Request) -> Response:
         model = served(request)
         return JSONBytesResponse(model.summary())
+
+    app.include_router(api_router(settings, served, _ERRORS))
+    if settings.demo_enabled:
+        app.add_middleware(DemoPage, settings=settings)  # outermost: the page itself needs no API key
 
     @app.get("/healthz", response_model=HealthResponse, tags=["probes"], summary="Liveness: the process answers")
     async def healthz() -> Response:

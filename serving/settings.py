@@ -40,6 +40,7 @@ class ServiceSettings(BaseSettings):
     max_concurrency: int = Field(default=256, ge=1, description="requests in flight per worker; more get 503 at once")
     request_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per-request deadline (504 after)")
     docs_enabled: bool = Field(default=True, description="serve /docs, /redoc and /openapi.json")
+    demo_enabled: bool = Field(default=True, description="serve the demo page at / (static files using the public API only)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     shutdown_grace_s: float = Field(
         default=0.0, ge=0, le=300, description="on SIGTERM/SIGINT: seconds /readyz answers 503 before the server stops"

@@ -1,0 +1,275 @@
+"""The demo page in a real browser: Debian's chromium driven by Playwright, against
+a real ``recsys serve`` on 127.0.0.1 over the session's tiny trained model.
+
+What the page renders must be what the API answers for the same request (item
+ids in order), errors must be visible, and the page must work with the keyboard
+and with an API key. Screenshots go to the test's ``tmp_path``.
+
+Needs ``playwright`` (the Python driver; no browser download) and chromium at
+/usr/bin/chromium: ``scripts/install_browser.sh`` installs it. Missing either is
+a failure with instructions, not a skip.
+"""
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 20_000
+
+
+def _chromium() -> str:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail("chromium is not installed (looked for /usr/bin/chromium): run scripts/install_browser.sh", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(
+            "the Python package playwright is missing: pip install 'playwright>=1.45,<2' "
+            "(never `playwright install`: the test drives the system chromium)",
+            pytrace=False,
+        )
+    executable = _chromium()
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained, start_server) -> Iterator[object]:
+    root, _ = trained
+    s = start_server(root, RECSYS_POLL_INTERVAL_S="30")
+    s.wait_ready()
+    yield s
+    s.stop()
+
+
+class Page:
+    """A browser tab on the demo, recording uncaught script errors."""
+
+    def __init__(self, browser: object, url: str, shots: Path) -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.script_errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.script_errors.append(str(exc)))
+        self.shots = shots
+        self.page.goto(url + "/")
+
+    def shot(self, name: str, full_page: bool = True) -> Path:
+        path = self.shots / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        assert path.stat().st_size > 1000
+        return path
+
+    def ids(self, list_id: str) -> list[str]:
+        return self.page.locator(f"#{list_id} > li").evaluate_all("els => els.map(e => e.dataset.itemId)")
+
+    def close(self) -> None:
+        self.page.close()
+        assert not self.script_errors, self.script_errors
+
+
+def _ids(body: dict) -> list[str]:
+    return [item["item_id"] for item in body["items"]]
+
+
+def test_page_shows_what_the_api_answers(browser, server, truth, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    api = httpx.Client(base_url=server.url, timeout=10)
+    model = api.get("/v1/model").json()
+    tab = Page(browser, server.url, tmp_path)
+    page = tab.page
+
+    # the served version and its evaluation figures
+    expect(page.locator("#model-version")).to_have_text(truth.version)
+    expect(page.locator("#fact-version")).to_have_text(truth.version)
+    for name, value in model["metrics"]["evaluation"]["model"].items():
+        cells = page.locator(f'#metrics-body tr[data-metric="{name}"] td')
+        expect(cells.nth(0)).to_have_text(f"{value:.3f}")
+        expect(cells.nth(1)).to_have_text(f"{model['metrics']['evaluation']['popularity'][name]:.3f}")
+    expect(page.locator("#fact-scann")).to_have_text(f"{model['index']['recall_at_10_vs_exact']:.3f}")
+    expect(page.locator("#report-link")).to_have_attribute("href", "/v1/model/report")
+
+    # example users come from the public API
+    examples = api.get("/v1/users", params={"limit": 12}).json()["user_ids"]
+    expect(page.locator("#example-users .chip")).to_have_count(len(examples))
+    assert page.locator("#example-users .chip").all_inner_texts() == examples
+
+    # every form control has a label; all inputs are reachable without a mouse
+    unlabeled = page.evaluate(
+        "() => [...document.querySelectorAll('input, select, textarea')]"
+        ".filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))"
+        ".map(e => e.id || e.name)"
+    )
+    assert unlabeled == []
+    assert page.locator("#results").get_attribute("aria-live") == "polite"
+    assert page.locator("#errors").get_attribute("role") == "alert"
+
+    # a known user, typed and submitted with the keyboard
+    uid = examples[1]
+    page.locator("#k").fill("5")
+    page.locator("#user-id").fill(uid)
+    page.locator("#user-id").press("Enter")
+    expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
+    expect(page.locator("#results-meta")).to_contain_text(f"user {uid}")
+    want = api.post("/v1/recommendations", json={"user_id": uid, "k": 5, "exclude_seen": True}).json()
+    assert tab.ids("results-list") == _ids(want)
+    first = want["items"][0]
+    card = page.locator("#results-list > li").first
+    expect(card).to_contain_text(first["title"])
+    expect(card.locator(".score")).to_have_text(f"score {first['score']:.3f}")
+
+    # beside it, the user's history from the seen table
+    history = api.get(f"/v1/users/{uid}/history", params={"limit": 20}).json()
+    expect(page.locator("#history-list > li")).to_have_count(len(history["items"]))
+    assert tab.ids("history-list") == _ids(history)
+    expect(page.locator("#history-meta")).to_contain_text(f"{history['total']} item")
+    tab.shot("1-known-user")
+
+    # similar items of the first result; focus moves to the panel
+    card.get_by_role("button", name=f"Similar items to {first['title']}").click()
+    expect(page.locator("#similar")).to_have_attribute("data-item-id", first["item_id"])
+    similar = api.get(f"/v1/items/{first['item_id']}/similar", params={"k": 5}).json()
+    assert tab.ids("similar-list") == _ids(similar)
+    expect(page.locator("#similar-heading")).to_be_focused()
+    expect(page.locator("#similar-heading")).to_have_text(f"Similar to {first['title']}")
+    tab.shot("2-similar")
+
+    # an example user chosen with the keyboard (Tab to the chip, Enter), with a filter
+    page.locator("#filters summary").press("Enter")
+    category = first["category"]
+    page.get_by_label("category").fill(category)
+    chip = page.locator("#example-users .chip").nth(2)
+    chip.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#results-meta")).to_contain_text(f"user {examples[2]}")
+    want = api.post(
+        "/v1/recommendations",
+        json={"user_id": examples[2], "k": 5, "exclude_seen": True, "filters": {"category": [category]}},
+    ).json()
+    assert tab.ids("results-list") == _ids(want) and len(want["items"]) > 0
+    assert {i["category"] for i in want["items"]} == {category}
+    page.get_by_label("category").fill("")
+
+    # a new visitor described by features (fields generated from /v1/model's query inputs)
+    page.get_by_label("New visitor, described by features").check()
+    expect(page.locator("#feature-fields")).to_be_visible()
+    feature_names = [q["name"] for q in model["query_inputs"] if q["name"] != "user_id"]
+    assert page.locator("#feature-inputs input").evaluate_all("els => els.map(e => e.dataset.feature)") == feature_names
+    page.locator('input[data-feature="age"]').fill("31")
+    page.locator('input[data-feature="country"]').fill("FR")
+    page.locator("#recommend").click()
+    expect(page.locator("#results")).to_have_attribute("data-strategy", "features")
+    want = api.post("/v1/recommendations", json={"features": {"age": 31, "country": "FR"}, "k": 5, "exclude_seen": True}).json()
+    assert want["strategy"] == "features"
+    assert tab.ids("results-list") == _ids(want)
+    expect(page.locator("#history-meta")).to_have_text("Only known users have a history.")
+    tab.shot("3-features")
+
+    # API errors are shown, never silent: k out of range, then an unknown item
+    page.locator("#k").fill("5000")
+    page.locator("#recommend").click()
+    error = page.locator("#errors .error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("HTTP 422 validation_error")
+    expect(error).to_contain_text("less than or equal to 1000")
+    expect(page.locator("#results-meta")).to_contain_text("No recommendations — HTTP 422")
+    expect(page.locator("#results-list > li")).to_have_count(0)
+    assert error.bounding_box()["y"] >= 0  # the alert stays in view
+    tab.shot("4-error-k", full_page=False)
+
+    page.locator("#k").fill("5")
+    page.get_by_label("Item id").fill("no-such-item")
+    page.get_by_role("button", name="Show similar").click()
+    expect(error).to_have_count(1)
+    expect(error).to_contain_text("Similar items failed — HTTP 404 unknown_item")
+    expect(page.locator("#similar-meta")).to_contain_text("No similar items for no-such-item")
+    error.get_by_role("button").click()  # dismissable
+    expect(error).to_have_count(0)
+
+    # an unknown user: popular answer, explained, and the history 404 shown in its panel
+    page.get_by_label("Known user").check()
+    page.locator("#user-id").fill("nobody-123")
+    page.locator("#recommend").click()
+    expect(page.locator("#results")).to_have_attribute("data-strategy", "popular")
+    expect(page.locator("#results-meta")).to_contain_text("not known to the served version")
+    expect(page.locator("#history-meta")).to_contain_text("HTTP 404 unknown_user")
+    assert tab.ids("results-list") == _ids(api.post("/v1/recommendations", json={"user_id": "nobody-123", "k": 5}).json())
+
+    # the report image loads through the API
+    page.locator("#report-details summary").click()
+    expect(page.locator("#report-img")).to_be_visible()
+    assert page.locator("#report-img").evaluate("img => img.naturalWidth") > 100
+    tab.shot("5-final")
+    tab.close()
+    api.close()
+
+
+def test_report_page_renders(browser, server, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/v1/model/report")
+    expect(page.locator("h1")).to_contain_text("Evaluation report")
+    img = page.locator("img")
+    expect(img).to_be_visible()
+    assert img.evaluate("img => img.complete && img.naturalWidth") > 100
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    page.close()
+    assert not errors
+
+
+def test_page_with_an_api_key(browser, trained, start_server, truth, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    root, _ = trained
+    keyed = start_server(root, RECSYS_API_KEY="sek-demo", RECSYS_POLL_INTERVAL_S="30")
+    keyed.wait_ready()
+    try:
+        tab = Page(browser, keyed.url, tmp_path)
+        page = tab.page
+        expect(page.locator("#key-form")).to_be_visible()
+        expect(page.locator("#model-version")).to_have_text("waiting for the API key")
+        expect(page.locator("#api-key")).to_be_focused()
+
+        page.locator("#api-key").fill("wrong")
+        page.locator("#api-key").press("Enter")
+        expect(page.locator("#errors .error")).to_contain_text("HTTP 401 unauthorized")
+        tab.shot("key-wrong", full_page=False)
+
+        page.locator("#api-key").fill("sek-demo")
+        page.get_by_role("button", name="Use key").click()
+        expect(page.locator("#model-version")).to_have_text(truth.version)
+        expect(page.locator("#errors .error")).to_have_count(0)
+        uid = page.locator("#example-users .chip").first.inner_text()
+        page.locator("#example-users .chip").first.click()
+        expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
+        want = httpx.post(
+            keyed.url + "/v1/recommendations", json={"user_id": uid, "k": 10, "exclude_seen": True},
+            headers={"X-API-Key": "sek-demo"}, timeout=10,
+        ).json()
+        assert tab.ids("results-list") == _ids(want)
+        expect(page.locator("#report-img")).to_have_attribute("src", re.compile(r"^blob:"))  # fetched with the key
+        tab.shot("key-ok")
+        tab.close()
+    finally:
+        keyed.stop()
