@@ -86,6 +86,8 @@ def train(
         dataset = load_source(
             data, items=items, users=users, interactions=interactions, seed=seed, max_bad_rows=cfg.max_bad_rows
         )
+        if dataset.report.count:
+            typer.echo(f"skipped bad rows (within --max-bad-rows {cfg.max_bad_rows}):\n{dataset.report.summary(show=1000)}", err=True)
         if spec is None:
             from training.pipeline import default_spec
 

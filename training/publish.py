@@ -137,7 +137,9 @@ def publish(
             fsync_dir(model_root)
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(exc, OSError):
+            if isinstance(exc, Exception):
+                # OSError (ENOSPC, EIO), but also TensorFlow's ResourceExhaustedError
+                # and ScaNN's RuntimeError when the SavedModel or index cannot be written.
                 raise PublishError(f"could not write version {version} under {model_root}: {exc}") from exc
             raise
         try:

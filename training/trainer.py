@@ -100,6 +100,10 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
+        # A resumed run may redo the end of an epoch already recorded: keep one
+        # entry per epoch, the latest.
+        for series in self.history.values():
+            del series[epoch:]
         if self.active:
             value = float(self.compute(self.model))  # type: ignore[arg-type]
             logs[self.log_key] = value

@@ -50,6 +50,17 @@ def _format(path: Path, spec: TableFile) -> str:
                     file=str(path))
 
 
+def _undecodable_line(path: Path, encoding: str) -> int | None:
+    """1-based number of the first line that does not decode, if any."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
 def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport) -> _Read:
     sep = spec.sep or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     options = dict(sep=sep, encoding=spec.encoding, engine="c")
@@ -68,7 +79,12 @@ def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRow
                 keep_default_na=False, na_values=na, skip_blank_lines=False,
                 on_bad_lines="warn", **options,
             )
-        except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"bytes that are not valid {spec.encoding} (set `encoding:` in the spec)",
+                file=str(path), line=_undecodable_line(path, spec.encoding),
+            ) from error
+        except pd.errors.ParserError as error:
             raise DataError(f"cannot parse the file: {error}", file=str(path)) from error
     skipped: list[int] = []
     for warning in caught:
