@@ -1,0 +1,97 @@
+"""MovieLens 100K through the project's own loader, splits and metric functions,
+so every model in the benchmarks is scored by exactly the same code.
+
+- P1 (random, seed 42, 80/20) and P2 (per-user temporal, last 20%) come from
+  ``training.split`` via ``training.pipeline.split_with_validation`` — the same
+  test split *and* the same validation carve (from train) that
+  ``run_pipeline`` uses for the project's model.
+- Scores are dense ``score_fn(user_rows) -> [n, num_items]`` functions; the
+  metrics are ``training.metrics.top_k_accuracy`` (P1) and
+  ``training.metrics.ranking_metrics`` (P2, training items excluded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from towers.spec import ids_only_spec
+from training.config import SplitKind, TrainConfig
+from training.data.sources import load_source
+from training.data.tables import CanonicalData
+from training.metrics import ScoreFn, ranking_metrics, top_k_accuracy
+from training.pipeline import split_with_validation
+from training.prepared import PreparedData, prepare
+from training.split import Split
+
+PROTOCOLS = {"P1": SplitKind.RANDOM, "P2": SplitKind.TEMPORAL}
+# what each protocol reports (BENCHMARKS.md) and the one metric tuned on validation
+REPORTED = {
+    "P1": ("top_10_accuracy", "top_50_accuracy", "top_100_accuracy"),
+    "P2": ("recall_at_10", "recall_at_100", "ndcg_at_10", "coverage_at_10"),
+}
+TUNING_METRIC = {"P1": "top_100_accuracy", "P2": "ndcg_at_10"}
+
+
+@dataclass
+class Protocol:
+    """One evaluation protocol on one dataset: test split plus validation carve."""
+
+    name: str  # "P1" | "P2"
+    kind: SplitKind
+    split: Split  # train / test row positions
+    fit_rows: np.ndarray  # train minus validation (what tuned models fit while tuning)
+    val_rows: np.ndarray  # validation rows carved from train
+
+    @property
+    def config(self) -> TrainConfig:
+        return TrainConfig(split=self.kind)
+
+
+def load(path: Path) -> tuple[CanonicalData, PreparedData]:
+    """Canonical MovieLens tables and their row-indexed form (ids-only inputs;
+    row order = the users/items tables' order, as in ``run_pipeline``)."""
+    data = load_source(f"movielens:{path}", progress=False)
+    return data, prepare(data, ids_only_spec(32))
+
+
+def protocol(prep: PreparedData, name: str) -> Protocol:
+    kind = PROTOCOLS[name]
+    split, fit_rows, val_rows = split_with_validation(prep, TrainConfig(split=kind))
+    return Protocol(name=name, kind=kind, split=split, fit_rows=fit_rows, val_rows=val_rows)
+
+
+def evaluate(score_fn: ScoreFn, prep: PreparedData, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, float]:
+    """P1 metrics over every (user, item) test pair (nothing excluded) and P2
+    metrics over every user with test items (their ``train_rows`` items
+    excluded). Mirrors ``training.evaluate.evaluate_split`` without sampling."""
+    out = top_k_accuracy(score_fn, prep.user_rows[test_rows], prep.item_rows[test_rows])
+    test_by_user = prep.items_by_user(test_rows)
+    train_by_user = prep.items_by_user(train_rows)
+    users = np.array([u for u in range(prep.num_users) if len(test_by_user[u])], dtype=np.int64)
+    out.update(
+        ranking_metrics(
+            score_fn,
+            users,
+            [test_by_user[u] for u in users],
+            [train_by_user[u] for u in users],
+            prep.num_items,
+        )
+    )
+    return out
+
+
+def evaluate_test(score_fn: ScoreFn, prep: PreparedData, proto: Protocol) -> dict[str, float]:
+    return evaluate(score_fn, prep, proto.split.train, proto.split.test)
+
+
+def evaluate_validation(score_fn: ScoreFn, prep: PreparedData, proto: Protocol) -> dict[str, float]:
+    return evaluate(score_fn, prep, proto.fit_rows, proto.val_rows)
+
+
+def published_order(rows: np.ndarray, seed: int = 42) -> np.ndarray:
+    """``rows`` in one fixed shuffled order: the published TFRS code trains on
+    MovieLens shuffled once (``shuffle(100_000, seed=42, reshuffle_each_iteration=False)``)."""
+    return np.random.default_rng(seed).permutation(rows)

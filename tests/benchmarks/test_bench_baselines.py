@@ -1,0 +1,82 @@
+"""Baseline builders: the TFRS ids-only models (shapes, published settings),
+ALS when `implicit` is installed, and the generated index catalogs."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
+
+from benchmarks.baselines import tfrs_ids  # noqa: E402
+
+USERS = np.array(["u1", "u2", "u3"])
+ITEMS = np.array(["i1", "i2", "i3", "i4", "i5"])
+
+
+def test_published_settings():
+    q, t = tfrs_ids.SEED_QUICKSTART, tfrs_ids.TUTORIAL
+    assert (q.embedding_dim, q.learning_rate, q.batch_size, q.epochs) == (64, 0.5, 4096, 3)
+    assert (t.embedding_dim, t.learning_rate, t.batch_size, t.epochs) == (32, 0.1, 8192, 3)
+    assert t.cache and t.shuffle_buffer == 100_000 and t.top_k_in_training and q.top_k_in_training
+    assert t.with_dim(64).embedding_dim == 64 and t.with_dim(64).batch_size == 8192
+
+
+@pytest.mark.parametrize("config", [tfrs_ids.SEED_QUICKSTART, tfrs_ids.TUTORIAL], ids=lambda c: c.name)
+def test_model_shapes_and_one_training_step(config):
+    import tensorflow as tf
+
+    from dataclasses import replace
+
+    cfg = replace(config, batch_size=4, epochs=1)
+    model = tfrs_ids.build_model(USERS, ITEMS, cfg, seed=1)
+    dim = config.embedding_dim
+    assert model.user_model(tf.constant(["u1", "u2"])).shape == (2, dim)
+    assert model.item_model(tf.constant(["i5"])).shape == (1, dim)
+    # one row per known id plus one OOV row, as StringLookup(mask_token=None) + Embedding(n + 1)
+    assert model.user_model.layers[1].input_dim == len(USERS) + 1
+    assert model.item_model.layers[1].input_dim == len(ITEMS) + 1
+    ds = tfrs_ids.train_dataset(np.array(["u1", "u2", "u3", "u1", "u2"]), np.array(["i1", "i2", "i3", "i4", "i5"]), cfg, seed=1)
+    batch = next(iter(ds))
+    assert set(batch) == {"user_id", "item_id"} and batch["user_id"].shape == (4,)
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    ue, ie = tfrs_ids.embeddings(model, USERS, ITEMS)
+    assert ue.shape == (3, dim) and ie.shape == (5, dim) and ue.dtype == np.float32
+    # an unknown id falls into the OOV row, it does not fail
+    assert model.user_model(tf.constant(["nobody"])).shape == (1, dim)
+
+
+def test_als_shapes_when_available():
+    from benchmarks.baselines import als
+
+    ok, why = als.available()
+    if not ok:
+        pytest.skip(why)
+    model = als.fit_als(
+        np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 3]), 3, 4, factors=4, regularization=0.1, alpha=1.0, iterations=3
+    )
+    assert model.user_factors.shape == (3, 4) and model.item_factors.shape == (4, 4)
+    assert model.score(np.array([0, 2])).shape == (2, 4)
+
+
+def test_generated_catalog_and_sweep_verdict():
+    from benchmarks.index import clustered_gaussian, exact_single, exact_top_k, verdict
+    from training.metrics import top_k_indices
+
+    items, queries = clustered_gaussian(2000, 8, 5, seed=0)
+    assert items.shape == (2000, 8) and queries.shape == (5, 8) and items.dtype == np.float32
+    top = exact_top_k(items, queries, k=10, chunk=2)
+    assert top.shape == (5, 10)
+    assert top.tolist() == top_k_indices(queries @ items.T, 10).tolist()  # the project's own exact top-k
+    assert exact_single(items, queries[0], k=10).tolist() == top[0].tolist()
+    points = [
+        {"leaves_to_search": 10, "reorder": 100, "recall_at_10": 0.90, "qps_batched": 1000.0, "chosen": True},
+        {"leaves_to_search": 5, "reorder": 100, "recall_at_10": 0.92, "qps_batched": 2000.0, "chosen": False},
+        {"leaves_to_search": 20, "reorder": 100, "recall_at_10": 0.99, "qps_batched": 500.0, "chosen": False},
+    ]
+    v = verdict(points, {})
+    assert not v["on_pareto_frontier"]
+    assert v["faster_at_same_or_better_recall"][0]["leaves_to_search"] == 5
+    assert [p["leaves_to_search"] for p in v["pareto_frontier"]] == [5, 20]
