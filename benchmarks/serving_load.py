@@ -85,7 +85,8 @@ def ceiling_app() -> Any:
     """The HTTP ceiling: the service's stack minus the model.
 
     Same FastAPI app settings, the same ``GuardMiddleware`` (concurrency cap,
-    body limit, deadline, X-Model-Version, latency histogram), the same request
+    body limit, deadline, X-Model-Version, latency histogram) and, when the
+    service has it enabled, the same outermost ``DemoPage`` layer, the same request
     schema (``make_schemas``), the same orjson ``JSONBytesResponse``; the route
     answers a fixed 10-item body shaped like a real answer. Settings come from the
     ``RECSYS_*`` environment like the service's workers.
@@ -112,6 +113,13 @@ def ceiling_app() -> Any:
     app = FastAPI(title="HTTP ceiling", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=JSONBytesResponse)
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, holder=holder)
+    if getattr(settings, "demo_enabled", False):  # the service puts its demo page outermost when enabled
+        try:
+            from serving.demo import DemoPage
+        except ImportError:  # pragma: no cover - a service without the demo page
+            DemoPage = None  # noqa: N806
+        if DemoPage is not None:
+            app.add_middleware(DemoPage, settings=settings)
 
     @app.post("/v1/recommendations")
     async def recommend(body: RecommendationRequest, request: Request) -> Response:  # type: ignore[valid-type]
@@ -288,13 +296,18 @@ class Server:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 mem = p.memory_full_info() if full else p.memory_info()
                 cmd = " ".join(p.cmdline())
-                role = "worker" if ("multiprocessing" in cmd or p.pid == self.proc.pid) else "other"
+                if "spawn_main" in cmd:
+                    role = "worker"  # a uvicorn worker process (several workers)
+                elif p.pid == self.proc.pid:
+                    role = "main"  # the only process with one worker; the supervisor with several
+                else:
+                    role = "other"  # e.g. multiprocessing's resource tracker
                 procs.append({"pid": p.pid, "rss": mem.rss, "uss": getattr(mem, "uss", None), "role": role, "cmd": cmd[:120]})
-        big = [p for p in procs if p["rss"] > 150 * 2**20]  # workers hold TF + the model; the supervisor does not
+        workers = [p for p in procs if p["role"] == "worker"] or [p for p in procs if p["role"] == "main"]
         return {
             "total_rss": sum(p["rss"] for p in procs),
             "max_process_rss": max((p["rss"] for p in procs), default=0),
-            "workers_rss": [p["rss"] for p in big],
+            "workers_rss": [p["rss"] for p in workers],
             "processes": procs,
         }
 
@@ -474,6 +487,7 @@ def _wait_all_workers(server: Server, workers: int, timeout_s: float) -> None:
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
         mem = server.memory(full=False)
+        # a worker that has loaded a version holds TensorFlow and the model: well above 400 MiB
         if len(mem["workers_rss"]) >= workers and all(r > 400 * 2**20 for r in mem["workers_rss"]):
             ok = 0
             for _ in range(4 * workers):
