@@ -34,12 +34,16 @@ def raw_column(spec: FeatureSpec, column: pd.Series) -> np.ndarray:
     return column.fillna("").astype(str).to_numpy(dtype=object)
 
 
-def _vocabulary(values: np.ndarray, max_tokens: int | None) -> list[str]:
-    """Distinct values by descending frequency (ties by value): deterministic."""
+def _vocabulary(values: np.ndarray, max_tokens: int | None) -> np.ndarray:
+    """Distinct values by descending frequency (ties by value): deterministic.
+
+    A numpy array, not a list: tf_keras wraps a list vocabulary in a
+    ListWrapper that SavedModel export walks element by element (79 s for
+    100K ids against 2.6 s for an array)."""
     counts = pd.Series(values, dtype=object).value_counts(sort=False)
     order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     vocab = [str(k) for k, _ in order]
-    return vocab[: max_tokens - 1] if max_tokens else vocab
+    return np.asarray(vocab[: max_tokens - 1] if max_tokens else vocab, dtype=object)
 
 
 class MaskedMean(tf.keras.layers.Layer):
@@ -55,7 +59,7 @@ class MaskedMean(tf.keras.layers.Layer):
 class LookupEmbedding(tf.keras.layers.Layer):
     """id / categorical: StringLookup (one OOV bucket) + Embedding."""
 
-    def __init__(self, vocabulary: list[str], dim: int, **kw: object) -> None:
+    def __init__(self, vocabulary: np.ndarray, dim: int, **kw: object) -> None:
         super().__init__(**kw)
         self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token=None)
         self.embed = tf.keras.layers.Embedding(len(vocabulary) + 1, dim)
@@ -79,7 +83,7 @@ class HashedEmbedding(tf.keras.layers.Layer):
 class MultiCategoricalEmbedding(tf.keras.layers.Layer):
     """multi_categorical: "a|b|c" -> tokens -> lookup -> mean embedding."""
 
-    def __init__(self, vocabulary: list[str], dim: int, separator: str, **kw: object) -> None:
+    def __init__(self, vocabulary: np.ndarray, dim: int, separator: str, **kw: object) -> None:
         super().__init__(**kw)
         self.separator = separator
         self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token="")
@@ -159,7 +163,7 @@ def build_encoder(spec: FeatureSpec, train_values: np.ndarray) -> tf.keras.layer
         return HashedEmbedding(spec.num_bins, spec.embedding_dim, name=name)
     if kind is FeatureKind.MULTI_CATEGORICAL:
         tokens = [t for v in train_values for t in str(v).split(spec.separator) if t]
-        vocab = _vocabulary(np.array(tokens, dtype=object), spec.max_tokens) if tokens else ["<none>"]
+        vocab = _vocabulary(np.array(tokens, dtype=object), spec.max_tokens) if tokens else np.array(["<none>"], dtype=object)
         return MultiCategoricalEmbedding(vocab, spec.embedding_dim, spec.separator, name=name)
     if kind is FeatureKind.TEXT:
         return TextEmbedding(train_values, spec, name=name)
@@ -168,8 +172,13 @@ def build_encoder(spec: FeatureSpec, train_values: np.ndarray) -> tf.keras.layer
     raise ValueError(f"unknown feature kind {kind!r}")  # pragma: no cover - enum is closed
 
 
+def as_tensor(values: np.ndarray) -> tf.Tensor:
+    """A raw input column (object strings or float32) as a tensor the tower accepts."""
+    return tf.constant(values.astype(str) if values.dtype == object else values)
+
+
 def input_dtype(spec: FeatureSpec) -> tf.DType:
     return tf.float32 if spec.kind.dtype == "float32" else tf.string
 
 
-__all__ = ["build_encoder", "input_dtype", "raw_column"]
+__all__ = ["as_tensor", "build_encoder", "input_dtype", "raw_column"]

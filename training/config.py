@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,13 +51,3 @@ class TrainConfig(BaseModel):
     gate_max_drop: float | None = Field(
         default=None, ge=0, description="refuse to publish if the served version's primary metric is higher by more than this"
     )
-
-
-class RunPaths(BaseModel):
-    """Where a run keeps its checkpoints (under the model root, never published)."""
-
-    model_root: Path
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.model_root / ".runs"

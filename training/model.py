@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from towers.features import as_tensor
 from training.config import TrainConfig
 
 QUERY_PREFIX = "q_"
@@ -97,7 +98,7 @@ def make_optimizer(config: TrainConfig) -> tf.keras.optimizers.Optimizer:
 def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 8192) -> np.ndarray:
     """Run a tower over raw input arrays in batches; float32 [n, dim]."""
     n = len(next(iter(inputs.values())))
-    tensors = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+    tensors = {k: as_tensor(v) for k, v in inputs.items()}
     outs = []
     for start in range(0, n, batch_size):
         chunk = {k: t[start : start + batch_size] for k, t in tensors.items()}

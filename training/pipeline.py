@@ -85,7 +85,7 @@ class PipelineResult:
     spec: ModelSpec
 
 
-def _tables_for_export(prep: PreparedData, spec: ModelSpec, train_rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _tables_for_export(prep: PreparedData, train_rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     items = prep.data.items.reset_index(drop=True).copy()
     items["item_id"] = prep.item_ids
     items["popularity"] = np.bincount(prep.item_rows[train_rows], minlength=prep.num_items).astype(np.int64)
@@ -179,7 +179,7 @@ def run_pipeline(
         if not gate.passed:
             raise QualityGateError(f"quality gate refused the new version: {gate.message}")
     if publish_version:
-        items, users, seen = _tables_for_export(prep, spec, split.train)
+        items, users, seen = _tables_for_export(prep, split.train)
         final_rows = fit_rows if selection is result else split.train  # what the published towers were fitted on
         train_users = np.unique(prep.user_rows[final_rows])
         train_items = np.unique(prep.item_rows[final_rows])

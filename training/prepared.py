@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from towers.features import as_tensor
 from towers.spec import ModelSpec
 from towers.tower import tower_inputs
 from training.data.tables import CanonicalData
@@ -85,10 +86,6 @@ def sampling_probabilities(prep: PreparedData, train_rows: np.ndarray, strength:
     return (np.maximum(p, floor) ** strength).astype(np.float32)
 
 
-def _tensor(v: np.ndarray) -> tf.Tensor:
-    return tf.constant(v.astype(str) if v.dtype == object else v)
-
-
 def make_dataset(
     prep: PreparedData,
     rows: np.ndarray,
@@ -99,8 +96,8 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of interaction features: shuffle (user row, item row) pairs, batch,
     then gather each tower's raw inputs from constant per-user/per-item tables."""
-    user_tables = {n: _tensor(v) for n, v in prep.user_inputs.items()}
-    item_tables = {n: _tensor(v) for n, v in prep.item_inputs.items()}
+    user_tables = {n: as_tensor(v) for n, v in prep.user_inputs.items()}
+    item_tables = {n: as_tensor(v) for n, v in prep.item_inputs.items()}
     p_table = tf.constant(sampling_p)
     ds = tf.data.Dataset.from_tensor_slices((prep.user_rows[rows], prep.item_rows[rows]))
     if shuffle:
