@@ -133,27 +133,14 @@ def ceiling_app() -> Any:
     return app
 
 
-def uvicorn_settings(host: str, port: int, log_level: str, request_timeout_s: float, shutdown_grace_s: float) -> dict[str, Any]:
-    """The keyword arguments ``serving.main.run`` hands uvicorn (kept in step by hand)."""
-    return {
-        "host": host,
-        "port": port,
-        "log_level": log_level,
-        "proxy_headers": False,
-        "server_header": False,
-        "timeout_graceful_shutdown": max(request_timeout_s * 2, shutdown_grace_s + 5),
-        "limit_concurrency": None,
-    }
-
-
 def serve_ceiling(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     import recsys  # noqa: F401
+    from serving.main import uvicorn_options
     from serving.settings import ServiceSettings
 
-    s = ServiceSettings()
-    kw = uvicorn_settings(host, port, s.log_level, s.request_timeout_s, s.shutdown_grace_s)
+    kw = uvicorn_options(ServiceSettings(host=host, port=port))  # exactly what `recsys serve` runs with
     if workers == 1:
         uvicorn.run(ceiling_app(), **kw)
     else:

@@ -228,7 +228,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         exclude_seen: bool = True,
     ) -> Response:
         model = served(request)
-        if user_id not in model.user_row:
+        if user_id not in model.users:
             raise ApiError(404, "unknown_user", "this user is not known to the served model version")
         req = SimpleNamespace(user_id=user_id, features=None, k=k, exclude_seen=exclude_seen, exclude_item_ids=[], filters=None)
         job = build_job(model, req)
@@ -248,7 +248,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         k: Annotated[int, Query(ge=1, le=settings.max_k)] = settings.default_k,
     ) -> Response:
         model = served(request)
-        row = model.item_row.get(item_id)
+        row = model.items.ids.get(item_id)
         if row is None:
             raise ApiError(404, "unknown_item", "this item is not in the served model version")
         items = await rank(similar_job(model, row, k))

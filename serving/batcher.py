@@ -1,12 +1,16 @@
 """Micro-batching: many concurrent requests, one model call.
 
-Requests ``submit`` a job and await a future. One collector task takes the
-first waiting job, then gathers more for at most ``max_wait_s`` or until
-``max_size`` jobs, and hands the whole batch to ``run_batch`` in a single
-inference thread (never on the event loop). While that thread works, new jobs
-queue up and form the next batch, so under load batches grow by themselves and
-throughput grows with concurrency; when idle, a lone request waits at most
-``max_wait_s``.
+Requests ``submit`` a job and await a future. One collector task takes every
+waiting job (at most ``max_size``) and hands the whole batch to ``run_batch``
+in a single inference thread (never on the event loop). While that thread
+works, new jobs queue up and form the next batch, so under load batches grow
+by themselves and throughput grows with concurrency.
+
+How long to wait for batch mates adapts to the load: when the last batch held
+``n`` jobs, the collector waits at most ``max_wait_s`` for ``n`` to be queued
+(the clients of the last batch coming back), and dispatches as soon as they
+are. After a batch of one, a lone request is dispatched at once, so a quiet
+service adds no batching delay.
 
 ``run_batch(jobs) -> results`` returns one result per job, in order; a result
 that is an exception fails only its own request.
@@ -51,6 +55,9 @@ class MicroBatcher(Generic[J]):
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
+        self._expected = 1  # size of the last batch: how many mates are worth waiting for
+        self._wanted = 0
+        self._filled: asyncio.Future | None = None
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -77,26 +84,44 @@ class MicroBatcher(Generic[J]):
             raise BatcherClosed("the service is shutting down")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((job, fut))
+        filled = self._filled
+        if filled is not None and not filled.done() and self._queue.qsize() >= self._wanted:
+            filled.set_result(None)
         return await fut
 
-    async def _gather(self) -> list[tuple[J, asyncio.Future]]:
+    def _take_queued(self, batch: list[tuple[J, asyncio.Future]]) -> None:
         assert self._queue is not None
-        batch = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_wait_s
         while len(batch) < self._max_size:
             try:
                 batch.append(self._queue.get_nowait())
-                continue
             except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+                return
+
+    async def _gather(self) -> list[tuple[J, asyncio.Future]]:
+        """The next batch: everything queued, plus, when the last batch was bigger,
+        what arrives within ``max_wait_s`` until there are as many again."""
+        assert self._queue is not None
+        batch = [await self._queue.get()]
+        try:
+            self._take_queued(batch)
+            wanted = min(self._expected, self._max_size)
+            if len(batch) < wanted and self._max_wait_s > 0:
+                self._wanted = wanted - len(batch)
+                self._filled = asyncio.get_running_loop().create_future()
+                try:
+                    async with asyncio.timeout(self._max_wait_s):
+                        await self._filled
+                except TimeoutError:
+                    pass
+                finally:
+                    self._filled = None
+                self._take_queued(batch)
+        except asyncio.CancelledError:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(BatcherClosed("the service is shutting down"))
+            raise
+        self._expected = len(batch)
         return batch
 
     async def _collect(self) -> None:

@@ -116,7 +116,7 @@ def api_router(
     ) -> Response:
         model = served(request)
         return JSONBytesResponse(
-            {"model_version": model.version, "num_users": len(model.user_row), "user_ids": example_user_ids(model, limit)}
+            {"model_version": model.version, "num_users": len(model.users), "user_ids": example_user_ids(model, limit)}
         )
 
     @router.get(
@@ -132,11 +132,11 @@ def api_router(
         limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="most items returned")] = 20,
     ) -> Response:
         model = served(request)
-        if user_id not in model.user_row:
+        user_row = model.users.get(user_id)
+        if user_row is None:
             raise ApiError(404, "unknown_user", "this user is not known to the served model version")
-        rows = model.seen_rows.get(user_id)
-        rows = () if rows is None else rows
-        items = [{"item_id": model.item_ids[int(r)], **model.item_meta[int(r)]} for r in rows[:limit]]
+        rows = model.seen.of(user_row)
+        items = model.items.records(rows[:limit])
         return JSONBytesResponse({"model_version": model.version, "user_id": user_id, "total": len(rows), "items": items})
 
     no_report = {404: {"model": ErrorResponse, "description": "the served version has no report.png"}}
@@ -174,8 +174,8 @@ def example_user_ids(model: LoadedModel, limit: int) -> list[str]:
     """Up to ``limit`` known user ids in users-table order, those with training history first."""
     with_history: list[str] = []
     without: list[str] = []
-    for uid in model.user_row:
-        if len(model.seen_rows.get(uid, ())):
+    for row, uid in enumerate(model.users):
+        if model.seen.count(row):
             with_history.append(uid)
             if len(with_history) >= limit:
                 break

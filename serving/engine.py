@@ -121,14 +121,14 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def exclusion_rows(model: LoadedModel, seen_of: str | None, exclude_item_ids: Sequence[str] | None) -> np.ndarray:
-    """Sorted unique item rows to leave out: the user's seen items and the given ids (unknown ids ignored)."""
-    seen = model.seen_rows.get(seen_of) if seen_of is not None else None
-    extra = [model.item_row[i] for i in exclude_item_ids or () if i in model.item_row]
-    if not extra:
+def exclusion_rows(model: LoadedModel, seen_of: int | None, exclude_item_ids: Sequence[str] | None) -> np.ndarray:
+    """Sorted unique item rows to leave out: the seen items of user row ``seen_of`` and the given ids (unknown ids ignored)."""
+    seen = model.seen.of(seen_of) if seen_of is not None else None
+    extra = model.items.ids.rows(exclude_item_ids) if exclude_item_ids else _EMPTY
+    extra = extra[extra >= 0]
+    if not len(extra):
         return seen if seen is not None else _EMPTY
-    rows = np.asarray(extra, dtype=np.int64)
-    return np.unique(rows if seen is None else np.concatenate([seen, rows]))
+    return np.unique(extra if seen is None else np.concatenate([seen, extra]))
 
 
 def build_job(model: LoadedModel, request: Any) -> Job:
@@ -136,14 +136,14 @@ def build_job(model: LoadedModel, request: Any) -> Job:
     uid = request.user_id
     overrides = resolve_features(model, request.features)
     filters = resolve_filters(model, request.filters)
-    user_row = model.user_row.get(uid) if uid is not None else None
+    user_row = model.users.get(uid) if uid is not None else None
     if user_row is not None:
         strategy = PERSONAL
     elif overrides:
         strategy = FEATURES
     else:
         strategy = POPULAR
-    exclude = exclusion_rows(model, uid if (request.exclude_seen and user_row is not None) else None, request.exclude_item_ids)
+    exclude = exclusion_rows(model, user_row if request.exclude_seen else None, request.exclude_item_ids)
     return Job(
         model=model,
         strategy=strategy,
@@ -246,6 +246,7 @@ def _plan(job: Job, query: np.ndarray) -> _Plan:
 
 
 def _finish(plan: _Plan, idx: np.ndarray | None, dist: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """One plan on its own: the searched candidates if enough survive, else exact scoring."""
     model, job = plan.job.model, plan.job
     if plan.n == 0:
         return _EMPTY, np.zeros(0, dtype=np.float32)
@@ -264,6 +265,43 @@ def _finish(plan: _Plan, idx: np.ndarray | None, dist: np.ndarray | None) -> tup
     return _exact(model, plan.query, _eligible_mask(model, plan.mask, job.exclude), plan.n)
 
 
+def _finish_searched(
+    model: LoadedModel, plans: list[_Plan], idx: np.ndarray, dist: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every searched plan at once: drop excluded, filtered-out and invalid
+    candidates, re-score the rest exactly, keep the best ``n`` of each (ties:
+    lower row first). A plan whose candidates fall short, or hold a duplicate,
+    goes through :func:`_finish` on its own."""
+    num_items = model.num_items
+    idx = np.asarray(idx, dtype=np.int64)
+    dist = np.asarray(dist)
+    valid = np.isfinite(dist) & (idx >= 0) & (idx < num_items)
+    rows = np.where(valid, idx, 0)
+    owner = np.arange(len(plans), dtype=np.int64)[:, None]
+    sizes = [len(p.job.exclude) for p in plans]
+    if any(sizes):
+        keys = np.repeat(owner[:, 0], sizes) * num_items + np.concatenate([p.job.exclude for p in plans])
+        valid &= ~np.isin(owner * num_items + rows, keys)
+    for pos, plan in enumerate(plans):
+        if plan.mask is not None:
+            valid[pos] &= plan.mask[rows[pos]]
+    marked = np.sort(np.where(valid, rows, -1), axis=1)
+    duplicated = ((marked[:, 1:] == marked[:, :-1]) & (marked[:, 1:] >= 0)).any(axis=1)
+    queries = np.stack([p.query for p in plans])[:, :, None]
+    scores = np.matmul(model.item_embeddings[rows], queries)[:, :, 0]
+    scores[~valid] = -np.inf
+    order = np.lexsort((rows, -scores), axis=-1)
+    enough = valid.sum(axis=1)
+    out = []
+    for pos, plan in enumerate(plans):
+        if duplicated[pos] or enough[pos] < plan.n:
+            out.append(_finish(plan, idx[pos], dist[pos]))
+            continue
+        best = order[pos, : plan.n]
+        out.append((rows[pos, best], scores[pos, best]))
+    return out
+
+
 def _popular(job: Job) -> tuple[np.ndarray, np.ndarray]:
     model = job.model
     order = model.popular_order
@@ -274,14 +312,6 @@ def _popular(job: Job) -> tuple[np.ndarray, np.ndarray]:
         eligible = _eligible_mask(model, mask, job.exclude)
         rows = order[eligible[order]][: job.k]
     return rows, model.popularity[rows]
-
-
-def _items(model: LoadedModel, rows: np.ndarray, scores: np.ndarray) -> list[dict]:
-    ids, meta = model.item_ids, model.item_meta
-    return [
-        {"item_id": ids[r], "score": s, "rank": i, **meta[r]}
-        for i, (r, s) in enumerate(zip(rows.tolist(), np.asarray(scores, dtype=np.float64).tolist(), strict=True), start=1)
-    ]
 
 
 def _query_columns(model: LoadedModel, jobs: list[Job]) -> dict[str, np.ndarray]:
@@ -304,7 +334,7 @@ def _query_columns(model: LoadedModel, jobs: list[Job]) -> dict[str, np.ndarray]
 
 
 def _run_model_group(model: LoadedModel, jobs: list[Job]) -> list[list[dict]]:
-    results: list[list[dict] | None] = [None] * len(jobs)
+    ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
     embed_at = [i for i, j in enumerate(jobs) if j.strategy in (PERSONAL, FEATURES)]
     vectors: dict[int, np.ndarray] = {}
     if embed_at:
@@ -315,25 +345,26 @@ def _run_model_group(model: LoadedModel, jobs: list[Job]) -> list[list[dict]]:
         if job.strategy == SIMILAR:
             vectors[i] = model.item_embeddings[job.item_row]
         elif job.strategy == POPULAR:
-            rows, scores = _popular(job)
-            results[i] = _items(model, rows, scores)
+            ranked[i] = _popular(job)
     plans = {i: _plan(jobs[i], q) for i, q in vectors.items()}
     searched = [i for i, p in plans.items() if p.fetch]
-    found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if searched:
         fetch = max(plans[i].fetch for i in searched)
         queries = np.ascontiguousarray(np.stack([plans[i].query for i in searched]), dtype=np.float32)
         # with exact re-ordering (tree + AH), the pool re-scored must hold every neighbour asked for
         pool = max(int(fetch), model.reorder_k)
         idx, dist = model.searcher.search_batched(queries, final_num_neighbors=int(fetch), pre_reorder_num_neighbors=pool)
-        idx, dist = np.asarray(idx), np.asarray(dist)
-        for pos, i in enumerate(searched):
-            found[i] = (idx[pos], dist[pos])
+        for i, result in zip(searched, _finish_searched(model, [plans[i] for i in searched], idx, dist), strict=True):
+            ranked[i] = result
     for i, plan in plans.items():
-        idx, dist = found.get(i, (None, None))
-        rows, scores = _finish(plan, idx, dist)
-        results[i] = _items(model, rows, scores)
-    return results  # type: ignore[return-value]
+        if not plan.fetch:
+            ranked[i] = _finish(plan, None, None)
+    done = [r for r in ranked if r is not None]
+    if len(done) != len(jobs):
+        raise RuntimeError(f"{len(jobs) - len(done)} job(s) of the batch were not ranked")
+    rows = np.concatenate([r for r, _ in done]) if done else _EMPTY
+    scores = np.concatenate([np.asarray(s, dtype=np.float64) for _, s in done]) if done else np.zeros(0)
+    return model.items.answer_items(rows, scores, [len(r) for r, _ in done])
 
 
 def run_jobs(jobs: list[Job]) -> list[list[dict] | BaseException]:

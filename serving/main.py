@@ -41,21 +41,27 @@ def app_from_env() -> FastAPI:
     return create_app(settings)
 
 
+def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
+    """The keyword arguments uvicorn runs the service with (the load benchmark's HTTP ceiling uses them too)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": max(settings.request_timeout_s * 2, settings.shutdown_grace_s + 5),
+        "limit_concurrency": None,
+    }
+
+
 def run(overrides: dict[str, Any] | None = None) -> None:
     """Start uvicorn with the settings (``overrides`` beat the environment)."""
     import uvicorn
 
     settings = build_settings(overrides)
     _configure_logging(settings.log_level)
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "proxy_headers": False,
-        "server_header": False,
-        "timeout_graceful_shutdown": max(settings.request_timeout_s * 2, settings.shutdown_grace_s + 5),
-        "limit_concurrency": None,
-    }
+    common = uvicorn_options(settings)
     log.info(
         "serving %s on %s:%d with %d worker(s)", settings.model_root, settings.host, settings.port, settings.workers
     )

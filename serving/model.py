@@ -22,6 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from serving.ids import DuplicateIdError, IdIndex
+from serving.items import ItemMetadata
+from serving.seen import SeenRows, SeenRowsError
 
 log = logging.getLogger("serving")
 
@@ -79,14 +86,12 @@ class LoadedModel:
     searcher: Any  # scann_ops_pybind.ScannSearcher
     reorder_k: int  # the searcher's exact re-ordering pool (0 if none); over-fetching past it needs a bigger pool
     item_embeddings: np.ndarray  # float32 [num_items, dim], read-only
-    item_ids: tuple[str, ...]
-    item_row: MappingProxyType  # item_id -> row
-    item_meta: tuple[dict, ...]  # row -> metadata (no item_id/score/rank), JSON-ready
+    items: ItemMetadata  # item ids (id <-> row) and JSON-ready metadata columns
     popularity: np.ndarray  # float64 [num_items]
     popular_order: np.ndarray  # rows by popularity desc, then row
-    user_row: MappingProxyType  # user_id -> row of users.parquet
+    users: IdIndex  # user_id <-> row of users.parquet
     user_features: MappingProxyType  # query input name -> numpy column over users
-    seen_rows: MappingProxyType  # user_id -> sorted int64 rows (read-only)
+    seen: SeenRows  # user row -> sorted item rows seen in training
     filter_columns: MappingProxyType  # column -> FilterColumn
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
@@ -214,25 +219,6 @@ def _verify_files(path: Path, manifest: dict, name: str) -> None:
         raise LoadError("file_missing", f"version {name}: no index/ files are listed in the manifest", name)
 
 
-def _json_value(value: Any) -> Any:
-    """A metadata cell as a JSON-ready Python value (lists, NaN -> None, numpy scalars)."""
-    if isinstance(value, np.ndarray):
-        return [_json_value(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return str(value)
-
-
 def _is_list_cell(value: Any) -> bool:
     return isinstance(value, (list, tuple, np.ndarray))
 
@@ -326,14 +312,14 @@ def load_version(model_root: Path, name: str) -> LoadedModel:
 
     # tables
     try:
-        items = pd.read_parquet(path / "items.parquet")
+        item_table = pq.read_table(path / "items.parquet")
         users = pd.read_parquet(path / "users.parquet")
-        seen = pd.read_parquet(path / "seen.parquet")
+        seen_table = pq.read_table(path / "seen.parquet")
         emb = np.load(path / "item_embeddings.npy", allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any reader failure means the version is unusable
         raise LoadError("table_unreadable", f"version {name}: {type(exc).__name__}: {exc}", name) from exc
-    if len(items) != num_items:
-        raise LoadError("shape_mismatch", f"items.parquet has {len(items)} rows, manifest num_items is {num_items}", name)
+    if item_table.num_rows != num_items:
+        raise LoadError("shape_mismatch", f"items.parquet has {item_table.num_rows} rows, manifest num_items is {num_items}", name)
     if emb.ndim != 2 or emb.shape[0] != num_items:
         raise LoadError("shape_mismatch", f"item_embeddings.npy is {emb.shape}, expected {num_items} rows", name)
     if emb.shape[1] != dim:
@@ -342,51 +328,57 @@ def load_version(model_root: Path, name: str) -> LoadedModel:
     if not np.isfinite(emb).all():
         raise LoadError("table_invalid", "item_embeddings.npy holds NaN or infinite values", name)
     emb.flags.writeable = False
-    for table, col in ((items, "item_id"), (users, "user_id"), (seen, "user_id"), (seen, "item_rows")):
-        if col not in table.columns:
+    for columns, col in (
+        (item_table.column_names, "item_id"),
+        (users.columns, "user_id"),
+        (seen_table.column_names, "user_id"),
+        (seen_table.column_names, "item_rows"),
+    ):
+        if col not in columns:
             raise LoadError("table_invalid", f"version {name}: a table lacks the column {col}", name)
-    item_ids = tuple(str(v) for v in items["item_id"].tolist())
-    item_row = {iid: row for row, iid in enumerate(item_ids)}
-    if len(item_row) != len(item_ids):
-        raise LoadError("table_invalid", "items.parquet has duplicate item_id values", name)
-    user_ids = [str(v) for v in users["user_id"].tolist()]
-    user_row = {uid: row for row, uid in enumerate(user_ids)}
-    if len(user_row) != len(user_ids):
-        raise LoadError("table_invalid", "users.parquet has duplicate user_id values", name)
+    if "popularity" not in item_table.column_names:
+        raise LoadError("table_invalid", "items.parquet lacks the popularity column", name)
+    try:
+        item_ids = IdIndex(pc.cast(item_table.column("item_id"), pa.large_string()))
+    except (DuplicateIdError, ValueError, pa.ArrowException) as exc:
+        raise LoadError("table_invalid", f"items.parquet item_id: {exc} (ids must be unique, non-null strings)", name) from exc
+    user_id_strings = [str(v) for v in users["user_id"].tolist()]
+    try:
+        user_index = IdIndex(user_id_strings)
+    except DuplicateIdError as exc:
+        raise LoadError("table_invalid", "users.parquet has duplicate user_id values", name) from exc
     missing = [qi.name for qi in query_inputs if qi.name != "user_id" and qi.name not in users.columns]
     if missing:
         raise LoadError("table_invalid", f"users.parquet lacks query input columns {missing}", name)
 
     # per-version lookups, computed once
     if "user_id" in [qi.name for qi in query_inputs]:
-        users = users.assign(user_id=user_ids)
+        users = users.assign(user_id=user_id_strings)
     user_features = {qi.name: _user_column(users, qi) for qi in query_inputs}
-    seen_rows: dict[str, np.ndarray] = {}
-    for uid, rows in zip(seen["user_id"].tolist(), seen["item_rows"].tolist(), strict=True):
-        arr = np.unique(np.asarray([] if rows is None else rows, dtype=np.int64))
-        if len(arr) and (arr[0] < 0 or arr[-1] >= num_items):
-            raise LoadError("table_invalid", f"seen.parquet names item rows outside 0..{num_items - 1}", name)
-        arr.flags.writeable = False
-        seen_rows[str(uid)] = arr
-    if "popularity" in items.columns:
-        popularity = pd.to_numeric(items["popularity"], errors="coerce").fillna(0).to_numpy(dtype=np.float64)
-    else:
-        raise LoadError("table_invalid", "items.parquet lacks the popularity column", name)
+    del users, user_id_strings
+    try:
+        seen = SeenRows.from_table(seen_table, user_index, num_items)
+    except (SeenRowsError, pa.ArrowException) as exc:
+        raise LoadError("table_invalid", f"seen.parquet: {exc}", name) from exc
+    del seen_table
+    popularity = (
+        pd.to_numeric(item_table.column("popularity").to_pandas(), errors="coerce").fillna(0).to_numpy(dtype=np.float64)
+    )
     popular_order = np.lexsort((np.arange(num_items), -popularity)).astype(np.int64)
     popularity.flags.writeable = False
     popular_order.flags.writeable = False
-    meta_cols = [c for c in items.columns if c not in RESERVED_KEYS]
-    payloads = []
-    for record in items[meta_cols].to_dict("records"):
-        payload = {}
-        for key, value in record.items():
-            payload[str(key)] = _json_value(value)
-        payloads.append(payload)
+    meta_cols = [c for c in item_table.column_names if c not in RESERVED_KEYS]
+    try:
+        item_meta = ItemMetadata.from_table(item_ids, item_table, skip=RESERVED_KEYS)
+    except (ValueError, pa.ArrowException) as exc:
+        raise LoadError("table_invalid", f"items.parquet metadata: {exc}", name) from exc
     filter_columns = {}
     for col in meta_cols:
-        fc = _filter_column(str(col), items[col])
+        fc = _filter_column(str(col), item_table.column(col).to_pandas())
         if fc is not None:
             filter_columns[str(col)] = fc
+    del item_table
+    pa.default_memory_pool().release_unused()  # the Parquet read buffers
 
     # the index first (cheap to refuse), then the query tower; scann before tensorflow
     import scann
@@ -429,14 +421,12 @@ def load_version(model_root: Path, name: str) -> LoadedModel:
         searcher=searcher,
         reorder_k=reorder_k,
         item_embeddings=emb,
-        item_ids=item_ids,
-        item_row=MappingProxyType(item_row),
-        item_meta=tuple(payloads),
+        items=item_meta,
         popularity=popularity,
         popular_order=popular_order,
-        user_row=MappingProxyType(user_row),
+        users=user_index,
         user_features=MappingProxyType(user_features),
-        seen_rows=MappingProxyType(seen_rows),
+        seen=seen,
         filter_columns=MappingProxyType(filter_columns),
     )
     _warm_up(model)
@@ -449,9 +439,8 @@ def _warm_up(model: LoadedModel) -> None:
     """One real query per path: a known user (if any) and a user of defaults only."""
     name = model.version
     columns: dict[str, list] = {qi.name: [] for qi in model.query_inputs}
-    known = next(iter(model.user_row), None)
-    if known is not None:
-        row = model.user_row[known]
+    if len(model.users):
+        row = 0
         for qi in model.query_inputs:
             columns[qi.name].append(model.user_features[qi.name][row])
     for qi in model.query_inputs:

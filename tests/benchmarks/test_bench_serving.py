@@ -31,12 +31,19 @@ def test_ceiling_app_is_the_service_stack_without_the_model(monkeypatch):
         assert client.post("/v1/recommendations", json=big).status_code == 413  # the guard's body limit
 
 
-def test_uvicorn_settings_match_the_service():
-    kw = serving_load.uvicorn_settings("127.0.0.1", 8123, "info", 5.0, 0.0)
-    assert kw == {
-        "host": "127.0.0.1", "port": 8123, "log_level": "info", "proxy_headers": False, "server_header": False,
-        "timeout_graceful_shutdown": 10.0, "limit_concurrency": None,
-    }
+def test_ceiling_runs_with_the_service_uvicorn_options(monkeypatch):
+    import uvicorn
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    monkeypatch.setenv("RECSYS_REQUEST_TIMEOUT_S", "7")
+    serving_load.serve_ceiling("127.0.0.1", 8123, workers=1)
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    assert seen["access_log"] is False and seen["timeout_graceful_shutdown"] == 14.0
+    from serving.main import uvicorn_options
+    from serving.settings import ServiceSettings
+
+    assert seen == uvicorn_options(ServiceSettings(host="127.0.0.1", port=8123))
 
 
 def test_generated_catalog_is_consistent_and_deterministic():

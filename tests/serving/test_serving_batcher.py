@@ -52,6 +52,61 @@ def test_batches_never_exceed_max_size() -> None:
     assert max(sizes) <= 4 and sum(sizes) == 10
 
 
+def test_a_lone_request_on_a_quiet_batcher_does_not_wait() -> None:
+    async def go():
+        b = MicroBatcher(lambda jobs: jobs, max_wait_s=5.0, max_size=64)
+        await b.start()
+        try:
+            start = time.perf_counter()
+            await b.submit(1)
+            return time.perf_counter() - start
+        finally:
+            await b.stop()
+
+    assert run(go()) < 1.0  # the 5 s wait is only for mates of a busy batcher
+
+
+def test_after_a_big_batch_it_waits_for_as_many_mates() -> None:
+    batches: list[list[int]] = []
+
+    def work(jobs):
+        batches.append(list(jobs))
+        return jobs
+
+    async def late(i: int, b: MicroBatcher) -> int:
+        await asyncio.sleep(0.05)
+        return await b.submit(i)
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=5.0, max_size=64)
+        await b.start()
+        try:
+            await asyncio.gather(*(b.submit(i) for i in range(6)))  # one batch of 6
+            start = time.perf_counter()
+            await asyncio.gather(*(b.submit(i) for i in range(3)), *(late(i, b) for i in range(3, 6)))
+            return time.perf_counter() - start
+        finally:
+            await b.stop()
+
+    elapsed = run(go())
+    assert batches == [list(range(6)), list(range(6))]  # the late three joined the early three
+    assert elapsed < 2.0  # dispatched once six were queued, not after the whole wait
+
+
+def test_stopping_fails_requests_gathered_but_not_yet_run() -> None:
+    async def go():
+        b = MicroBatcher(lambda jobs: jobs, max_wait_s=30.0, max_size=64)
+        await b.start()
+        await asyncio.gather(*(b.submit(i) for i in range(4)))  # the batcher now waits for 4 mates
+        pending = asyncio.ensure_future(b.submit(99))
+        await asyncio.sleep(0.05)
+        await b.stop()
+        with pytest.raises(BatcherClosed):
+            await asyncio.wait_for(pending, 5)
+
+    run(go())
+
+
 def test_work_runs_off_the_event_loop_thread() -> None:
     threads: list[threading.Thread] = []
 

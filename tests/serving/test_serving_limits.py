@@ -157,9 +157,17 @@ def test_docs_can_be_switched_off(trained, make_client, client) -> None:
             assert_error(c.get(path), 404, "not_found")
 
 
-def test_overload_is_503_fast(trained, make_client) -> None:
+def test_overload_is_503_fast(trained, make_client, monkeypatch) -> None:
+    import serving.app
+    from serving.engine import run_jobs
+
+    def slow_run_jobs(jobs):
+        time.sleep(0.8)  # holds the one allowed request in flight
+        return run_jobs(jobs)
+
+    monkeypatch.setattr(serving.app, "run_jobs", slow_run_jobs)
     root, _ = trained
-    with make_client(root, max_concurrency=1, microbatch_max_wait_ms=800) as c:
+    with make_client(root, max_concurrency=1) as c:
         slow: list[httpx.Response] = []
         t = threading.Thread(target=lambda: slow.append(c.post("/v1/recommendations", json={"user_id": "u000001"})))
         t.start()
@@ -179,9 +187,17 @@ def test_overload_is_503_fast(trained, make_client) -> None:
         assert metric(c, "recsys_requests_rejected_total", reason="overloaded") == 1
 
 
-def test_deadline_is_504(trained, make_client) -> None:
+def test_deadline_is_504(trained, make_client, monkeypatch) -> None:
+    import serving.app
+    from serving.engine import run_jobs
+
+    def slow_run_jobs(jobs):
+        time.sleep(0.6)
+        return run_jobs(jobs)
+
+    monkeypatch.setattr(serving.app, "run_jobs", slow_run_jobs)
     root, _ = trained
-    with make_client(root, request_timeout_s=0.05, microbatch_max_wait_ms=600) as c:
+    with make_client(root, request_timeout_s=0.05) as c:
         assert_error(c.post("/v1/recommendations", json={"user_id": "u000001"}), 504, "timeout")
         assert c.get("/healthz").status_code == 200
         assert metric(c, "recsys_requests_rejected_total", reason="timeout") == 1

@@ -1,0 +1,117 @@
+"""Id <-> row lookups for a whole catalog, without a Python object per id.
+
+A dict of a million ``str`` ids costs about 160 MiB and its objects slow every
+full garbage collection. :class:`IdIndex` keeps the ids as one Arrow string
+array (row -> id, a few bytes per id) and a sorted fixed-width byte copy with
+its row order (id -> row by binary search, ``numpy.searchsorted``). When the
+longest id would make that copy large, or an id is empty or ends in a NUL byte
+(which fixed-width bytes cannot hold), it falls back to a plain dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# sorted fixed-width copy used while it stays under this many bytes; a dict above
+MAX_SORTED_BYTES = 256 << 20
+
+
+class DuplicateIdError(ValueError):
+    """The ids are not unique."""
+
+
+class IdIndex:
+    """Rows ``0..n-1`` named by unique string ids."""
+
+    def __init__(self, ids: Iterable[str] | pa.Array | pa.ChunkedArray, *, max_sorted_bytes: int = MAX_SORTED_BYTES) -> None:
+        arr = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), type=pa.large_string())
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks() if arr.num_chunks else pa.array([], type=pa.large_string())
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = pc.cast(arr, pa.large_string())
+        if arr.null_count:
+            raise ValueError("ids must not be null")
+        self._ids: pa.Array = arr
+        n = len(arr)
+        widths = pc.binary_length(arr)
+        width = max(1, int(pc.max(widths).as_py() or 0)) if n else 1
+        # fixed-width bytes cannot tell "" or a trailing NUL from padding: those catalogs use the dict
+        awkward = n > 0 and (int(pc.min(widths).as_py()) == 0 or bool(pc.any(pc.ends_with(arr, "\x00")).as_py()))
+        self._dict: dict[str, int] | None = None
+        self._sorted: np.ndarray | None = None
+        self._order: np.ndarray | None = None
+        if width * n > max_sorted_bytes or awkward:
+            table = {v: i for i, v in enumerate(arr.to_pylist())}
+            if len(table) != n:
+                raise DuplicateIdError("duplicate ids")
+            self._dict = table
+            return
+        # the UTF-8 bytes straight from Arrow (numpy would encode str as ASCII)
+        raw = np.asarray(pc.cast(arr, pa.large_binary()).to_numpy(zero_copy_only=False), dtype=f"S{width}")
+        order = np.argsort(raw, kind="stable")
+        ordered = raw[order]
+        if n > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
+            raise DuplicateIdError("duplicate ids")
+        order = order.astype(np.int32 if n < 2**31 else np.int64)
+        ordered.flags.writeable = False
+        order.flags.writeable = False
+        self._sorted, self._order = ordered, order
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        """The ids in row order (materialised in chunks)."""
+        step = 65_536
+        for start in range(0, len(self._ids), step):
+            yield from self._ids.slice(start, step).to_pylist()
+
+    def get(self, key: str) -> int | None:
+        """The row of ``key``, or None."""
+        if self._dict is not None:
+            return self._dict.get(key)
+        assert self._sorted is not None and self._order is not None
+        probe = key.encode("utf-8", "surrogatepass")
+        if not probe or len(probe) > self._sorted.dtype.itemsize or probe.endswith(b"\x00"):
+            return None
+        pos = int(self._sorted.searchsorted(probe))
+        if pos < len(self._sorted) and self._sorted[pos] == probe:
+            return int(self._order[pos])
+        return None
+
+    def rows(self, keys: Sequence[str]) -> np.ndarray:
+        """Rows of ``keys`` (int64; -1 for an unknown id)."""
+        if self._dict is not None:
+            return np.asarray([self._dict.get(k, -1) for k in keys], dtype=np.int64)
+        assert self._sorted is not None and self._order is not None
+        if not len(keys) or not len(self._sorted):
+            return np.full(len(keys), -1, dtype=np.int64)
+        width = self._sorted.dtype.itemsize
+        encoded = [k.encode("utf-8", "surrogatepass") for k in keys]
+        probe = np.asarray([b if len(b) <= width else b"" for b in encoded], dtype=f"S{width}")
+        pos = np.searchsorted(self._sorted, probe)
+        pos_clipped = np.minimum(pos, len(self._sorted) - 1)
+        hit = (pos < len(self._sorted)) & (self._sorted[pos_clipped] == probe)
+        # a too-long key, an empty key and a key ending in NUL never match
+        hit &= np.asarray([0 < len(b) <= width and not b.endswith(b"\x00") for b in encoded], dtype=bool)
+        return np.where(hit, self._order[pos_clipped], -1).astype(np.int64)
+
+    def ids(self, rows: np.ndarray | Sequence[int]) -> list[str]:
+        """The ids of ``rows``, in order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return []
+        return self._ids.take(pa.array(rows)).to_pylist()
+
+    def id_of(self, row: int) -> str:
+        return self._ids[int(row)].as_py()
+
+    def first(self, n: int) -> list[str]:
+        return self._ids.slice(0, max(0, n)).to_pylist()
