@@ -108,7 +108,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         max_size=settings.microbatch_max_size,
         on_batch=metrics.batch_size.observe,
     )
-    watcher = VersionWatcher(settings.model_root, holder, metrics, settings.poll_interval_s)
+    watcher = VersionWatcher(
+        settings.model_root, holder, metrics, settings.poll_interval_s, int(settings.user_vectors_max_mb * (1 << 20))
+    )
     schemas = make_schemas(settings)
     RecommendationRequest = schemas.RecommendationRequest  # noqa: N806
     BatchRequest = schemas.BatchRequest  # noqa: N806

@@ -6,11 +6,12 @@ in a single inference thread (never on the event loop). While that thread
 works, new jobs queue up and form the next batch, so under load batches grow
 by themselves and throughput grows with concurrency.
 
-How long to wait for batch mates adapts to the load: when the last batch held
-``n`` jobs, the collector waits at most ``max_wait_s`` for ``n`` to be queued
-(the clients of the last batch coming back), and dispatches as soon as they
-are. After a batch of one, a lone request is dispatched at once, so a quiet
-service adds no batching delay.
+With ``max_wait_s`` 0 (the service's default) a batch leaves as soon as the
+inference thread is free: a quiet service adds no batching delay, and under
+load the thread's own run time is what lets the next batch fill, so the event
+loop handles one batch's HTTP work while the thread computes another. A
+positive ``max_wait_s`` waits that long for mates (up to ``max_size``) first,
+which trades latency for bigger batches.
 
 ``run_batch(jobs) -> results`` returns one result per job, in order; a result
 that is an exception fails only its own request.
@@ -55,8 +56,7 @@ class MicroBatcher(Generic[J]):
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
-        self._expected = 1  # size of the last batch: how many mates are worth waiting for
-        self._wanted = 0
+        self._wanted = 0  # queued jobs that fill the batch being gathered
         self._filled: asyncio.Future | None = None
 
     async def start(self) -> None:
@@ -98,15 +98,14 @@ class MicroBatcher(Generic[J]):
                 return
 
     async def _gather(self) -> list[tuple[J, asyncio.Future]]:
-        """The next batch: everything queued, plus, when the last batch was bigger,
-        what arrives within ``max_wait_s`` until there are as many again."""
+        """The next batch: everything queued (at most ``max_size``), plus what
+        arrives within ``max_wait_s`` while there is room."""
         assert self._queue is not None
         batch = [await self._queue.get()]
         try:
             self._take_queued(batch)
-            wanted = min(self._expected, self._max_size)
-            if len(batch) < wanted and self._max_wait_s > 0:
-                self._wanted = wanted - len(batch)
+            if len(batch) < self._max_size and self._max_wait_s > 0:
+                self._wanted = self._max_size - len(batch)
                 self._filled = asyncio.get_running_loop().create_future()
                 try:
                     async with asyncio.timeout(self._max_wait_s):
@@ -121,7 +120,6 @@ class MicroBatcher(Generic[J]):
                 if not fut.done():
                     fut.set_exception(BatcherClosed("the service is shutting down"))
             raise
-        self._expected = len(batch)
         return batch
 
     async def _collect(self) -> None:

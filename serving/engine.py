@@ -7,7 +7,8 @@ Two halves:
   from the precomputed lookups: the strategy, the user's row, the rows to
   exclude. It is cheap and never touches TensorFlow or ScaNN.
 * In the inference thread, :func:`run_jobs` answers a whole micro-batch: one
-  query-tower call for every job that needs an embedding, one
+  query-tower call for every job that needs an embedding (a known user without
+  feature overrides uses the vector precomputed at load, when there is one), one
   ``search_batched`` call over-fetching enough neighbours for the exclusions
   and filters, exact re-scoring of the candidates, and exact scoring over the
   eligible items when the filtered candidates fall short.
@@ -335,8 +336,13 @@ def _query_columns(model: LoadedModel, jobs: list[Job]) -> dict[str, np.ndarray]
 
 def _run_model_group(model: LoadedModel, jobs: list[Job]) -> list[list[dict]]:
     ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
-    embed_at = [i for i, j in enumerate(jobs) if j.strategy in (PERSONAL, FEATURES)]
+    cached = model.user_vectors
     vectors: dict[int, np.ndarray] = {}
+    if cached is not None:
+        for i, job in enumerate(jobs):
+            if job.strategy == PERSONAL and not job.overrides:
+                vectors[i] = cached[job.user_row]
+    embed_at = [i for i, j in enumerate(jobs) if j.strategy in (PERSONAL, FEATURES) and i not in vectors]
     if embed_at:
         emb = model.embed(_query_columns(model, [jobs[i] for i in embed_at]))
         for pos, i in enumerate(embed_at):

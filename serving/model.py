@@ -95,6 +95,9 @@ class LoadedModel:
     filter_columns: MappingProxyType  # column -> FilterColumn
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
+    # query-tower output of every known user (their users.parquet features), computed at load
+    # when it fits the budget: a known user's request then needs no TensorFlow call at all
+    user_vectors: np.ndarray | None = None
 
     def embed(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """Run the query tower on one batch: ``columns`` maps every input to a 1-D array."""
@@ -120,6 +123,7 @@ class LoadedModel:
             "load_seconds": round(self.load_seconds, 3),
             "embedding_dim": self.embedding_dim,
             "num_items": self.num_items,
+            "user_vectors_precomputed": self.user_vectors is not None,
             "num_users": m.get("num_users"),
             "similarity": m.get("similarity", "dot"),
             "query_inputs": [
@@ -300,8 +304,14 @@ def _user_column(users: pd.DataFrame, qi: QueryInput) -> np.ndarray:
 # --------------------------------------------------------------------------- loading
 
 
-def load_version(model_root: Path, name: str) -> LoadedModel:
-    """Verify and load version ``name`` under ``model_root``; raise :class:`LoadError` if unusable."""
+DEFAULT_USER_VECTORS_MAX_BYTES = 512 << 20
+
+
+def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES) -> LoadedModel:
+    """Verify and load version ``name`` under ``model_root``; raise :class:`LoadError` if unusable.
+
+    Known users' query vectors are precomputed when ``num_users * dim * 4`` is
+    at most ``user_vectors_max_bytes`` (0: never)."""
     start = time.perf_counter()
     path = version_dir(model_root, name)
     manifest = _read_manifest(path, name)
@@ -430,9 +440,29 @@ def load_version(model_root: Path, name: str) -> LoadedModel:
         filter_columns=MappingProxyType(filter_columns),
     )
     _warm_up(model)
+    object.__setattr__(model, "user_vectors", _user_vectors(model, user_vectors_max_bytes))
     object.__setattr__(model, "load_seconds", time.perf_counter() - start)
     object.__setattr__(model, "loaded_at", time.time())
     return model
+
+
+def _user_vectors(model: LoadedModel, max_bytes: int, chunk: int = 4096) -> np.ndarray | None:
+    """The query tower run once over every known user, in chunks; None when over budget."""
+    n, dim = len(model.users), model.embedding_dim
+    if n == 0 or n * dim * 4 > max_bytes:
+        return None
+    out = np.empty((n, dim), dtype=np.float32)
+    try:
+        for start in range(0, n, chunk):
+            columns = {qi.name: model.user_features[qi.name][start : start + chunk] for qi in model.query_inputs}
+            out[start : start + chunk] = model.embed(columns)
+    except Exception as exc:  # noqa: BLE001
+        message = f"query model of {model.version} failed on the known users: {type(exc).__name__}: {str(exc)[:300]}"
+        raise LoadError("warmup_failed", message, model.version) from exc
+    if not np.isfinite(out).all():
+        raise LoadError("warmup_failed", "query model returned NaN or infinite embeddings for known users", model.version)
+    out.flags.writeable = False
+    return out
 
 
 def _warm_up(model: LoadedModel) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.metrics import ServiceMetrics
-from serving.model import LATEST, LoadedModel, LoadError, load_version, read_latest
+from serving.model import DEFAULT_USER_VECTORS_MAX_BYTES, LATEST, LoadedModel, LoadError, load_version, read_latest
 
 log = logging.getLogger("serving")
 
@@ -86,8 +86,16 @@ def _stat_key(model_root: Path, name: str) -> tuple:
 
 
 class VersionWatcher:
-    def __init__(self, model_root: Path, holder: ModelHolder, metrics: ServiceMetrics, poll_interval_s: float) -> None:
+    def __init__(
+        self,
+        model_root: Path,
+        holder: ModelHolder,
+        metrics: ServiceMetrics,
+        poll_interval_s: float,
+        user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES,
+    ) -> None:
         self.model_root = Path(model_root)
+        self.user_vectors_max_bytes = user_vectors_max_bytes
         self.holder = holder
         self.metrics = metrics
         self.poll_interval_s = poll_interval_s
@@ -149,7 +157,9 @@ class VersionWatcher:
             log.info("loading model version %s from %s (pid %d)", name, self.model_root, os.getpid())
             start = time.perf_counter()
             try:
-                model = await asyncio.to_thread(load_version, self.model_root, name)
+                model = await asyncio.to_thread(
+                    load_version, self.model_root, name, user_vectors_max_bytes=self.user_vectors_max_bytes
+                )
             except LoadError as err:
                 self._failed_key = key
                 err.version = err.version or name

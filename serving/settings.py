@@ -35,7 +35,12 @@ class ServiceSettings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins allowed by CORS (JSON list or comma separated); empty = no CORS"
     )
-    microbatch_max_wait_ms: float = Field(default=2.0, ge=0, le=1000, description="longest a request waits for batch mates")
+    microbatch_max_wait_ms: float = Field(
+        default=0.0, ge=0, le=1000, description="extra wait for batch mates once the inference thread is free (0: none)"
+    )
+    user_vectors_max_mb: float = Field(
+        default=512, ge=0, description="precompute known users' query vectors at load when they fit in this many MiB (0: never)"
+    )
     microbatch_max_size: int = Field(default=64, ge=1, le=4096, description="most queries in one model call")
     max_concurrency: int = Field(default=256, ge=1, description="requests in flight per worker; more get 503 at once")
     request_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per-request deadline (504 after)")

@@ -52,9 +52,9 @@ def test_batches_never_exceed_max_size() -> None:
     assert max(sizes) <= 4 and sum(sizes) == 10
 
 
-def test_a_lone_request_on_a_quiet_batcher_does_not_wait() -> None:
+def test_a_lone_request_does_not_wait_without_max_wait() -> None:
     async def go():
-        b = MicroBatcher(lambda jobs: jobs, max_wait_s=5.0, max_size=64)
+        b = MicroBatcher(lambda jobs: jobs, max_wait_s=0.0, max_size=64)
         await b.start()
         try:
             start = time.perf_counter()
@@ -63,10 +63,35 @@ def test_a_lone_request_on_a_quiet_batcher_does_not_wait() -> None:
         finally:
             await b.stop()
 
-    assert run(go()) < 1.0  # the 5 s wait is only for mates of a busy batcher
+    assert run(go()) < 0.5
 
 
-def test_after_a_big_batch_it_waits_for_as_many_mates() -> None:
+def test_without_max_wait_batches_fill_while_the_thread_works() -> None:
+    batches: list[list[int]] = []
+    first_started = threading.Event()
+
+    def work(jobs):
+        batches.append(list(jobs))
+        first_started.set()
+        time.sleep(0.2 if len(batches) == 1 else 0)
+        return jobs
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0.0, max_size=64)
+        await b.start()
+        try:
+            first = asyncio.ensure_future(b.submit(0))
+            await asyncio.to_thread(first_started.wait, 5)
+            rest = await asyncio.gather(*(b.submit(i) for i in range(1, 8)))  # queued while job 0 runs
+            return [await first, *rest]
+        finally:
+            await b.stop()
+
+    assert run(go()) == list(range(8))
+    assert batches == [[0], list(range(1, 8))]
+
+
+def test_max_wait_gathers_mates_that_arrive_later() -> None:
     batches: list[list[int]] = []
 
     def work(jobs):
@@ -78,19 +103,18 @@ def test_after_a_big_batch_it_waits_for_as_many_mates() -> None:
         return await b.submit(i)
 
     async def go():
-        b = MicroBatcher(work, max_wait_s=5.0, max_size=64)
+        b = MicroBatcher(work, max_wait_s=5.0, max_size=4)
         await b.start()
         try:
-            await asyncio.gather(*(b.submit(i) for i in range(6)))  # one batch of 6
             start = time.perf_counter()
-            await asyncio.gather(*(b.submit(i) for i in range(3)), *(late(i, b) for i in range(3, 6)))
-            return time.perf_counter() - start
+            out = await asyncio.gather(b.submit(0), b.submit(1), late(2, b), late(3, b))
+            return out, time.perf_counter() - start
         finally:
             await b.stop()
 
-    elapsed = run(go())
-    assert batches == [list(range(6)), list(range(6))]  # the late three joined the early three
-    assert elapsed < 2.0  # dispatched once six were queued, not after the whole wait
+    out, elapsed = run(go())
+    assert out == [0, 1, 2, 3] and batches == [[0, 1, 2, 3]]
+    assert elapsed < 2.0  # dispatched when the batch was full, not after the whole wait
 
 
 def test_stopping_fails_requests_gathered_but_not_yet_run() -> None:

@@ -53,12 +53,35 @@ def test_one_query_call_and_one_search_per_batch(model, truth) -> None:
     jobs.append(build_job(model, req(k=5)))  # popular: no model call
     jobs.append(similar_job(model, 3, 5))
     out = run_jobs(jobs)
-    assert model.query_fn.batches == [7]
+    assert model.user_vectors is not None  # known users' vectors were precomputed at load
+    assert model.query_fn.batches == [1]  # only the features-only request runs the tower
     assert len(model.searcher.calls) == 1 and model.searcher.calls[0][0] == 8
     assert all(len(r) == 5 for r in out)
     q = truth.query_vector("u000000")
     expected = np.sort(truth.emb[[r for r in range(300) if r not in truth.seen["u000000"]]] @ q)[::-1][:5]
     np.testing.assert_allclose([i["score"] for i in out[0]], expected, rtol=1e-4, atol=1e-4)
+
+    uncached = dataclasses.replace(model, user_vectors=None, query_fn=CountingQuery(model.query_fn.fn))
+    again = run_jobs([dataclasses.replace(job, model=uncached) for job in jobs])
+    assert uncached.query_fn.batches == [7]  # without precomputed vectors: one tower call for all seven
+    for a, b in zip(out, again, strict=True):
+        assert [i["item_id"] for i in a] == [i["item_id"] for i in b]
+        np.testing.assert_allclose([i["score"] for i in a], [i["score"] for i in b], rtol=1e-5, atol=1e-5)
+
+
+def test_precomputed_user_vectors_are_the_tower_output(model, truth) -> None:
+    rows = [model.users.get(f"u{i:06d}") for i in range(0, 200, 7)]
+    for row in rows:
+        uid = model.users.id_of(row)
+        np.testing.assert_allclose(model.user_vectors[row], truth.query_vector(uid, None), rtol=1e-5, atol=1e-5)
+
+
+def test_feature_overrides_bypass_the_precomputed_vector(model, truth) -> None:
+    job = build_job(model, req(user_id="u000007", features={"country": "IT"}, k=5, exclude_seen=False))
+    out = run_jobs([job])[0]
+    assert model.query_fn.batches == [1]
+    q = truth.query_vector("u000007", {"country": "IT"})
+    np.testing.assert_allclose([i["score"] for i in out], np.sort(truth.emb @ q)[::-1][:5], rtol=1e-4, atol=1e-4)
 
 
 def test_overfetch_covers_exclusions(model, truth) -> None:
@@ -97,7 +120,7 @@ def test_a_failing_group_fails_only_its_jobs(client) -> None:
     def boom(**_):
         raise RuntimeError("tower exploded")
 
-    broken = dataclasses.replace(served, query_fn=boom)
+    broken = dataclasses.replace(served, query_fn=boom, user_vectors=None)
     out = run_jobs([build_job(broken, req(user_id="u000001")), build_job(served, req(user_id="u000001"))])
     assert isinstance(out[0], RuntimeError)
     assert isinstance(out[1], list) and len(out[1]) == 10

@@ -30,7 +30,7 @@ def test_defaults() -> None:
     assert (s.host, s.port, s.workers, s.poll_interval_s) == ("127.0.0.1", 8000, 1, 5.0)
     assert (s.max_k, s.default_k, s.max_batch, s.max_list_items, s.max_body_bytes) == (1000, 10, 64, 1000, 65536)
     assert s.api_key is None and s.cors_origins == [] and s.docs_enabled is True
-    assert (s.microbatch_max_wait_ms, s.microbatch_max_size, s.max_concurrency, s.request_timeout_s) == (2.0, 64, 256, 5.0)
+    assert (s.microbatch_max_wait_ms, s.microbatch_max_size, s.max_concurrency, s.request_timeout_s) == (0.0, 64, 256, 5.0)
 
 
 def test_environment_with_prefix(monkeypatch) -> None:

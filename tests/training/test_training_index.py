@@ -1,0 +1,46 @@
+"""ScaNN index parameters by catalog size, build, recall and serialisation."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from training.index import BRUTE_FORCE_BELOW, LARGE_CATALOG, build_index, index_params, load_searcher, save_searcher
+
+
+def test_parameters_by_catalog_size() -> None:
+    assert index_params(BRUTE_FORCE_BELOW - 1) == ("brute_force", {})
+    kind, small = index_params(100_000)
+    assert kind == "tree_ah" and small["num_leaves"] == 316 and small["num_leaves_to_search"] == 31 and small["reorder"] == 100
+    assert index_params(300_000)[1]["reorder"] == 250
+    _, large = index_params(1_000_000)
+    assert large["num_leaves"] == 2000 and large["num_leaves_to_search"] == 60 and large["reorder"] == 100
+    _, edge = index_params(LARGE_CATALOG)
+    assert edge["num_leaves"] == int(2 * np.sqrt(LARGE_CATALOG)) and edge["num_leaves_to_search"] >= 20
+    for n in (BRUTE_FORCE_BELOW, 250_000, LARGE_CATALOG, 5_000_000, 100_000_000):
+        _, p = index_params(n)
+        assert 20 <= p["num_leaves_to_search"] < p["num_leaves"] and p["training_sample_size"] <= n
+
+
+def test_tree_index_finds_the_exact_neighbours_and_survives_a_move(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((200, 32))
+    items = (centres[rng.integers(0, 200, 25_000)] + 0.5 * rng.standard_normal((25_000, 32))).astype(np.float32)
+    queries = (centres[rng.integers(0, 200, 200)] + 0.5 * rng.standard_normal((200, 32))).astype(np.float32)
+    searcher, info = build_index(items, queries)
+    assert info.kind == "tree_ah" and info.recall_at_10_vs_exact is not None and info.recall_at_10_vs_exact >= 0.9
+    save_searcher(searcher, tmp_path / "a")
+    shutil.move(tmp_path / "a", tmp_path / "b")  # relative paths: the folder may be renamed
+    loaded = load_searcher(tmp_path / "b")
+    before, _ = searcher.search_batched(queries[:20], final_num_neighbors=10)
+    after, _ = loaded.search_batched(queries[:20], final_num_neighbors=10)
+    assert np.array_equal(np.asarray(before), np.asarray(after))
+
+
+@pytest.mark.parametrize("n", [50, 5_000])
+def test_small_catalogs_are_exact(n) -> None:
+    rng = np.random.default_rng(1)
+    items = rng.standard_normal((n, 16)).astype(np.float32)
+    queries = rng.standard_normal((30, 16)).astype(np.float32)
+    _, info = build_index(items, queries)
+    assert info.kind == "brute_force" and info.recall_at_10_vs_exact == pytest.approx(1.0)
