@@ -9,6 +9,7 @@ routes answer 503).
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import signal
@@ -26,7 +27,7 @@ from starlette.responses import Response
 import recsys
 from serving.batcher import BatcherClosed, MicroBatcher
 from serving.demo import DemoPage, api_router
-from serving.engine import build_job, run_jobs, similar_job
+from serving.engine import EXACT_NEEDED, build_job, compute_jobs, finish_jobs, similar_job
 from serving.errors import ApiError, JSONBytesResponse, install_error_handlers
 from serving.metrics import ServiceMetrics
 from serving.middleware import GuardMiddleware
@@ -103,7 +104,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     holder = ModelHolder()
     instance = secrets.token_hex(6)
     batcher: MicroBatcher = MicroBatcher(
-        run_jobs,
+        compute_jobs,
+        finish_batch=finish_jobs,
         max_wait_s=settings.microbatch_max_wait_ms / 1000.0,
         max_size=settings.microbatch_max_size,
         on_batch=metrics.batch_size.observe,
@@ -169,6 +171,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def rank(job: Any) -> list[dict]:
         try:
             items = await batcher.submit(job)
+            if items is EXACT_NEEDED:  # the index's candidates ran short: score every eligible item
+                items = await batcher.submit(dataclasses.replace(job, exact=True))
         except BatcherClosed as exc:
             raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "1"}) from exc
         metrics.recommendations.labels(strategy=job.strategy).inc()

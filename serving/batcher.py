@@ -14,7 +14,9 @@ positive ``max_wait_s`` waits that long for mates (up to ``max_size``) first,
 which trades latency for bigger batches.
 
 ``run_batch(jobs) -> results`` returns one result per job, in order; a result
-that is an exception fails only its own request.
+that is an exception fails only its own request. The optional
+``finish_batch(jobs, results) -> results`` then runs on the event loop (light
+work that gains nothing from the thread).
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ class MicroBatcher(Generic[J]):
         max_size: int,
         on_batch: Callable[[int], None] | None = None,
         thread_name: str = "recsys-infer",
+        finish_batch: Callable[[list[J], list[Any]], list[Any]] | None = None,
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._run_batch = run_batch
+        self._finish_batch = finish_batch
         self._max_wait_s = max(0.0, max_wait_s)
         self._max_size = max_size
         self._on_batch = on_batch
@@ -141,6 +145,11 @@ class MicroBatcher(Generic[J]):
                 raise
             except Exception as exc:  # noqa: BLE001 - handed to every waiter
                 results = [exc] * len(live)
+            if self._finish_batch is not None:
+                try:
+                    results = self._finish_batch(jobs, results)
+                except Exception as exc:  # noqa: BLE001
+                    results = [exc] * len(live)
             for (_, fut), result in zip(live, results, strict=True):
                 if fut.done():
                     continue

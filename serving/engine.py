@@ -1,23 +1,29 @@
 """Turning requests into ranked items.
 
-Two halves:
+Three steps per micro-batch:
 
 * On the event loop, :func:`build_job` checks a request against the served
   version (feature names and types, filter fields) and resolves what it can
   from the precomputed lookups: the strategy, the user's row, the rows to
   exclude. It is cheap and never touches TensorFlow or ScaNN.
-* In the inference thread, :func:`run_jobs` answers a whole micro-batch: one
-  query-tower call for every job that needs an embedding (a known user without
-  feature overrides uses the vector precomputed at load, when there is one), one
-  ``search_batched`` call over-fetching enough neighbours for the exclusions
-  and filters, exact re-scoring of the candidates, and exact scoring over the
-  eligible items when the filtered candidates fall short.
+* In the inference thread, :func:`compute_jobs` does the heavy part of a whole
+  batch: one query-tower call for every job that needs an embedding (a known
+  user without feature overrides uses the vector precomputed at load, when
+  there is one), one ``search_batched`` call over-fetching enough neighbours
+  for the exclusions and filters, and the exact and popular rankings.
+* Back on the event loop, :func:`finish_jobs` filters and exactly re-scores the
+  candidates of the whole batch at once and builds the answer items. This part
+  is light numpy, and on the loop it needs no hand-over of the interpreter lock
+  between threads (each hand-over waits for the loop to let go: measured, that
+  wait took more time than the work). A job whose filtered candidates fall
+  short gets :data:`EXACT_NEEDED` and is submitted again with ``exact=True``.
 
 Every answer has ``min(k, eligible)`` distinct items with non-increasing scores.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +58,8 @@ class Job:
     item_row: int | None = None  # similar: the item whose neighbours are wanted
     exclude: np.ndarray = field(default_factory=lambda: _EMPTY)  # sorted unique rows never to return
     filters: tuple[tuple[str, Any], ...] = ()  # (column, RangeFilter | tuple of values)
+    exact: bool = False  # score every eligible item (the index's candidates ran short)
+    plan: _Plan | None = None  # made on the event loop when the query vector is known and there are no filters
 
 
 # --------------------------------------------------------------------------- request side (event loop)
@@ -145,7 +153,7 @@ def build_job(model: LoadedModel, request: Any) -> Job:
     else:
         strategy = POPULAR
     exclude = exclusion_rows(model, user_row if request.exclude_seen else None, request.exclude_item_ids)
-    return Job(
+    job = Job(
         model=model,
         strategy=strategy,
         k=request.k,
@@ -155,10 +163,16 @@ def build_job(model: LoadedModel, request: Any) -> Job:
         exclude=exclude,
         filters=filters,
     )
+    if strategy == PERSONAL and not overrides and not filters and model.user_vectors is not None:
+        # everything but the search is known: plan here, so the inference thread runs ScaNN and little Python
+        job.plan = _plan(job, model.user_vectors[user_row])
+    return job
 
 
 def similar_job(model: LoadedModel, item_row: int, k: int) -> Job:
-    return Job(model=model, strategy=SIMILAR, k=k, item_row=item_row, exclude=np.asarray([item_row], dtype=np.int64))
+    job = Job(model=model, strategy=SIMILAR, k=k, item_row=item_row, exclude=np.asarray([item_row], dtype=np.int64))
+    job.plan = _plan(job, model.item_embeddings[item_row])
+    return job
 
 
 # --------------------------------------------------------------------------- compute side (inference thread)
@@ -246,64 +260,69 @@ def _plan(job: Job, query: np.ndarray) -> _Plan:
     return _Plan(job, query, mask, n, fetch)
 
 
-def _finish(plan: _Plan, idx: np.ndarray | None, dist: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """One plan on its own: the searched candidates if enough survive, else exact scoring."""
-    model, job = plan.job.model, plan.job
-    if plan.n == 0:
-        return _EMPTY, np.zeros(0, dtype=np.float32)
-    if plan.fetch and idx is not None:
-        cand = np.asarray(idx, dtype=np.int64)[np.isfinite(dist)]
-        cand = cand[(cand >= 0) & (cand < model.num_items)]
-        keep = np.ones(len(cand), dtype=bool)
-        if len(job.exclude):
-            keep &= ~np.isin(cand, job.exclude)
-        if plan.mask is not None:
-            keep &= plan.mask[cand]
-        cand = np.unique(cand[keep])
-        if len(cand) >= plan.n:
-            scores = model.item_embeddings[cand] @ plan.query
-            return _rank(cand, scores, plan.n)
-    return _exact(model, plan.query, _eligible_mask(model, plan.mask, job.exclude), plan.n)
+@dataclass(slots=True)
+class Ranked:
+    """A final ranking: item rows and their scores, best first."""
+
+    rows: np.ndarray
+    scores: np.ndarray
 
 
-def _finish_searched(
-    model: LoadedModel, plans: list[_Plan], idx: np.ndarray, dist: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Every searched plan at once: drop excluded, filtered-out and invalid
-    candidates, re-score the rest exactly, keep the best ``n`` of each (ties:
-    lower row first). A plan whose candidates fall short, or hold a duplicate,
-    goes through :func:`_finish` on its own."""
+@dataclass(slots=True)
+class Searched:
+    """Index candidates still to be filtered and re-scored (:func:`finish_jobs`)."""
+
+    plan: _Plan
+    idx: np.ndarray
+    dist: np.ndarray
+
+
+class _ExactNeeded:
+    def __repr__(self) -> str:
+        return "EXACT_NEEDED"
+
+
+# the answer of finish_jobs for a job whose searched candidates ran short: run it again with exact=True
+EXACT_NEEDED = _ExactNeeded()
+
+
+def _finish_searched(model: LoadedModel, found: list[Searched]) -> list[Ranked | None]:
+    """Every searched job of a version at once: drop excluded, filtered-out and
+    invalid candidates, re-score the rest exactly, keep the best ``n`` of each
+    (ties: lower row first). None where the candidates fall short of ``n`` or
+    hold a duplicate: that job needs exact scoring."""
     num_items = model.num_items
-    idx = np.asarray(idx, dtype=np.int64)
-    dist = np.asarray(dist)
+    idx = np.stack([f.idx for f in found]).astype(np.int64, copy=False)
+    dist = np.stack([f.dist for f in found])
     valid = np.isfinite(dist) & (idx >= 0) & (idx < num_items)
     rows = np.where(valid, idx, 0)
-    owner = np.arange(len(plans), dtype=np.int64)[:, None]
-    sizes = [len(p.job.exclude) for p in plans]
+    owner = np.arange(len(found), dtype=np.int64)[:, None]
+    sizes = [len(f.plan.job.exclude) for f in found]
     if any(sizes):
-        keys = np.repeat(owner[:, 0], sizes) * num_items + np.concatenate([p.job.exclude for p in plans])
+        keys = np.repeat(owner[:, 0], sizes) * num_items + np.concatenate([f.plan.job.exclude for f in found])
         valid &= ~np.isin(owner * num_items + rows, keys)
-    for pos, plan in enumerate(plans):
-        if plan.mask is not None:
-            valid[pos] &= plan.mask[rows[pos]]
+    for pos, f in enumerate(found):
+        if f.plan.mask is not None:
+            valid[pos] &= f.plan.mask[rows[pos]]
     marked = np.sort(np.where(valid, rows, -1), axis=1)
     duplicated = ((marked[:, 1:] == marked[:, :-1]) & (marked[:, 1:] >= 0)).any(axis=1)
-    queries = np.stack([p.query for p in plans])[:, :, None]
+    queries = np.stack([f.plan.query for f in found])[:, :, None]
     scores = np.matmul(model.item_embeddings[rows], queries)[:, :, 0]
     scores[~valid] = -np.inf
     order = np.lexsort((rows, -scores), axis=-1)
     enough = valid.sum(axis=1)
-    out = []
-    for pos, plan in enumerate(plans):
-        if duplicated[pos] or enough[pos] < plan.n:
-            out.append(_finish(plan, idx[pos], dist[pos]))
-            continue
-        best = order[pos, : plan.n]
-        out.append((rows[pos, best], scores[pos, best]))
+    out: list[Ranked | None] = []
+    for pos, f in enumerate(found):
+        n = f.plan.n
+        if duplicated[pos] or enough[pos] < n:
+            out.append(None)
+        else:
+            best = order[pos, :n]
+            out.append(Ranked(rows[pos, best], scores[pos, best]))
     return out
 
 
-def _popular(job: Job) -> tuple[np.ndarray, np.ndarray]:
+def _popular(job: Job) -> Ranked:
     model = job.model
     order = model.popular_order
     mask = filter_mask(model, job.filters)
@@ -312,7 +331,7 @@ def _popular(job: Job) -> tuple[np.ndarray, np.ndarray]:
     else:
         eligible = _eligible_mask(model, mask, job.exclude)
         rows = order[eligible[order]][: job.k]
-    return rows, model.popularity[rows]
+    return Ranked(rows, model.popularity[rows])
 
 
 def _query_columns(model: LoadedModel, jobs: list[Job]) -> dict[str, np.ndarray]:
@@ -334,57 +353,109 @@ def _query_columns(model: LoadedModel, jobs: list[Job]) -> dict[str, np.ndarray]
     return columns
 
 
-def _run_model_group(model: LoadedModel, jobs: list[Job]) -> list[list[dict]]:
-    ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
+def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searched]:
+    out: list[Ranked | Searched | None] = [None] * len(jobs)
+    plans = {i: job.plan for i, job in enumerate(jobs) if job.plan is not None}
     cached = model.user_vectors
     vectors: dict[int, np.ndarray] = {}
-    if cached is not None:
-        for i, job in enumerate(jobs):
-            if job.strategy == PERSONAL and not job.overrides:
-                vectors[i] = cached[job.user_row]
-    embed_at = [i for i, j in enumerate(jobs) if j.strategy in (PERSONAL, FEATURES) and i not in vectors]
+    for i, job in enumerate(jobs):
+        if i in plans:
+            continue
+        if job.strategy == SIMILAR:
+            vectors[i] = model.item_embeddings[job.item_row]
+        elif job.strategy == POPULAR:
+            out[i] = _popular(job)
+        elif cached is not None and job.strategy == PERSONAL and not job.overrides:
+            vectors[i] = cached[job.user_row]
+    embed_at = [i for i, j in enumerate(jobs) if j.strategy in (PERSONAL, FEATURES) and i not in vectors and i not in plans]
     if embed_at:
         emb = model.embed(_query_columns(model, [jobs[i] for i in embed_at]))
         for pos, i in enumerate(embed_at):
             vectors[i] = emb[pos]
-    for i, job in enumerate(jobs):
-        if job.strategy == SIMILAR:
-            vectors[i] = model.item_embeddings[job.item_row]
-        elif job.strategy == POPULAR:
-            ranked[i] = _popular(job)
-    plans = {i: _plan(jobs[i], q) for i, q in vectors.items()}
-    searched = [i for i, p in plans.items() if p.fetch]
+    plans.update({i: _plan(jobs[i], q) for i, q in vectors.items()})
+    searched = []
+    for i, plan in plans.items():
+        if plan.n == 0:
+            out[i] = Ranked(_EMPTY, np.zeros(0, dtype=np.float32))
+        elif plan.fetch and not jobs[i].exact:
+            searched.append(i)
+        else:
+            rows, scores = _exact(model, plan.query, _eligible_mask(model, plan.mask, plan.job.exclude), plan.n)
+            out[i] = Ranked(rows, scores)
     if searched:
         fetch = max(plans[i].fetch for i in searched)
         queries = np.ascontiguousarray(np.stack([plans[i].query for i in searched]), dtype=np.float32)
         # with exact re-ordering (tree + AH), the pool re-scored must hold every neighbour asked for
         pool = max(int(fetch), model.reorder_k)
         idx, dist = model.searcher.search_batched(queries, final_num_neighbors=int(fetch), pre_reorder_num_neighbors=pool)
-        for i, result in zip(searched, _finish_searched(model, [plans[i] for i in searched], idx, dist), strict=True):
-            ranked[i] = result
-    for i, plan in plans.items():
-        if not plan.fetch:
-            ranked[i] = _finish(plan, None, None)
-    done = [r for r in ranked if r is not None]
-    if len(done) != len(jobs):
-        raise RuntimeError(f"{len(jobs) - len(done)} job(s) of the batch were not ranked")
-    rows = np.concatenate([r for r, _ in done]) if done else _EMPTY
-    scores = np.concatenate([np.asarray(s, dtype=np.float64) for _, s in done]) if done else np.zeros(0)
-    return model.items.answer_items(rows, scores, [len(r) for r, _ in done])
+        idx, dist = np.asarray(idx), np.asarray(dist)
+        for pos, i in enumerate(searched):
+            out[i] = Searched(plans[i], idx[pos], dist[pos])
+    missing = sum(1 for r in out if r is None)
+    if missing:
+        raise RuntimeError(f"{missing} job(s) of the batch were not ranked")
+    return out  # type: ignore[return-value]
 
 
-def run_jobs(jobs: list[Job]) -> list[list[dict] | BaseException]:
-    """Answer a micro-batch (in the inference thread). Jobs are grouped by the version they hold."""
-    out: list[list[dict] | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
+def _by_version(jobs: list[Job]) -> list[list[int]]:
     groups: dict[int, list[int]] = {}
     for i, job in enumerate(jobs):
         groups.setdefault(id(job.model), []).append(i)
-    for positions in groups.values():
+    return list(groups.values())
+
+
+def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
+    """The heavy half of a micro-batch, for the inference thread: per version one
+    query-tower call, one ``search_batched`` call, and the exact and popular
+    rankings. A failing version fails only its own jobs."""
+    out: list[Ranked | Searched | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
+    for positions in _by_version(jobs):
         group = [jobs[i] for i in positions]
         try:
-            answers: list = _run_model_group(group[0].model, group)
+            answers: list = _compute_group(group[0].model, group)
         except Exception as exc:  # noqa: BLE001 - handed to each waiting request
             answers = [exc] * len(group)
         for i, answer in zip(positions, answers, strict=True):
             out[i] = answer
     return out
+
+
+def _finish_group(model: LoadedModel, computed: list[Ranked | Searched]) -> list[list[dict] | _ExactNeeded]:
+    found = [c for c in computed if isinstance(c, Searched)]
+    settled = iter(_finish_searched(model, found) if found else [])
+    ranked: list[Ranked | None] = [next(settled) if isinstance(c, Searched) else c for c in computed]
+    done = [r for r in ranked if r is not None]
+    rows = np.concatenate([r.rows for r in done]) if done else _EMPTY
+    scores = np.concatenate([np.asarray(r.scores, dtype=np.float64) for r in done]) if done else np.zeros(0)
+    answers = iter(model.items.answer_items(rows, scores, [len(r.rows) for r in done]))
+    return [next(answers) if r is not None else EXACT_NEEDED for r in ranked]
+
+
+def finish_jobs(jobs: list[Job], computed: list[Any]) -> list[list[dict] | _ExactNeeded | BaseException]:
+    """The light half, for the event loop (numpy over small arrays and the answer
+    dicts, no TensorFlow, no ScaNN): filter and re-score the searched
+    candidates, build the answer items. A job whose candidates ran short gets
+    :data:`EXACT_NEEDED`; exceptions from :func:`compute_jobs` pass through."""
+    out: list[Any] = list(computed)
+    for positions in _by_version(jobs):
+        live = [i for i in positions if not isinstance(computed[i], BaseException)]
+        if not live:
+            continue
+        try:
+            answers: list = _finish_group(jobs[live[0]].model, [computed[i] for i in live])
+        except Exception as exc:  # noqa: BLE001
+            answers = [exc] * len(live)
+        for i, answer in zip(live, answers, strict=True):
+            out[i] = answer
+    return out
+
+
+def run_jobs(jobs: list[Job]) -> list[list[dict] | BaseException]:
+    """Both halves in one call, the exact re-runs included (tests, benchmarks)."""
+    out = finish_jobs(jobs, compute_jobs(jobs))
+    again = [i for i, r in enumerate(out) if r is EXACT_NEEDED]
+    if again:
+        redo = [dataclasses.replace(jobs[i], exact=True) for i in again]
+        for i, answer in zip(again, finish_jobs(redo, compute_jobs(redo)), strict=True):
+            out[i] = answer
+    return out  # type: ignore[return-value]

@@ -10,6 +10,8 @@ longest id would make that copy large, or an id is empty or ends in a NUL byte
 
 from __future__ import annotations
 
+import bisect
+
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -81,7 +83,9 @@ class IdIndex:
         probe = key.encode("utf-8", "surrogatepass")
         if not probe or len(probe) > self._sorted.dtype.itemsize or probe.endswith(b"\x00"):
             return None
-        pos = int(self._sorted.searchsorted(probe))
+        # bisect, not numpy.searchsorted: numpy lets go of the interpreter lock, and on the event
+        # loop getting it back from the busy inference thread can cost milliseconds
+        pos = bisect.bisect_left(self._sorted, probe)
         if pos < len(self._sorted) and self._sorted[pos] == probe:
             return int(self._order[pos])
         return None

@@ -48,11 +48,14 @@ def model(client):
 
 
 def test_one_query_call_and_one_search_per_batch(model, truth) -> None:
-    jobs = [build_job(model, req(user_id=f"u{i:06d}", k=5)) for i in range(6)]
-    jobs.append(build_job(model, req(features={"age": 40.0}, k=5)))
-    jobs.append(build_job(model, req(k=5)))  # popular: no model call
-    jobs.append(similar_job(model, 3, 5))
-    out = run_jobs(jobs)
+    def batch(m):
+        jobs = [build_job(m, req(user_id=f"u{i:06d}", k=5)) for i in range(6)]
+        jobs.append(build_job(m, req(features={"age": 40.0}, k=5)))
+        jobs.append(build_job(m, req(k=5)))  # popular: no model call
+        jobs.append(similar_job(m, 3, 5))
+        return jobs
+
+    out = run_jobs(batch(model))
     assert model.user_vectors is not None  # known users' vectors were precomputed at load
     assert model.query_fn.batches == [1]  # only the features-only request runs the tower
     assert len(model.searcher.calls) == 1 and model.searcher.calls[0][0] == 8
@@ -62,7 +65,7 @@ def test_one_query_call_and_one_search_per_batch(model, truth) -> None:
     np.testing.assert_allclose([i["score"] for i in out[0]], expected, rtol=1e-4, atol=1e-4)
 
     uncached = dataclasses.replace(model, user_vectors=None, query_fn=CountingQuery(model.query_fn.fn))
-    again = run_jobs([dataclasses.replace(job, model=uncached) for job in jobs])
+    again = run_jobs(batch(uncached))
     assert uncached.query_fn.batches == [7]  # without precomputed vectors: one tower call for all seven
     for a, b in zip(out, again, strict=True):
         assert [i["item_id"] for i in a] == [i["item_id"] for i in b]
@@ -112,6 +115,30 @@ def test_falls_back_to_exact_when_candidates_run_short(client, truth) -> None:
     q = truth.query_vector("u000001")
     eligible = [r for r in range(300) if r not in truth.seen["u000001"]]
     np.testing.assert_allclose([i["score"] for i in out], np.sort(truth.emb[eligible] @ q)[::-1][:20], rtol=1e-4, atol=1e-4)
+
+
+def test_short_candidates_go_back_to_the_thread_for_exact_scoring(trained, make_client, truth) -> None:
+    from serving.engine import EXACT_NEEDED, compute_jobs, finish_jobs
+
+    def only_two(idx, dist):
+        dist = dist.copy()
+        dist[:, 2:] = np.nan
+        return idx, dist
+
+    root, _ = trained
+    with make_client(root) as c:
+        served = c.app.state.holder.model
+        mangled = dataclasses.replace(served, searcher=CountingSearcher(served.searcher, mangle=only_two))
+        job = build_job(mangled, req(user_id="u000001", k=20))
+        assert finish_jobs([job], compute_jobs([job])) == [EXACT_NEEDED]
+        c.app.state.holder.swap(mangled)
+        r = c.post("/v1/recommendations", json={"user_id": "u000001", "k": 20})
+        assert r.status_code == 200, r.text
+        assert len(mangled.searcher.calls) == 2  # the warm first call above, then the request's
+        q = truth.query_vector("u000001")
+        eligible = [r for r in range(300) if r not in truth.seen["u000001"]]
+        expected = np.sort(truth.emb[eligible] @ q)[::-1][:20]
+        np.testing.assert_allclose([i["score"] for i in r.json()["items"]], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_a_failing_group_fails_only_its_jobs(client) -> None:

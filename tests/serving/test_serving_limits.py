@@ -159,13 +159,13 @@ def test_docs_can_be_switched_off(trained, make_client, client) -> None:
 
 def test_overload_is_503_fast(trained, make_client, monkeypatch) -> None:
     import serving.app
-    from serving.engine import run_jobs
+    from serving.engine import compute_jobs
 
     def slow_run_jobs(jobs):
         time.sleep(0.8)  # holds the one allowed request in flight
-        return run_jobs(jobs)
+        return compute_jobs(jobs)
 
-    monkeypatch.setattr(serving.app, "run_jobs", slow_run_jobs)
+    monkeypatch.setattr(serving.app, "compute_jobs", slow_run_jobs)
     root, _ = trained
     with make_client(root, max_concurrency=1) as c:
         slow: list[httpx.Response] = []
@@ -189,13 +189,13 @@ def test_overload_is_503_fast(trained, make_client, monkeypatch) -> None:
 
 def test_deadline_is_504(trained, make_client, monkeypatch) -> None:
     import serving.app
-    from serving.engine import run_jobs
+    from serving.engine import compute_jobs
 
     def slow_run_jobs(jobs):
         time.sleep(0.6)
-        return run_jobs(jobs)
+        return compute_jobs(jobs)
 
-    monkeypatch.setattr(serving.app, "run_jobs", slow_run_jobs)
+    monkeypatch.setattr(serving.app, "compute_jobs", slow_run_jobs)
     root, _ = trained
     with make_client(root, request_timeout_s=0.05) as c:
         assert_error(c.post("/v1/recommendations", json={"user_id": "u000001"}), 504, "timeout")

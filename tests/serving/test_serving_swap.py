@@ -203,7 +203,7 @@ def test_startup_with_only_a_corrupt_version_is_not_ready(versions, make_client)
 
 def test_in_flight_request_finishes_on_the_old_version(versions, make_client, monkeypatch) -> None:
     import serving.app
-    from serving.engine import run_jobs
+    from serving.engine import compute_jobs
 
     release = threading.Event()
     entered = threading.Event()
@@ -211,9 +211,9 @@ def test_in_flight_request_finishes_on_the_old_version(versions, make_client, mo
     def held_run_jobs(jobs):  # the inference thread waits until the swap is done
         entered.set()
         release.wait(30)
-        return run_jobs(jobs)
+        return compute_jobs(jobs)
 
-    monkeypatch.setattr(serving.app, "run_jobs", held_run_jobs)
+    monkeypatch.setattr(serving.app, "compute_jobs", held_run_jobs)
     old = versions.clone()
     versions.set_latest(old)
     with make_client(versions.root, request_timeout_s=60) as client:
