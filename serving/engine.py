@@ -133,7 +133,9 @@ def _as_text(value: Any) -> str:
 def exclusion_rows(model: LoadedModel, seen_of: int | None, exclude_item_ids: Sequence[str] | None) -> np.ndarray:
     """Sorted unique item rows to leave out: the seen items of user row ``seen_of`` and the given ids (unknown ids ignored)."""
     seen = model.seen.of(seen_of) if seen_of is not None else None
-    extra = model.items.ids.rows(exclude_item_ids) if exclude_item_ids else _EMPTY
+    if not exclude_item_ids:
+        return seen if seen is not None else _EMPTY
+    extra = model.items.ids.rows(exclude_item_ids)
     extra = extra[extra >= 0]
     if not len(extra):
         return seen if seen is not None else _EMPTY
@@ -269,12 +271,20 @@ class Ranked:
 
 
 @dataclass(slots=True)
-class Searched:
-    """Index candidates still to be filtered and re-scored (:func:`finish_jobs`)."""
+class SearchResult:
+    """One ``search_batched`` call: a row of candidates per plan."""
 
-    plan: _Plan
+    plans: list[_Plan]
     idx: np.ndarray
     dist: np.ndarray
+
+
+@dataclass(slots=True)
+class Searched:
+    """Index candidates still to be filtered and re-scored (:func:`finish_jobs`): row ``pos`` of ``result``."""
+
+    result: SearchResult
+    pos: int
 
 
 class _ExactNeeded:
@@ -286,40 +296,48 @@ class _ExactNeeded:
 EXACT_NEEDED = _ExactNeeded()
 
 
-def _finish_searched(model: LoadedModel, found: list[Searched]) -> list[Ranked | None]:
-    """Every searched job of a version at once: drop excluded, filtered-out and
-    invalid candidates, re-score the rest exactly, keep the best ``n`` of each
-    (ties: lower row first). None where the candidates fall short of ``n`` or
-    hold a duplicate: that job needs exact scoring."""
+def _finish_searched(model: LoadedModel, result: SearchResult) -> list[Ranked | None]:
+    """Every plan of one search at once: drop excluded, filtered-out and invalid
+    candidates, score the rest exactly, keep the best ``n`` of each (ties: lower
+    row first). None where the candidates fall short of ``n`` or hold a
+    duplicate: that job needs exact scoring.
+
+    The scores are the index's own distances when load verified they are exact
+    dot products (brute force, or re-ordered with the float vectors); else the
+    candidates are re-scored against the item embeddings."""
     num_items = model.num_items
-    idx = np.stack([f.idx for f in found]).astype(np.int64, copy=False)
-    dist = np.stack([f.dist for f in found])
-    valid = np.isfinite(dist) & (idx >= 0) & (idx < num_items)
+    plans = result.plans
+    idx = result.idx.astype(np.int64, copy=False)
+    valid = np.isfinite(result.dist) & (idx >= 0) & (idx < num_items)
     rows = np.where(valid, idx, 0)
-    owner = np.arange(len(found), dtype=np.int64)[:, None]
-    sizes = [len(f.plan.job.exclude) for f in found]
+    excluded = [p.job.exclude for p in plans]
+    sizes = [len(e) for e in excluded]
     if any(sizes):
-        keys = np.repeat(owner[:, 0], sizes) * num_items + np.concatenate([f.plan.job.exclude for f in found])
-        valid &= ~np.isin(owner * num_items + rows, keys)
-    for pos, f in enumerate(found):
-        if f.plan.mask is not None:
-            valid[pos] &= f.plan.mask[rows[pos]]
+        # (plan, row) keys; every exclusion list is sorted, so the keys are too
+        owner = np.arange(len(plans), dtype=np.int64)
+        keys = np.repeat(owner, sizes) * num_items + np.concatenate(excluded)
+        probe = owner[:, None] * num_items + rows
+        at = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
+        valid &= keys[at] != probe
+    for pos, plan in enumerate(plans):
+        if plan.mask is not None:
+            valid[pos] &= plan.mask[rows[pos]]
     marked = np.sort(np.where(valid, rows, -1), axis=1)
     duplicated = ((marked[:, 1:] == marked[:, :-1]) & (marked[:, 1:] >= 0)).any(axis=1)
-    queries = np.stack([f.plan.query for f in found])[:, :, None]
-    scores = np.matmul(model.item_embeddings[rows], queries)[:, :, 0]
+    if model.exact_scores:
+        scores = result.dist.astype(np.float32)
+    else:
+        queries = np.stack([p.query for p in plans])[:, :, None]
+        scores = np.matmul(model.item_embeddings[rows], queries)[:, :, 0]
     scores[~valid] = -np.inf
     order = np.lexsort((rows, -scores), axis=-1)
-    enough = valid.sum(axis=1)
-    out: list[Ranked | None] = []
-    for pos, f in enumerate(found):
-        n = f.plan.n
-        if duplicated[pos] or enough[pos] < n:
-            out.append(None)
-        else:
-            best = order[pos, :n]
-            out.append(Ranked(rows[pos, best], scores[pos, best]))
-    return out
+    best_rows = np.take_along_axis(rows, order, axis=1)
+    best_scores = np.take_along_axis(scores, order, axis=1)
+    short = (valid.sum(axis=1) < [p.n for p in plans]) | duplicated
+    return [
+        None if short[pos] else Ranked(best_rows[pos, : plan.n], best_scores[pos, : plan.n])
+        for pos, plan in enumerate(plans)
+    ]
 
 
 def _popular(job: Job) -> Ranked:
@@ -388,9 +406,9 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
         # with exact re-ordering (tree + AH), the pool re-scored must hold every neighbour asked for
         pool = max(int(fetch), model.reorder_k)
         idx, dist = model.searcher.search_batched(queries, final_num_neighbors=int(fetch), pre_reorder_num_neighbors=pool)
-        idx, dist = np.asarray(idx), np.asarray(dist)
+        result = SearchResult([plans[i] for i in searched], np.asarray(idx), np.asarray(dist))
         for pos, i in enumerate(searched):
-            out[i] = Searched(plans[i], idx[pos], dist[pos])
+            out[i] = Searched(result, pos)
     missing = sum(1 for r in out if r is None)
     if missing:
         raise RuntimeError(f"{missing} job(s) of the batch were not ranked")
@@ -421,9 +439,13 @@ def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
 
 
 def _finish_group(model: LoadedModel, computed: list[Ranked | Searched]) -> list[list[dict] | _ExactNeeded]:
-    found = [c for c in computed if isinstance(c, Searched)]
-    settled = iter(_finish_searched(model, found) if found else [])
-    ranked: list[Ranked | None] = [next(settled) if isinstance(c, Searched) else c for c in computed]
+    settled: dict[int, list[Ranked | None]] = {}
+    for c in computed:
+        if isinstance(c, Searched) and id(c.result) not in settled:
+            settled[id(c.result)] = _finish_searched(model, c.result)
+    ranked: list[Ranked | None] = [
+        settled[id(c.result)][c.pos] if isinstance(c, Searched) else c for c in computed
+    ]
     done = [r for r in ranked if r is not None]
     rows = np.concatenate([r.rows for r in done]) if done else _EMPTY
     scores = np.concatenate([np.asarray(r.scores, dtype=np.float64) for r in done]) if done else np.zeros(0)

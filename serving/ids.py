@@ -46,6 +46,7 @@ class IdIndex:
         self._dict: dict[str, int] | None = None
         self._sorted: np.ndarray | None = None
         self._order: np.ndarray | None = None
+        self._inverse: np.ndarray | None = None
         if width * n > max_sorted_bytes or awkward:
             table = {v: i for i, v in enumerate(arr.to_pylist())}
             if len(table) != n:
@@ -58,10 +59,13 @@ class IdIndex:
         ordered = raw[order]
         if n > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
             raise DuplicateIdError("duplicate ids")
-        order = order.astype(np.int32 if n < 2**31 else np.int64)
-        ordered.flags.writeable = False
-        order.flags.writeable = False
-        self._sorted, self._order = ordered, order
+        index_type = np.int32 if n < 2**31 else np.int64
+        order = order.astype(index_type)
+        inverse = np.empty(n, dtype=index_type)  # row -> position in the sorted copy
+        inverse[order] = np.arange(n, dtype=index_type)
+        for arr_ in (ordered, order, inverse):
+            arr_.flags.writeable = False
+        self._sorted, self._order, self._inverse = ordered, order, inverse
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -112,6 +116,9 @@ class IdIndex:
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return []
+        if self._sorted is not None and self._inverse is not None:
+            # numpy and str.decode hold the interpreter lock (Arrow's take lets go of it)
+            return [b.decode("utf-8", "surrogatepass") for b in self._sorted[self._inverse[rows]].tolist()]
         return self._ids.take(pa.array(rows)).to_pylist()
 
     def id_of(self, row: int) -> str:

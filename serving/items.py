@@ -11,7 +11,7 @@ micro-batch needs, one take per column, and builds the answer dicts.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,8 +49,38 @@ def _text(value: Any) -> Any:
     return str(value)
 
 
-def json_ready(column: pa.ChunkedArray | pa.Array) -> pa.Array | np.ndarray:
-    """One metadata column in the form :class:`ItemMetadata` serves it."""
+class Coded:
+    """A string column with few distinct values: an int32 code per item and the values (-1: null)."""
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: np.ndarray, values: list) -> None:
+        codes.flags.writeable = False
+        self.codes = codes
+        self.values = tuple(values) + (None,)  # code -1 picks the trailing None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def take(self, rows: np.ndarray) -> list:
+        values = self.values
+        return [values[c] for c in self.codes[rows].tolist()]
+
+
+def _coded(arr: pa.Array, max_values: int) -> Coded | None:
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or not len(arr):
+        return None
+    encoded = arr.dictionary_encode()
+    if len(encoded.dictionary) > max_values:
+        return None
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+    return Coded(codes, encoded.dictionary.to_pylist())
+
+
+def json_ready(column: pa.ChunkedArray | pa.Array) -> pa.Array | np.ndarray | Coded:
+    """One metadata column in the form :class:`ItemMetadata` serves it: numpy for
+    numbers without nulls, :class:`Coded` for strings with few distinct values,
+    Arrow for the rest."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
@@ -70,7 +100,16 @@ def json_ready(column: pa.ChunkedArray | pa.Array) -> pa.Array | np.ndarray:
             out = out.astype(np.float64)
         out.flags.writeable = False
         return out
-    return arr
+    return _coded(arr, max_values=max(1024, len(arr) // 16)) or arr
+
+
+def _row_builder(keys: Sequence[str]) -> Callable[..., dict]:
+    """``f(v0, v1, ...) -> {keys[0]: v0, ...}`` as a compiled dict display: about twice as
+    fast as ``dict(zip(keys, values))``, which matters for every item of every answer.
+    The keys enter the source only as ``repr`` string literals."""
+    params = ", ".join(f"v{i}" for i in range(len(keys)))
+    body = ", ".join(f"{str(key)!r}: v{i}" for i in range(len(keys)) for key in (keys[i],))
+    return eval(f"lambda {params}: {{{body}}}", {"__builtins__": {}})  # noqa: S307 - literal keys only
 
 
 class ItemMetadata:
@@ -83,17 +122,25 @@ class ItemMetadata:
         self.ids = ids
         self.names: tuple[str, ...] = tuple(columns)
         self._columns = tuple(columns.values())
-        self._keys = ANSWER_KEYS + self.names
+        self._answer_row = _row_builder(ANSWER_KEYS + self.names)
+        self._record_row = _row_builder(("item_id",) + self.names)
 
     @classmethod
     def from_table(cls, ids: IdIndex, table: pa.Table, skip: Sequence[str]) -> ItemMetadata:
         return cls(ids, {name: json_ready(table.column(name)) for name in table.column_names if name not in skip})
 
     def _gather(self, rows: np.ndarray) -> list[list]:
-        taken = pa.array(rows, type=pa.int64())
-        return [
-            col[rows].tolist() if isinstance(col, np.ndarray) else col.take(taken).to_pylist() for col in self._columns
-        ]
+        out = []
+        taken = None
+        for col in self._columns:
+            if isinstance(col, np.ndarray):
+                out.append(col[rows].tolist())
+            elif isinstance(col, Coded):
+                out.append(col.take(rows))
+            else:
+                taken = pa.array(rows, type=pa.int64()) if taken is None else taken
+                out.append(col.take(taken).to_pylist())
+        return out
 
     def answer_items(self, rows: np.ndarray, scores: np.ndarray, counts: Sequence[int]) -> list[list[dict]]:
         """Answer dicts (item_id, score, rank, metadata) for consecutive groups of ``counts`` rows."""
@@ -102,7 +149,7 @@ class ItemMetadata:
         for n in counts:
             ranks.extend(range(1, n + 1))
         columns = [self.ids.ids(rows), np.asarray(scores, dtype=np.float64).tolist(), ranks, *self._gather(rows)]
-        flat = [dict(zip(self._keys, values, strict=True)) for values in zip(*columns, strict=True)]
+        flat = list(map(self._answer_row, *columns))
         out, start = [], 0
         for n in counts:
             out.append(flat[start : start + n])
@@ -112,6 +159,5 @@ class ItemMetadata:
     def records(self, rows: np.ndarray) -> list[dict]:
         """``{"item_id", **metadata}`` for ``rows`` (the demo's history)."""
         rows = np.asarray(rows, dtype=np.int64)
-        keys = ("item_id",) + self.names
         columns = [self.ids.ids(rows), *self._gather(rows)]
-        return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+        return list(map(self._record_row, *columns))

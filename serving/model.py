@@ -95,6 +95,7 @@ class LoadedModel:
     filter_columns: MappingProxyType  # column -> FilterColumn
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
+    exact_scores: bool = False  # the index's distances are exact dot products (checked at load)
     # query-tower output of every known user (their users.parquet features), computed at load
     # when it fits the budget: a known user's request then needs no TensorFlow call at all
     user_vectors: np.ndarray | None = None
@@ -493,10 +494,17 @@ def _warm_up(model: LoadedModel) -> None:
         raise LoadError("warmup_failed", "query model returned NaN or infinite embeddings", name)
     k = min(10, model.num_items)
     try:
-        idx, _ = model.searcher.search_batched(np.ascontiguousarray(vectors), final_num_neighbors=k)
+        idx, dist = model.searcher.search_batched(
+            np.ascontiguousarray(vectors), final_num_neighbors=k, pre_reorder_num_neighbors=max(k, model.reorder_k)
+        )
     except Exception as exc:  # noqa: BLE001
         message = f"index of {name} failed a warm-up search: {type(exc).__name__}: {str(exc)[:300]}"
         raise LoadError("warmup_failed", message, name) from exc
     idx = np.asarray(idx)
     if idx.shape[0] != n or (idx.size and (idx.min() < 0 or idx.max() >= model.num_items)):
         raise LoadError("warmup_failed", f"index of {name} returned rows outside the catalog", name)
+    # brute force and re-ordered indexes return exact dot products: then the engine uses them as they are
+    dist = np.asarray(dist)
+    exact = np.einsum("qkd,qd->qk", model.item_embeddings[idx], vectors)
+    tolerance = 1e-4 * np.maximum(1.0, np.abs(exact))
+    object.__setattr__(model, "exact_scores", bool(dist.shape == exact.shape and np.all(np.abs(dist - exact) <= tolerance)))

@@ -197,3 +197,14 @@ def test_reordering_index_is_asked_for_a_pool_as_big_as_the_over_fetch(client, t
     q = truth.query_vector("u000009")
     eligible = [r for r in range(300) if r not in truth.seen["u000009"]]
     np.testing.assert_allclose([i["score"] for i in out], np.sort(truth.emb[eligible] @ q)[::-1][:60], rtol=1e-4, atol=1e-4)
+
+
+def test_index_distances_and_re_scoring_agree(model) -> None:
+    assert model.exact_scores  # brute force: load verified that the index returns exact dot products
+    users = [f"u{i:06d}" for i in range(0, 60, 3)]
+    direct = run_jobs([build_job(model, req(user_id=u, k=7)) for u in users])
+    rescoring = dataclasses.replace(model, exact_scores=False)
+    again = run_jobs([build_job(rescoring, req(user_id=u, k=7)) for u in users])
+    for a, b in zip(direct, again, strict=True):
+        assert [i["item_id"] for i in a] == [i["item_id"] for i in b]
+        np.testing.assert_allclose([i["score"] for i in a], [i["score"] for i in b], rtol=1e-5, atol=1e-5)

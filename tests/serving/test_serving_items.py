@@ -9,7 +9,7 @@ import orjson
 import pyarrow as pa
 
 from serving.ids import IdIndex
-from serving.items import ItemMetadata, json_ready
+from serving.items import Coded, ItemMetadata, json_ready
 
 
 def _table() -> pa.Table:
@@ -57,6 +57,19 @@ def test_plain_numbers_become_numpy_and_json_native_types() -> None:
     assert isinstance(json_ready(pa.array([1.0, 2.0], pa.float32())), np.ndarray)
     with_null = json_ready(pa.array([1, None]))
     assert isinstance(with_null, pa.Array) and with_null.to_pylist() == [1, None]
-    assert json_ready(pa.array([b"ab", None])).to_pylist() == ["ab", None]
+    coded = json_ready(pa.array([b"ab", None, b"ab"]))
+    assert isinstance(coded, Coded) and coded.take(np.array([2, 1, 0])) == ["ab", None, "ab"]
+    many = json_ready(pa.array([f"title {i}" for i in range(5_000)]))  # too many distinct values to code
+    assert isinstance(many, pa.Array) and many[4_999].as_py() == "title 4999"
     half = json_ready(pa.array(np.array([1.5, np.inf], dtype=np.float16)))
     assert half[0] == 1.5 and math.isinf(half[1])
+
+
+def test_any_column_name_is_a_safe_key() -> None:
+    names = ['a"b', "it's", "back\\slash", "lambda", "ünï", "}", "__import__('os')"]
+    table = pa.table({"item_id": ["x", "y"], **{n: [i, i + 1] for i, n in enumerate(names)}})
+    meta = ItemMetadata.from_table(IdIndex(table.column("item_id")), table, skip=("item_id",))
+    [[item]] = meta.answer_items(np.array([1]), np.array([0.5]), [1])
+    assert list(item) == ["item_id", "score", "rank", *names]
+    assert [item[n] for n in names] == [i + 1 for i in range(len(names))]
+    assert meta.records(np.array([0]))[0] == {"item_id": "x", **{n: i for i, n in enumerate(names)}}
