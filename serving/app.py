@@ -108,6 +108,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         finish_batch=finish_jobs,
         max_wait_s=settings.microbatch_max_wait_ms / 1000.0,
         max_size=settings.microbatch_max_size,
+        threads=settings.inference_threads,
         on_batch=metrics.batch_size.observe,
     )
     watcher = VersionWatcher(
@@ -175,7 +176,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 items = await batcher.submit(dataclasses.replace(job, exact=True))
         except BatcherClosed as exc:
             raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "1"}) from exc
-        metrics.recommendations.labels(strategy=job.strategy).inc()
+        metrics.answered(job.strategy)
         return items
 
     def answer(model: LoadedModel, user_id: str | None, strategy: str, items: list[dict]) -> dict:

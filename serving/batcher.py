@@ -47,9 +47,15 @@ class MicroBatcher(Generic[J]):
         on_batch: Callable[[int], None] | None = None,
         thread_name: str = "recsys-infer",
         finish_batch: Callable[[list[J], list[Any]], list[Any]] | None = None,
+        threads: int = 1,
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self._threads = threads
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task] = set()
         self._run_batch = run_batch
         self._finish_batch = finish_batch
         self._max_wait_s = max(0.0, max_wait_s)
@@ -65,7 +71,8 @@ class MicroBatcher(Generic[J]):
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
+        self._slots = asyncio.Semaphore(self._threads)
+        self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix=self._thread_name)
         self._task = asyncio.create_task(self._collect(), name="recsys-microbatcher")
 
     async def stop(self) -> None:
@@ -74,6 +81,11 @@ class MicroBatcher(Generic[J]):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        for task in list(self._running):
+            task.cancel()
+        for task in list(self._running):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self._queue is not None:
             while not self._queue.empty():
                 _, fut = self._queue.get_nowait()
@@ -127,15 +139,29 @@ class MicroBatcher(Generic[J]):
         return batch
 
     async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
+        assert self._slots is not None
         while True:
-            batch = await self._gather()
+            await self._slots.acquire()  # a thread is free: whatever is queued now forms the batch
+            try:
+                batch = await self._gather()
+            except BaseException:
+                self._slots.release()
+                raise
             live = [(job, fut) for job, fut in batch if not fut.done()]  # skip requests that gave up
             if not live:
+                self._slots.release()
                 continue
             if self._on_batch is not None:
                 self._on_batch(len(live))
-            jobs = [job for job, _ in live]
+            task = asyncio.create_task(self._run(live))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, live: list[tuple[J, asyncio.Future]]) -> None:
+        assert self._slots is not None
+        loop = asyncio.get_running_loop()
+        jobs = [job for job, _ in live]
+        try:
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, jobs)
             except asyncio.CancelledError:
@@ -145,15 +171,17 @@ class MicroBatcher(Generic[J]):
                 raise
             except Exception as exc:  # noqa: BLE001 - handed to every waiter
                 results = [exc] * len(live)
-            if self._finish_batch is not None:
-                try:
-                    results = self._finish_batch(jobs, results)
-                except Exception as exc:  # noqa: BLE001
-                    results = [exc] * len(live)
-            for (_, fut), result in zip(live, results, strict=True):
-                if fut.done():
-                    continue
-                if isinstance(result, BaseException):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+        finally:
+            self._slots.release()
+        if self._finish_batch is not None:
+            try:
+                results = self._finish_batch(jobs, results)
+            except Exception as exc:  # noqa: BLE001
+                results = [exc] * len(live)
+        for (_, fut), result in zip(live, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)

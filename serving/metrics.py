@@ -43,7 +43,15 @@ class ServiceMetrics:
         self.rejected = Counter(
             "recsys_requests_rejected_total", "Requests refused by the guards", ["reason"], registry=r
         )
+        self._by_strategy: dict[str, Counter] = {}
         self.ready = Gauge("recsys_ready", "1 when a verified model is served and the service is not stopping", registry=r)
+
+    def answered(self, strategy: str) -> None:
+        """Count one ranking of ``strategy`` (label children cached: this runs for every request)."""
+        child = self._by_strategy.get(strategy)
+        if child is None:
+            child = self._by_strategy[strategy] = self.recommendations.labels(strategy=strategy)
+        child.inc()
 
     def served(self, version: str, created_at: str | None) -> None:
         try:

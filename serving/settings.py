@@ -41,6 +41,9 @@ class ServiceSettings(BaseSettings):
     user_vectors_max_mb: float = Field(
         default=512, ge=0, description="precompute known users' query vectors at load when they fit in this many MiB (0: never)"
     )
+    inference_threads: int = Field(
+        default=1, ge=1, le=16, description="threads running micro-batches at once (ScaNN and TensorFlow let go of the GIL)"
+    )
     microbatch_max_size: int = Field(default=64, ge=1, le=4096, description="most queries in one model call")
     max_concurrency: int = Field(default=256, ge=1, description="requests in flight per worker; more get 503 at once")
     request_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per-request deadline (504 after)")
