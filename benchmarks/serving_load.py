@@ -163,7 +163,7 @@ def compute_ceiling(model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 
     t = time.perf_counter()
     model = load_version(model_root, name)
     load_s = time.perf_counter() - t
-    users = list(model.user_row)[:REQUEST_USERS]
+    users = model.users.first(REQUEST_USERS)
 
     class Req:  # what the app hands build_job for POST {"user_id": u, "k": 10}
         def __init__(self, uid: str) -> None:
@@ -174,7 +174,7 @@ def compute_ceiling(model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 
     def columns(batch: list[str]) -> dict[str, np.ndarray]:
         cols = {}
         for qi in model.query_inputs:
-            rows = [model.user_row[u] for u in batch]
+            rows = [model.users.get(u) for u in batch]
             vals = model.user_features[qi.name][rows]
             cols[qi.name] = np.asarray(vals, dtype=np.float32 if qi.dtype == "float32" else object)
         return cols

@@ -126,3 +126,7 @@ def test_generated_version_is_accepted_by_the_service_loader(tmp_path):
 
     [items] = run_jobs([build_job(model, Req())])
     assert len(items) == 10 and [it["rank"] for it in items] == list(range(1, 11))
+    # the benchmark's in-process compute ceiling runs on the same version
+    ceiling = serving_load.compute_ceiling(tmp_path, batch_sizes=(1, 4), min_seconds=0.05, repeats=1)
+    assert ceiling["num_items"] == 20_500 and set(ceiling["per_batch"]) == {"1", "4"}
+    assert all(v["engine_qps"] > 0 and v["tower_plus_scann_qps"] > 0 for v in ceiling["per_batch"].values())
