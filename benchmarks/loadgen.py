@@ -168,6 +168,13 @@ class _Tally:
     statuses: Counter = field(default_factory=Counter)
     versions: Counter = field(default_factory=Counter)
 
+    def claim(self, total: int) -> int | None:
+        """The number of the next request to send, or None once ``total`` were sent."""
+        if self.sent >= total:
+            return None
+        self.sent += 1
+        return self.sent - 1
+
     def answered(self, status: int, latency: float, version: str | None) -> None:
         self.latencies.append(latency)
         self.statuses[str(status)] += 1
@@ -300,15 +307,11 @@ async def _run_asyncio(
     tally = _Tally()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration_s
-    counter = [0]
 
     async def client() -> None:
         conn = _Conn(host, port)
         try:
-            while counter[0] < total and loop.time() < deadline:
-                i = counter[0]
-                counter[0] += 1
-                tally.sent += 1
+            while loop.time() < deadline and (i := tally.claim(total)) is not None:
                 raw = raws[(i + offset) % len(raws)]
                 start = time.perf_counter()
                 try:
@@ -339,15 +342,11 @@ async def _run_httpx(
     tally = _Tally()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration_s
-    counter = [0]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=root, limits=limits, timeout=timeout_s, trust_env=False) as http:
 
         async def client() -> None:
-            while counter[0] < total and loop.time() < deadline:
-                i = counter[0]
-                counter[0] += 1
-                tally.sent += 1
+            while loop.time() < deadline and (i := tally.claim(total)) is not None:
                 spec = specs[(i + offset) % len(specs)]
                 start = time.perf_counter()
                 try:

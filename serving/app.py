@@ -9,7 +9,6 @@ routes answer 503).
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import secrets
 import signal
@@ -27,7 +26,7 @@ from starlette.responses import Response
 import recsys
 from serving.batcher import BatcherClosed, MicroBatcher
 from serving.demo import DemoPage, api_router
-from serving.engine import EXACT_NEEDED, build_job, compute_jobs, finish_jobs, similar_job
+from serving.engine import EXACT_NEEDED, build_job, compute_jobs, exact_rerun, finish_jobs, similar_job
 from serving.errors import ApiError, JSONBytesResponse, install_error_handlers
 from serving.metrics import ServiceMetrics
 from serving.middleware import GuardMiddleware
@@ -173,7 +172,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         try:
             items = await batcher.submit(job)
             if items is EXACT_NEEDED:  # the index's candidates ran short: score every eligible item
-                items = await batcher.submit(dataclasses.replace(job, exact=True))
+                items = await batcher.submit(exact_rerun(job))
         except BatcherClosed as exc:
             raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "1"}) from exc
         metrics.answered(job.strategy)

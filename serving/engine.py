@@ -16,7 +16,7 @@ Three steps per micro-batch:
   is light numpy, and on the loop it needs no hand-over of the interpreter lock
   between threads (each hand-over waits for the loop to let go: measured, that
   wait took more time than the work). A job whose filtered candidates fall
-  short gets :data:`EXACT_NEEDED` and is submitted again with ``exact=True``.
+  short gets :data:`EXACT_NEEDED` and is submitted again as :func:`exact_rerun`.
 
 Every answer has ``min(k, eligible)`` distinct items with non-increasing scores.
 """
@@ -73,7 +73,7 @@ def resolve_features(model: LoadedModel, features: Mapping[str, Any] | None) -> 
     """Request features checked against the version's query inputs; None values mean 'not given'."""
     if not features:
         return {}
-    inputs = {qi.name: qi for qi in model.query_inputs}
+    inputs = model.query_input
     out: dict[str, Any] = {}
     for name, value in features.items():
         if value is None:
@@ -132,14 +132,10 @@ def _as_text(value: Any) -> str:
 
 def exclusion_rows(model: LoadedModel, seen_of: int | None, exclude_item_ids: Sequence[str] | None) -> np.ndarray:
     """Sorted unique item rows to leave out: the seen items of user row ``seen_of`` and the given ids (unknown ids ignored)."""
-    seen = model.seen.of(seen_of) if seen_of is not None else None
-    if not exclude_item_ids:
-        return seen if seen is not None else _EMPTY
-    extra = model.items.ids.rows(exclude_item_ids)
+    seen = model.seen.of(seen_of) if seen_of is not None else _EMPTY
+    extra = model.items.ids.rows(exclude_item_ids) if exclude_item_ids else _EMPTY
     extra = extra[extra >= 0]
-    if not len(extra):
-        return seen if seen is not None else _EMPTY
-    return np.unique(extra if seen is None else np.concatenate([seen, extra]))
+    return np.unique(np.concatenate([seen, extra])) if len(extra) else seen
 
 
 def build_job(model: LoadedModel, request: Any) -> Job:
@@ -292,8 +288,13 @@ class _ExactNeeded:
         return "EXACT_NEEDED"
 
 
-# the answer of finish_jobs for a job whose searched candidates ran short: run it again with exact=True
+# the answer of finish_jobs for a job whose searched candidates ran short: run exact_rerun(job)
 EXACT_NEEDED = _ExactNeeded()
+
+
+def exact_rerun(job: Job) -> Job:
+    """``job`` again, scoring every eligible item (planned afresh in the inference thread)."""
+    return dataclasses.replace(job, exact=True, plan=None)
 
 
 def _finish_searched(model: LoadedModel, result: SearchResult) -> list[Ranked | None]:
@@ -395,7 +396,7 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
     for i, plan in plans.items():
         if plan.n == 0:
             out[i] = Ranked(_EMPTY, np.zeros(0, dtype=np.float32))
-        elif plan.fetch and not jobs[i].exact:
+        elif plan.fetch and not plan.job.exact:
             searched.append(i)
         else:
             rows, scores = _exact(model, plan.query, _eligible_mask(model, plan.mask, plan.job.exclude), plan.n)
@@ -448,7 +449,7 @@ def _finish_group(model: LoadedModel, computed: list[Ranked | Searched]) -> list
     ]
     done = [r for r in ranked if r is not None]
     rows = np.concatenate([r.rows for r in done]) if done else _EMPTY
-    scores = np.concatenate([np.asarray(r.scores, dtype=np.float64) for r in done]) if done else np.zeros(0)
+    scores = np.concatenate([r.scores for r in done]) if done else np.zeros(0)
     answers = iter(model.items.answer_items(rows, scores, [len(r.rows) for r in done]))
     return [next(answers) if r is not None else EXACT_NEEDED for r in ranked]
 
@@ -477,7 +478,7 @@ def run_jobs(jobs: list[Job]) -> list[list[dict] | BaseException]:
     out = finish_jobs(jobs, compute_jobs(jobs))
     again = [i for i, r in enumerate(out) if r is EXACT_NEEDED]
     if again:
-        redo = [dataclasses.replace(jobs[i], exact=True) for i in again]
+        redo = [exact_rerun(jobs[i]) for i in again]
         for i, answer in zip(again, finish_jobs(redo, compute_jobs(redo)), strict=True):
             out[i] = answer
     return out  # type: ignore[return-value]

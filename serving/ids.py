@@ -79,13 +79,21 @@ class IdIndex:
         for start in range(0, len(self._ids), step):
             yield from self._ids.slice(start, step).to_pylist()
 
+    def _probe(self, key: str) -> bytes | None:
+        """``key`` as the sorted copy holds it; None when no id can match (empty, too long, NUL-ended)."""
+        assert self._sorted is not None
+        probe = key.encode("utf-8", "surrogatepass")
+        if not probe or len(probe) > self._sorted.dtype.itemsize or probe.endswith(b"\x00"):
+            return None
+        return probe
+
     def get(self, key: str) -> int | None:
         """The row of ``key``, or None."""
         if self._dict is not None:
             return self._dict.get(key)
         assert self._sorted is not None and self._order is not None
-        probe = key.encode("utf-8", "surrogatepass")
-        if not probe or len(probe) > self._sorted.dtype.itemsize or probe.endswith(b"\x00"):
+        probe = self._probe(key)
+        if probe is None:
             return None
         # bisect, not numpy.searchsorted: numpy lets go of the interpreter lock, and on the event
         # loop getting it back from the busy inference thread can cost milliseconds
@@ -95,21 +103,18 @@ class IdIndex:
         return None
 
     def rows(self, keys: Sequence[str]) -> np.ndarray:
-        """Rows of ``keys`` (int64; -1 for an unknown id)."""
+        """Rows of ``keys`` (int64; -1 for an unknown id), vectorised for long lists."""
         if self._dict is not None:
             return np.asarray([self._dict.get(k, -1) for k in keys], dtype=np.int64)
         assert self._sorted is not None and self._order is not None
         if not len(keys) or not len(self._sorted):
             return np.full(len(keys), -1, dtype=np.int64)
-        width = self._sorted.dtype.itemsize
-        encoded = [k.encode("utf-8", "surrogatepass") for k in keys]
-        probe = np.asarray([b if len(b) <= width else b"" for b in encoded], dtype=f"S{width}")
-        pos = np.searchsorted(self._sorted, probe)
-        pos_clipped = np.minimum(pos, len(self._sorted) - 1)
-        hit = (pos < len(self._sorted)) & (self._sorted[pos_clipped] == probe)
-        # a too-long key, an empty key and a key ending in NUL never match
-        hit &= np.asarray([0 < len(b) <= width and not b.endswith(b"\x00") for b in encoded], dtype=bool)
-        return np.where(hit, self._order[pos_clipped], -1).astype(np.int64)
+        probes = [self._probe(k) for k in keys]
+        wanted = np.asarray([p is not None for p in probes], dtype=bool)
+        probe = np.asarray([p or b"" for p in probes], dtype=self._sorted.dtype)
+        pos = np.minimum(np.searchsorted(self._sorted, probe), len(self._sorted) - 1)
+        hit = wanted & (self._sorted[pos] == probe)
+        return np.where(hit, self._order[pos], -1).astype(np.int64)
 
     def ids(self, rows: np.ndarray | Sequence[int]) -> list[str]:
         """The ids of ``rows``, in order."""

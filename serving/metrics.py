@@ -6,6 +6,8 @@ worker that answered it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -43,15 +45,27 @@ class ServiceMetrics:
         self.rejected = Counter(
             "recsys_requests_rejected_total", "Requests refused by the guards", ["reason"], registry=r
         )
-        self._by_strategy: dict[str, Counter] = {}
+        self._children: dict[tuple, Any] = {}
         self.ready = Gauge("recsys_ready", "1 when a verified model is served and the service is not stopping", registry=r)
 
-    def answered(self, strategy: str) -> None:
-        """Count one ranking of ``strategy`` (label children cached: this runs for every request)."""
-        child = self._by_strategy.get(strategy)
+    def _child(self, metric: Any, *labels: Any) -> Any:
+        """``metric.labels(*labels)``, cached: these run for every request. The cache is bounded
+        (label values come from routes, methods, codes and strategies: a few dozen in practice)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
         if child is None:
-            child = self._by_strategy[strategy] = self.recommendations.labels(strategy=strategy)
-        child.inc()
+            child = metric.labels(*(str(v) for v in labels))
+            if len(self._children) < 4096:
+                self._children[key] = child
+        return child
+
+    def answered(self, strategy: str) -> None:
+        """Count one ranking of ``strategy``."""
+        self._child(self.recommendations, strategy).inc()
+
+    def request_took(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Record one HTTP request's latency by method, route template and status."""
+        self._child(self.request_seconds, method, route, status).observe(seconds)
 
     def served(self, version: str, created_at: str | None) -> None:
         try:

@@ -58,7 +58,6 @@ class GuardMiddleware:
         self.timeout = settings.request_timeout_s
         self.api_key = settings.api_key.get_secret_value().encode() if settings.api_key is not None else None
         self.in_flight = 0
-        self._timers: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,13 +141,7 @@ class GuardMiddleware:
                 self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or ("probe" if scope["path"] in PROBES else "unmatched")
-            key = (scope.get("method", ""), template, status)
-            timer = self._timers.get(key)
-            if timer is None:
-                timer = self.metrics.request_seconds.labels(method=key[0], route=template, status=str(status))
-                if len(self._timers) < 4096:  # label children cached (a bounded few: routes x methods x codes)
-                    self._timers[key] = timer
-            timer.observe(time.perf_counter() - start)
+            self.metrics.request_took(scope.get("method", ""), template, status, time.perf_counter() - start)
 
     def _key_ok(self, scope: Scope) -> bool:
         given = b""

@@ -81,6 +81,7 @@ class LoadedModel:
     embedding_dim: int
     num_items: int
     query_inputs: tuple[QueryInput, ...]
+    query_input: MappingProxyType  # name -> QueryInput (request features are checked against it)
     query_fn: Any  # the SavedModel's serving_default concrete function
     query_module: Any  # keeps the loaded SavedModel alive
     searcher: Any  # scann_ops_pybind.ScannSearcher
@@ -427,6 +428,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         embedding_dim=dim,
         num_items=num_items,
         query_inputs=query_inputs,
+        query_input=MappingProxyType({qi.name: qi for qi in query_inputs}),
         query_fn=query_fn,
         query_module=module,
         searcher=searcher,

@@ -58,14 +58,19 @@ def files_dataset(d: Path) -> Path:
     return spec
 
 
+def _ratings() -> list[tuple[int, int, int, int]]:
+    """(user, item, rating, timestamp) rows shared by the MovieLens formats."""
+    return [
+        (u, (u * 7 + j * 3) % N_ITEMS + 1, 1 + j % 5, 880_000_000 + u * 1000 + j * 10)
+        for u in range(1, N_USERS + 1)
+        for j in range(PER_USER)
+    ]
+
+
 def movielens_100k(d: Path) -> Path:
     """u.data (tab separated, no header: line i = rating i), u.item, u.user."""
     d.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for u in range(1, N_USERS + 1):
-        for j in range(PER_USER):
-            item = (u * 7 + j * 3) % N_ITEMS + 1
-            lines.append(f"{u}\t{item}\t{1 + j % 5}\t{880_000_000 + u * 1000 + j * 10}")
+    lines = [f"{u}\t{item}\t{rating}\t{ts}" for u, item, rating, ts in _ratings()]
     (d / "u.data").write_text("\n".join(lines) + "\n")
     flags = lambda i: "|".join("1" if g == i % 19 else "0" for g in range(19))  # noqa: E731
     (d / "u.item").write_bytes(
@@ -79,10 +84,7 @@ def movielens_100k(d: Path) -> Path:
 def movielens_latest(d: Path) -> Path:
     """ratings.csv and movies.csv (UTF-8, header = line 1)."""
     d.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for u in range(1, N_USERS + 1):
-        for j in range(PER_USER):
-            rows.append(f"{u},{(u * 7 + j * 3) % N_ITEMS + 1},{1 + j % 5}.0,{880_000_000 + u * 1000 + j * 10}")
+    rows = [f"{u},{item},{rating}.0,{ts}" for u, item, rating, ts in _ratings()]
     (d / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n")
     (d / "movies.csv").write_text(
         "movieId,title,genres\n" + "\n".join(f"{i},Film {i} (1995),Drama|Comedy" for i in range(1, N_ITEMS + 1)) + "\n"
