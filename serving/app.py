@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
@@ -121,6 +122,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder.shutting_down = False
         metrics.model_version.set(0)
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)
         await batcher.start()
         await watcher.start()
         restore = _install_drain_on_signal(holder, metrics, settings.shutdown_grace_s)
@@ -132,6 +135,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             restore()
             await watcher.stop()
             await batcher.stop()
+            sys.setswitchinterval(switch_interval)
 
     app = FastAPI(
         title="recsys two-tower retrieval",

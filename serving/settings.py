@@ -44,6 +44,13 @@ class ServiceSettings(BaseSettings):
     inference_threads: int = Field(
         default=1, ge=1, le=16, description="threads running micro-batches at once (ScaNN and TensorFlow let go of the GIL)"
     )
+    gil_switch_interval_ms: float = Field(
+        default=0.25,
+        gt=0,
+        le=100,
+        description="how long Python lets one thread run before a waiting one gets the GIL: short lets the "
+        "inference thread start and hand back a batch while the event loop is busy (Python's default is 5)",
+    )
     microbatch_max_size: int = Field(default=64, ge=1, le=4096, description="most queries in one model call")
     max_concurrency: int = Field(default=256, ge=1, description="requests in flight per worker; more get 503 at once")
     request_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per-request deadline (504 after)")
