@@ -1,36 +1,44 @@
 """Micro-batching: many concurrent requests, one model call.
 
-Requests ``submit`` a job and await a future. One collector task takes every
-waiting job (at most ``max_size``) and hands the whole batch to ``run_batch``
-in a single inference thread (never on the event loop). While that thread
-works, new jobs queue up and form the next batch, so under load batches grow
-by themselves and throughput grows with concurrency.
+Requests ``submit`` a job and await a future. Whenever an inference thread is
+free, the jobs waiting at that moment (at most ``max_size``) leave as one batch
+for ``run_batch``, which runs in that thread (never on the event loop). While
+the threads work, new jobs queue up and form the next batches, so under load
+batches grow by themselves and throughput grows with concurrency.
 
-With ``max_wait_s`` 0 (the service's default) a batch leaves as soon as the
-inference thread is free: a quiet service adds no batching delay, and under
-load the thread's own run time is what lets the next batch fill, so the event
-loop handles one batch's HTTP work while the thread computes another. A
-positive ``max_wait_s`` waits that long for mates (up to ``max_size``) first,
-which trades latency for bigger batches.
+With ``max_wait_s`` 0 (the service's default) a batch leaves as soon as a thread
+is free: a quiet service adds no batching delay, and under load the threads'
+own run time is what lets the next batch fill, so the event loop handles one
+batch's HTTP work while a thread computes another. A positive ``max_wait_s``
+waits that long for mates (up to ``max_size``) first, which trades latency for
+bigger batches.
 
 ``run_batch(jobs) -> results`` returns one result per job, in order; a result
 that is an exception fails only its own request. The optional
 ``finish_batch(jobs, results) -> results`` then runs on the event loop (light
 work that gains nothing from the thread).
+
+The hand-over is kept lean because it is paid per batch on the event loop, the
+service's busiest thread: a plain deque of waiting jobs, dedicated threads fed
+through a ``queue.SimpleQueue``, and one ``call_soon_threadsafe`` per finished
+batch (no executor futures, no collector task).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import queue
+import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger("serving")
 
 J = TypeVar("J")
+
+_Batch = list[tuple[Any, asyncio.Future]]
 
 
 class BatcherClosed(RuntimeError):
@@ -48,140 +56,154 @@ class MicroBatcher(Generic[J]):
         thread_name: str = "recsys-infer",
         finish_batch: Callable[[list[J], list[Any]], list[Any]] | None = None,
         threads: int = 1,
+        join_timeout_s: float = 60.0,
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         if threads < 1:
             raise ValueError("threads must be at least 1")
-        self._threads = threads
-        self._slots: asyncio.Semaphore | None = None
-        self._running: set[asyncio.Task] = set()
         self._run_batch = run_batch
         self._finish_batch = finish_batch
         self._max_wait_s = max(0.0, max_wait_s)
         self._max_size = max_size
         self._on_batch = on_batch
         self._thread_name = thread_name
-        self._queue: asyncio.Queue[tuple[J, asyncio.Future]] | None = None
-        self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._closed = False
-        self._wanted = 0  # queued jobs that fill the batch being gathered
-        self._filled: asyncio.Future | None = None
+        self._threads = threads
+        self._join_timeout_s = join_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: deque[tuple[J, asyncio.Future]] = deque()
+        self._work: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._in_flight: dict[int, _Batch] = {}
+        self._idle = 0
+        self._closed = True
+        self._dispatch_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._wait_over = False
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._slots = asyncio.Semaphore(self._threads)
-        self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix=self._thread_name)
-        self._task = asyncio.create_task(self._collect(), name="recsys-microbatcher")
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._idle = self._threads
+        self._work = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._serve, args=(self._work,), name=f"{self._thread_name}-{i}", daemon=True)
+            for i in range(self._threads)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     async def stop(self) -> None:
+        """Refuse new work, fail what waits or runs with :class:`BatcherClosed`, let the threads end."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        for task in list(self._running):
-            task.cancel()
-        for task in list(self._running):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._queue is not None:
-            while not self._queue.empty():
-                _, fut = self._queue.get_nowait()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        closed = BatcherClosed("the service is shutting down")
+        while self._pending:
+            _, fut = self._pending.popleft()
+            if not fut.done():
+                fut.set_exception(closed)
+        for batch in self._in_flight.values():
+            for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(BatcherClosed("the service is shutting down"))
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+                    fut.set_exception(closed)
+        self._in_flight.clear()
+        workers, self._workers = self._workers, []
+        for _ in workers:
+            self._work.put(None)
+        if workers:
+            await asyncio.to_thread(self._join, workers)
+
+    def _join(self, workers: list[threading.Thread]) -> None:
+        for worker in workers:
+            worker.join(self._join_timeout_s)
+            if worker.is_alive():
+                log.warning("inference thread %s still busy after %.0fs; leaving it", worker.name, self._join_timeout_s)
 
     async def submit(self, job: J) -> Any:
         """Queue ``job`` and wait for its result (raises what ``run_batch`` gave for it)."""
-        if self._closed or self._queue is None:
+        loop = self._loop
+        if self._closed or loop is None:
             raise BatcherClosed("the service is shutting down")
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((job, fut))
-        filled = self._filled
-        if filled is not None and not filled.done() and self._queue.qsize() >= self._wanted:
-            filled.set_result(None)
+        fut = loop.create_future()
+        self._pending.append((job, fut))
+        if self._idle and not self._dispatch_scheduled and (self._timer is None or len(self._pending) >= self._max_size):
+            # after the callbacks already due, so requests read in the same loop pass share the batch
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch)
         return await fut
 
-    def _take_queued(self, batch: list[tuple[J, asyncio.Future]]) -> None:
-        assert self._queue is not None
-        while len(batch) < self._max_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except asyncio.QueueEmpty:
+    # ------------------------------------------------------------------ event loop side
+    def _dispatch(self) -> None:
+        """Hand batches to idle threads (after ``max_wait_s`` for mates when one is set)."""
+        self._dispatch_scheduled = False
+        while self._idle and self._pending and not self._closed:
+            if self._max_wait_s > 0 and len(self._pending) < self._max_size and not self._wait_over:
+                if self._timer is None:
+                    assert self._loop is not None
+                    self._timer = self._loop.call_later(self._max_wait_s, self._waited)
                 return
-
-    async def _gather(self) -> list[tuple[J, asyncio.Future]]:
-        """The next batch: everything queued (at most ``max_size``), plus what
-        arrives within ``max_wait_s`` while there is room."""
-        assert self._queue is not None
-        batch = [await self._queue.get()]
-        try:
-            self._take_queued(batch)
-            if len(batch) < self._max_size and self._max_wait_s > 0:
-                self._wanted = self._max_size - len(batch)
-                self._filled = asyncio.get_running_loop().create_future()
-                try:
-                    async with asyncio.timeout(self._max_wait_s):
-                        await self._filled
-                except TimeoutError:
-                    pass
-                finally:
-                    self._filled = None
-                self._take_queued(batch)
-        except asyncio.CancelledError:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(BatcherClosed("the service is shutting down"))
-            raise
-        return batch
-
-    async def _collect(self) -> None:
-        assert self._slots is not None
-        while True:
-            await self._slots.acquire()  # a thread is free: whatever is queued now forms the batch
-            try:
-                batch = await self._gather()
-            except BaseException:
-                self._slots.release()
-                raise
-            live = [(job, fut) for job, fut in batch if not fut.done()]  # skip requests that gave up
-            if not live:
-                self._slots.release()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._wait_over = False
+            batch: _Batch = []
+            while self._pending and len(batch) < self._max_size:
+                entry = self._pending.popleft()
+                if not entry[1].done():  # skip requests that gave up
+                    batch.append(entry)
+            if not batch:
                 continue
+            self._idle -= 1
+            self._in_flight[id(batch)] = batch
             if self._on_batch is not None:
-                self._on_batch(len(live))
-            task = asyncio.create_task(self._run(live))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+                self._on_batch(len(batch))
+            self._work.put(batch)
 
-    async def _run(self, live: list[tuple[J, asyncio.Future]]) -> None:
-        assert self._slots is not None
-        loop = asyncio.get_running_loop()
-        jobs = [job for job, _ in live]
-        try:
-            try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, jobs)
-            except asyncio.CancelledError:
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(BatcherClosed("the service is shutting down"))
-                raise
-            except Exception as exc:  # noqa: BLE001 - handed to every waiter
-                results = [exc] * len(live)
-        finally:
-            self._slots.release()
-        if self._finish_batch is not None:
+    def _waited(self) -> None:
+        self._timer = None
+        self._wait_over = True
+        self._dispatch()
+
+    def _done(self, batch: _Batch, results: list[Any] | BaseException) -> None:
+        self._idle += 1
+        if self._in_flight.pop(id(batch), None) is None:  # stopped meanwhile: its requests were failed
+            return
+        if self._pending and not self._dispatch_scheduled:
+            self._dispatch()  # the next batch leaves before this one is finished here
+        jobs = [job for job, _ in batch]
+        if not isinstance(results, BaseException) and len(results) != len(batch):
+            results = RuntimeError(f"the batch gave {len(results)} results for {len(batch)} jobs")
+        if not isinstance(results, BaseException) and self._finish_batch is not None:
             try:
                 results = self._finish_batch(jobs, results)
-            except Exception as exc:  # noqa: BLE001
-                results = [exc] * len(live)
-        for (_, fut), result in zip(live, results, strict=True):
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                results = exc
+        if isinstance(results, BaseException):
+            results = [results] * len(batch)
+        for (_, fut), result in zip(batch, results, strict=True):
             if fut.done():
                 continue
             if isinstance(result, BaseException):
                 fut.set_exception(result)
             else:
                 fut.set_result(result)
+
+    # ------------------------------------------------------------------ inference threads
+    def _serve(self, work: queue.SimpleQueue[_Batch | None]) -> None:
+        loop = self._loop
+        assert loop is not None
+        while True:
+            batch = work.get()
+            if batch is None:
+                return
+            results: list[Any] | BaseException
+            try:
+                results = self._run_batch([job for job, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                results = exc
+            try:
+                loop.call_soon_threadsafe(self._done, batch, results)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                return

@@ -121,14 +121,69 @@ def test_stopping_fails_requests_gathered_but_not_yet_run() -> None:
     async def go():
         b = MicroBatcher(lambda jobs: jobs, max_wait_s=30.0, max_size=64)
         await b.start()
-        await asyncio.gather(*(b.submit(i) for i in range(4)))  # the batcher now waits for 4 mates
-        pending = asyncio.ensure_future(b.submit(99))
+        pending = asyncio.ensure_future(b.submit(99))  # waits up to 30 s for mates
         await asyncio.sleep(0.05)
+        assert not pending.done()
+        start = time.perf_counter()
         await b.stop()
         with pytest.raises(BatcherClosed):
             await asyncio.wait_for(pending, 5)
+        return time.perf_counter() - start
 
-    run(go())
+    assert run(go()) < 5
+
+
+def test_stopping_fails_the_running_batch_and_waits_for_its_thread() -> None:
+    gate = threading.Event()
+    finished = threading.Event()
+
+    def work(jobs):
+        gate.wait(5)
+        finished.set()
+        return jobs
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0, max_size=8)
+        await b.start()
+        running = asyncio.ensure_future(b.submit(1))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.ensure_future(b.stop())
+        with pytest.raises(BatcherClosed):
+            await asyncio.wait_for(running, 5)
+        assert not stopping.done()  # the thread is still inside run_batch
+        gate.set()
+        await asyncio.wait_for(stopping, 5)
+        return finished.is_set()
+
+    assert run(go())
+
+
+def test_two_threads_run_two_batches_at_once() -> None:
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+    both = threading.Barrier(2, timeout=5)
+
+    def work(jobs):
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        both.wait()  # only returns when a second batch runs at the same time
+        with lock:
+            inside -= 1
+        return jobs
+
+    async def go():
+        b = MicroBatcher(work, max_wait_s=0, max_size=2, threads=2)
+        await b.start()
+        try:
+            return await asyncio.gather(*(b.submit(i) for i in range(4)))
+        finally:
+            await b.stop()
+
+    assert run(go()) == [0, 1, 2, 3]
+    assert most == 2
 
 
 def test_work_runs_off_the_event_loop_thread() -> None:
