@@ -147,3 +147,23 @@ def test_openapi_reflects_configured_limits(tmp_path) -> None:
     batch = spec["components"]["schemas"]["BatchRequest"]["properties"]["requests"]
     assert batch["maxItems"] == 3
     assert json.dumps(spec)  # serialisable
+
+
+def test_the_service_sets_the_gil_switch_interval_while_it_runs(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    assert ServiceSettings().gil_switch_interval_ms == 0.25
+    before = sys.getswitchinterval()
+    app = create_app(ServiceSettings(model_root=tmp_path, gil_switch_interval_ms=0.5))
+    with TestClient(app) as c:
+        assert c.get("/healthz").status_code == 200
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    assert sys.getswitchinterval() == pytest.approx(before)  # given back at shutdown
+
+
+@pytest.mark.parametrize("bad", [0, -1, 101])
+def test_gil_switch_interval_is_bounded(bad) -> None:
+    with pytest.raises(ValidationError):
+        ServiceSettings(gil_switch_interval_ms=bad)
