@@ -306,12 +306,6 @@ class _Finished:
     n: np.ndarray  # how many each plan keeps
     short: np.ndarray  # the candidates fell short of n or held a duplicate: exact scoring needed
 
-    def ranked(self, pos: int) -> Ranked | None:
-        if self.short[pos]:
-            return None
-        n = int(self.n[pos])
-        return Ranked(self.rows[pos, :n], self.scores[pos, :n])
-
 
 def _finish_searched(model: LoadedModel, result: SearchResult) -> _Finished:
     """Every plan of one search at once: drop excluded, filtered-out and invalid
@@ -454,29 +448,38 @@ def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
 
 
 def _finish_group(model: LoadedModel, computed: list[Ranked | Searched]) -> list[list[dict] | _ExactNeeded]:
-    finished: dict[int, _Finished] = {}
+    """Answers for one version's jobs: every ranking is a run of rows in one pool (the
+    search's ranked candidates, then the exact and popular rankings), gathered with
+    one index array and turned into answer items in one call."""
+    # one search_batched call per version and batch, so at most one result to finish
+    result = next((c.result for c in computed if isinstance(c, Searched)), None)
+    finished = _finish_searched(model, result) if result is not None else None
+    pools_rows: list[np.ndarray] = [finished.rows.ravel()] if finished is not None else []
+    pools_scores: list[np.ndarray] = [finished.scores.ravel()] if finished is not None else []
+    width = finished.rows.shape[1] if finished is not None else 0
+    offset = finished.rows.size if finished is not None else 0
+    starts: list[int] = []
+    counts: list[int] = []
     for c in computed:
-        if isinstance(c, Searched) and id(c.result) not in finished:
-            finished[id(c.result)] = _finish_searched(model, c.result)
-    if len(finished) == 1:
-        # the usual batch: one search holding every job, in order, none short, one k
-        f = next(iter(finished.values()))
-        if (
-            len(computed) == len(f.n)
-            and all(isinstance(c, Searched) and c.pos == i for i, c in enumerate(computed))
-            and not f.short.any()
-            and (f.n == f.n[0]).all()
-        ):
-            n = int(f.n[0])
-            return model.items.answer_items(f.rows[:, :n].ravel(), f.scores[:, :n].ravel(), [n] * len(computed))  # type: ignore[return-value]
-    ranked: list[Ranked | None] = [
-        finished[id(c.result)].ranked(c.pos) if isinstance(c, Searched) else c for c in computed
+        if isinstance(c, Searched):
+            starts.append(c.pos * width)
+            counts.append(0 if finished.short[c.pos] else int(finished.n[c.pos]))  # type: ignore[union-attr]
+        else:
+            starts.append(offset)
+            counts.append(len(c.rows))
+            pools_rows.append(c.rows)
+            pools_scores.append(c.scores)
+            offset += len(c.rows)
+    n = np.asarray(counts, dtype=np.int64)
+    # positions start[i] .. start[i] + n[i] - 1 of every ranking, back to back
+    take = np.repeat(np.asarray(starts, dtype=np.int64) - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+    rows = np.concatenate(pools_rows)[take] if pools_rows else _EMPTY
+    scores = np.concatenate(pools_scores)[take] if pools_scores else np.zeros(0)
+    answers = model.items.answer_items(rows, scores, counts)
+    return [
+        EXACT_NEEDED if isinstance(c, Searched) and finished.short[c.pos] else answer  # type: ignore[union-attr]
+        for c, answer in zip(computed, answers, strict=True)
     ]
-    done = [r for r in ranked if r is not None]
-    rows = np.concatenate([r.rows for r in done]) if done else _EMPTY
-    scores = np.concatenate([r.scores for r in done]) if done else np.zeros(0)
-    answers = iter(model.items.answer_items(rows, scores, [len(r.rows) for r in done]))
-    return [next(answers) if r is not None else EXACT_NEEDED for r in ranked]
 
 
 def finish_jobs(jobs: list[Job], computed: list[Any]) -> list[list[dict] | _ExactNeeded | BaseException]:

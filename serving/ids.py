@@ -3,7 +3,8 @@
 A dict of a million ``str`` ids costs about 160 MiB and its objects slow every
 full garbage collection. :class:`IdIndex` keeps the ids as one Arrow string
 array (row -> id, a few bytes per id) and a sorted fixed-width byte copy with
-its row order (id -> row by binary search, ``numpy.searchsorted``). When the
+its row order (id -> row by binary search: ``bisect`` for one id, which keeps
+the interpreter lock, ``numpy.searchsorted`` for a list). When the
 longest id would make that copy large, or an id is empty or ends in a NUL byte
 (which fixed-width bytes cannot hold), it falls back to a plain dict.
 """
@@ -11,7 +12,6 @@ longest id would make that copy large, or an id is empty or ends in a NUL byte
 from __future__ import annotations
 
 import bisect
-
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np

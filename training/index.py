@@ -44,22 +44,17 @@ def index_params(num_items: int) -> tuple[str, dict]:
     root = math.sqrt(num_items)
     if num_items >= LARGE_CATALOG:
         leaves = int(min(2 * root, 8000))
-        return "tree_ah", {
-            "num_leaves": leaves,
-            "num_leaves_to_search": max(20, (leaves * 3) // 100),
-            "training_sample_size": int(min(num_items, 250_000)),
-            "dimensions_per_block": 2,
-            "anisotropic_quantization_threshold": 0.2,
-            "reorder": 100,
-        }
-    leaves = int(min(max(root, 100), 4000))
+        to_search, reorder = max(20, (leaves * 3) // 100), 100
+    else:
+        leaves = int(min(max(root, 100), 4000))
+        to_search, reorder = max(20, leaves // 10), 250 if num_items >= 300_000 else 100
     return "tree_ah", {
         "num_leaves": leaves,
-        "num_leaves_to_search": max(20, leaves // 10),
+        "num_leaves_to_search": to_search,
         "training_sample_size": int(min(num_items, 250_000)),
         "dimensions_per_block": 2,
         "anisotropic_quantization_threshold": 0.2,
-        "reorder": 250 if num_items >= 300_000 else 100,
+        "reorder": reorder,
     }
 
 

@@ -141,6 +141,29 @@ def test_short_candidates_go_back_to_the_thread_for_exact_scoring(trained, make_
         np.testing.assert_allclose([i["score"] for i in r.json()["items"]], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_only_the_job_whose_candidates_ran_short_needs_exact_scoring(model, truth) -> None:
+    from serving.engine import EXACT_NEEDED, compute_jobs, finish_jobs
+
+    def first_row_finds_two(idx, dist):
+        dist = dist.copy()
+        dist[0, 2:] = np.nan
+        return idx, dist
+
+    mangled = dataclasses.replace(model, searcher=CountingSearcher(model.searcher.inner, mangle=first_row_finds_two))
+    jobs = [build_job(mangled, req(k=4)), *(build_job(mangled, req(user_id=f"u{i:06d}", k=3 + i)) for i in range(3))]
+    out = finish_jobs(jobs, compute_jobs(jobs))
+    assert len(mangled.searcher.calls) == 1
+    assert len(out[0]) == 4 and [i["rank"] for i in out[0]] == [1, 2, 3, 4]  # popular, not searched
+    assert out[1] is EXACT_NEEDED  # u000000 is the search's first row
+    for i, answer in zip((1, 2), out[2:], strict=True):
+        uid = f"u{i:06d}"
+        q = truth.query_vector(uid)
+        eligible = [r for r in range(300) if r not in truth.seen[uid]]
+        np.testing.assert_allclose(
+            [a["score"] for a in answer], np.sort(truth.emb[eligible] @ q)[::-1][: 3 + i], rtol=1e-4, atol=1e-4
+        )
+
+
 def test_a_failing_group_fails_only_its_jobs(client) -> None:
     served = client.app.state.holder.model
 
