@@ -59,7 +59,7 @@ import pandas as pd
 COUNTRIES = ("de", "fr", "gb", "us", "es", "it", "nl", "pl", "se", "jp", "br", "in")
 SEGMENTS = ("new", "casual", "regular", "vip")
 NUM_CATEGORIES = 50
-GENERATOR_VERSION = 2  # bump when the generated versions change (the serving benchmark rebuilds older ones)
+GENERATOR_VERSION = 3  # 3: tree + AH index without its own float vectors; bump when the generated versions change (the serving benchmark rebuilds older ones)
 
 
 def log(msg: str) -> None:

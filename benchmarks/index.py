@@ -13,7 +13,8 @@ Catalogs:
 
 Per catalog, with the parameters ``training.index.index_params`` chooses:
 build time, recall@10 against exact dot-product search, queries/s of ScaNN
-(single query; batched on one thread; batched on all cores) and of exact numpy
+(single query; batched on one thread; both including the exact re-scoring of
+the ``reorder`` pool the service does; batched on all cores, the search alone) and of exact numpy
 search (single and batched in chunks of 128 on one BLAS thread; batched with
 BLAS on all cores), serialized index size,
 RSS growth during the build and RSS growth of loading the serialized index in
@@ -162,7 +163,7 @@ def load_rss_delta(directory: Path) -> int | None:
 
 
 def measure_catalog(name: str, items: np.ndarray, queries: np.ndarray, repeats: int, sweep: bool, single_cap: int) -> dict[str, Any]:
-    from training.index import build_searcher, index_params
+    from training.index import build_searcher, index_params, search_rescored
     from training.metrics import recall_vs_exact
 
     kind, params = index_params(len(items))
@@ -179,7 +180,15 @@ def measure_catalog(name: str, items: np.ndarray, queries: np.ndarray, repeats: 
     build_rss = rss() - before
     log(f"{name}: built in {build_seconds:.1f}s, RSS +{build_rss / 2**20:.0f} MiB")
 
-    approx, _ = searcher.search_batched(queries, final_num_neighbors=K)
+    pool = params.get("reorder", 0)  # what the service re-scores exactly (tree + AH); 0 for brute force
+
+    def served(qs: np.ndarray, parallel: bool = False) -> Any:
+        if not parallel:
+            return search_rescored(searcher, items, qs, K, pool)
+        idx, _ = searcher.search_batched_parallel(qs, final_num_neighbors=max(K, pool))
+        return idx
+
+    approx, _ = served(queries)
     recall = recall_vs_exact(np.asarray(approx), truth)
     with tempfile.TemporaryDirectory(prefix="bench-index-ser-") as tmp:
         searcher.serialize(tmp, relative_path=True)
@@ -190,9 +199,9 @@ def measure_catalog(name: str, items: np.ndarray, queries: np.ndarray, repeats: 
     # exact search over 1M items takes tens of ms a query: time fewer queries there
     exact_single_q = queries[: min(len(single_q), max(50, 30_000_000 // len(items)))]
     exact_batch_q = queries[: min(n_q, max(256, 200_000_000 // len(items)))]
-    s_single, _ = qps(lambda: [searcher.search(q, final_num_neighbors=K) for q in single_q], len(single_q), repeats)
-    s_batched, _ = qps(lambda: searcher.search_batched(queries, final_num_neighbors=K), n_q, repeats)
-    s_parallel, _ = qps(lambda: searcher.search_batched_parallel(queries, final_num_neighbors=K), n_q, repeats)
+    s_single, _ = qps(lambda: [served(q[None, :]) for q in single_q], len(single_q), repeats)
+    s_batched, _ = qps(lambda: served(queries), n_q, repeats)
+    s_parallel, _ = qps(lambda: served(queries, parallel=True), n_q, repeats)  # the search alone, without re-scoring
     with one_blas_thread():  # one core, like ScaNN's search / search_batched
         e_single, _ = qps(lambda: [exact_single(items, q) for q in exact_single_q], len(exact_single_q), repeats)
         e_batched, _ = qps(lambda: exact_top_k(items, exact_batch_q), len(exact_batch_q), repeats)
@@ -224,12 +233,13 @@ def measure_catalog(name: str, items: np.ndarray, queries: np.ndarray, repeats: 
         "raw_embeddings_bytes": int(items.nbytes),
     }
     if sweep and kind == "tree_ah":
-        out["sweep"] = run_sweep(searcher, queries, truth, params, repeats)
+        out["sweep"] = run_sweep(searcher, items, queries, truth, params, repeats)
         out["sweep_verdict"] = verdict(out["sweep"], params)
     return out
 
 
-def run_sweep(searcher, queries: np.ndarray, truth: np.ndarray, params: dict, repeats: int) -> list[dict[str, Any]]:
+def run_sweep(searcher, items: np.ndarray, queries: np.ndarray, truth: np.ndarray, params: dict, repeats: int) -> list[dict[str, Any]]:
+    from training.index import search_rescored
     from training.metrics import recall_vs_exact
 
     leaves = params["num_leaves"]
@@ -241,7 +251,8 @@ def run_sweep(searcher, queries: np.ndarray, truth: np.ndarray, params: dict, re
     configs = [(lts, ro) for lts in to_search for ro in reorders]
 
     def run(cfg: tuple[int, int]) -> Any:
-        return searcher.search_batched(queries, final_num_neighbors=K, pre_reorder_num_neighbors=cfg[1], leaves_to_search=cfg[0])
+        # a pool of cfg[1] approximate candidates re-scored exactly, as the service does
+        return search_rescored(searcher, items, queries, K, cfg[1], leaves_to_search=cfg[0])
 
     recalls, loops = {}, {}
     for cfg in configs:  # recall (deterministic) and a loop count lasting ~0.3 s per timing sample

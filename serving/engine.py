@@ -33,6 +33,7 @@ import numpy as np
 
 from serving.errors import ApiError
 from serving.model import LoadedModel
+from serving.ranking import RankedCandidates, rank_candidates
 
 PERSONAL, FEATURES, POPULAR, SIMILAR = "personal", "features", "popular", "similar"
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -267,19 +268,10 @@ class Ranked:
 
 
 @dataclass(slots=True)
-class SearchResult:
-    """One ``search_batched`` call: a row of candidates per plan."""
-
-    plans: list[_Plan]
-    idx: np.ndarray
-    dist: np.ndarray
-
-
-@dataclass(slots=True)
 class Searched:
-    """Index candidates still to be filtered and re-scored (:func:`finish_jobs`): row ``pos`` of ``result``."""
+    """A job answered from the index: query ``pos`` of one batch's :class:`RankedCandidates`."""
 
-    result: SearchResult
+    result: RankedCandidates
     pos: int
 
 
@@ -297,56 +289,59 @@ def exact_rerun(job: Job) -> Job:
     return dataclasses.replace(job, exact=True, plan=None)
 
 
-@dataclass(slots=True)
-class _Finished:
-    """One search's candidates filtered and ranked: row ``i`` belongs to plan ``i``."""
+def _search(model: LoadedModel, plans: list[_Plan]) -> RankedCandidates:
+    """One ``search_batched`` call for ``plans``, then every plan's candidates at once
+    (:func:`serving.ranking.rank_candidates`, without the interpreter lock): drop
+    excluded, filtered-out and invalid ones, score the rest exactly, keep the best
+    ``n`` (ties: lower row first). A plan whose candidates fall short of ``n`` or hold
+    a duplicate is marked ``short``: that job needs exact scoring.
 
-    rows: np.ndarray  # (plans, fetched) item rows, best first
-    scores: np.ndarray  # their scores (-inf where not eligible)
-    n: np.ndarray  # how many each plan keeps
-    short: np.ndarray  # the candidates fell short of n or held a duplicate: exact scoring needed
+    When load verified that the index's distances are exact dot products (brute
+    force, or an index re-ordering with its own float vectors), they are the
+    scores and the index is asked for the most neighbours any plan needs. Else
+    (tree + AH without its own copy of the vectors) the index returns a pool of at
+    least ``model.rescore_k`` approximate candidates per query and every one of
+    them is re-scored against the item embeddings."""
+    masks = [(pos, p.mask) for pos, p in enumerate(plans) if p.mask is not None]
+    wanted = np.fromiter((p.n for p in plans), dtype=np.int64, count=len(plans))
+    queries = np.stack([p.query for p in plans])
+    return search_ranked(model, queries, max(p.fetch for p in plans), wanted, [p.job.exclude for p in plans], masks)
 
 
-def _finish_searched(model: LoadedModel, result: SearchResult) -> _Finished:
-    """Every plan of one search at once: drop excluded, filtered-out and invalid
-    candidates, score the rest exactly, order them (ties: lower row first). A
-    plan whose candidates fall short of ``n`` or hold a duplicate is marked
-    ``short``: that job needs exact scoring.
-
-    The scores are the index's own distances when load verified they are exact
-    dot products (brute force, or re-ordered with the float vectors); else the
-    candidates are re-scored against the item embeddings."""
-    num_items = model.num_items
-    plans = result.plans
-    idx = result.idx.astype(np.int64, copy=False)
-    valid = np.isfinite(result.dist) & (idx >= 0) & (idx < num_items)
-    rows = np.where(valid, idx, 0)
-    excluded = [p.job.exclude for p in plans]
-    sizes = [len(e) for e in excluded]
-    if any(sizes):
-        # (plan, row) keys; every exclusion list is sorted, so the keys are too
-        owner = np.arange(len(plans), dtype=np.int64)
-        keys = np.repeat(owner, sizes) * num_items + np.concatenate(excluded)
-        probe = owner[:, None] * num_items + rows
-        at = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
-        valid &= keys[at] != probe
-    for pos, plan in enumerate(plans):
-        if plan.mask is not None:
-            valid[pos] &= plan.mask[rows[pos]]
-    marked = np.sort(np.where(valid, rows, -1), axis=1)
-    duplicated = ((marked[:, 1:] == marked[:, :-1]) & (marked[:, 1:] >= 0)).any(axis=1)
+def search_ranked(
+    model: LoadedModel,
+    queries: np.ndarray,
+    fetch: int,
+    wanted: np.ndarray,
+    exclude: list[np.ndarray] | None = None,
+    masks: list[tuple[int, np.ndarray]] | None = None,
+) -> RankedCandidates:
+    """The index step of the service for a batch of query vectors: one ``search_batched``
+    call asking for ``fetch`` neighbours (or the re-scoring pool, if larger), then the
+    ranking kernel; ``masks`` are (query position, boolean mask over items) for filtered queries."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
     if model.exact_scores:
-        scores = result.dist.astype(np.float32)
+        # an index re-ordering exactly needs a pool holding every neighbour asked for
+        final, pool = fetch, max(fetch, model.reorder_k)
     else:
-        queries = np.stack([p.query for p in plans])[:, :, None]
-        scores = np.matmul(model.item_embeddings[rows], queries)[:, :, 0]
-    scores[~valid] = -np.inf
-    # best first, ties by row; flat positions instead of take_along_axis (cheaper on small batches)
-    order = np.lexsort((rows, -scores), axis=-1)
-    order += (np.arange(len(plans)) * rows.shape[1])[:, None]
-    n = np.fromiter((p.n for p in plans), dtype=np.int64, count=len(plans))
-    short = (valid.sum(axis=1) < n) | duplicated
-    return _Finished(rows.ravel()[order], scores.ravel()[order], n, short)
+        final = pool = min(max(fetch, model.rescore_k), model.num_items)
+    idx, dist = model.searcher.search_batched(queries, final_num_neighbors=final, pre_reorder_num_neighbors=pool)
+    idx = np.asarray(idx)
+    allowed = None
+    if masks:
+        allowed = np.ones(idx.shape, dtype=bool)
+        rows = np.clip(idx, 0, model.num_items - 1)
+        for pos, mask in masks:
+            allowed[pos] = mask[rows[pos]]
+    return rank_candidates(
+        idx,
+        np.asarray(dist),
+        wanted,
+        exclude if exclude is not None else [_EMPTY] * len(queries),
+        embeddings=model.item_embeddings,
+        queries=None if model.exact_scores else queries,
+        allowed=allowed,
+    )
 
 
 def _popular(job: Job) -> Ranked:
@@ -380,7 +375,20 @@ def _query_columns(model: LoadedModel, jobs: list[Job]) -> dict[str, np.ndarray]
     return columns
 
 
+def _searched_only(jobs: list[Job]) -> list[_Plan] | None:
+    """The plans of ``jobs`` when every job is planned and needs the index alone (the usual batch)."""
+    plans = [job.plan for job in jobs]
+    for plan in plans:
+        if plan is None or not plan.fetch or not plan.n or plan.job.exact:
+            return None
+    return plans  # type: ignore[return-value]
+
+
 def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searched]:
+    usual = _searched_only(jobs)
+    if usual is not None:  # known users without filters: nothing but the search in this thread
+        result = _search(model, usual)
+        return [Searched(result, pos) for pos in range(len(jobs))]
     out: list[Ranked | Searched | None] = [None] * len(jobs)
     plans = {i: job.plan for i, job in enumerate(jobs) if job.plan is not None}
     cached = model.user_vectors
@@ -410,12 +418,8 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
             rows, scores = _exact(model, plan.query, _eligible_mask(model, plan.mask, plan.job.exclude), plan.n)
             out[i] = Ranked(rows, scores)
     if searched:
-        fetch = max(plans[i].fetch for i in searched)
-        queries = np.ascontiguousarray(np.stack([plans[i].query for i in searched]), dtype=np.float32)
-        # with exact re-ordering (tree + AH), the pool re-scored must hold every neighbour asked for
-        pool = max(int(fetch), model.reorder_k)
-        idx, dist = model.searcher.search_batched(queries, final_num_neighbors=int(fetch), pre_reorder_num_neighbors=pool)
-        result = SearchResult([plans[i] for i in searched], np.asarray(idx), np.asarray(dist))
+        searched.sort()  # job order: a batch of searched jobs only is finished as the kernel returns it
+        result = _search(model, [plans[i] for i in searched])
         for pos, i in enumerate(searched):
             out[i] = Searched(result, pos)
     missing = sum(1 for r in out if r is None)
@@ -435,6 +439,12 @@ def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
     """The heavy half of a micro-batch, for the inference thread: per version one
     query-tower call, one ``search_batched`` call, and the exact and popular
     rankings. A failing version fails only its own jobs."""
+    model = jobs[0].model if jobs else None
+    if jobs and all(job.model is model for job in jobs):  # one version (between swaps, always)
+        try:
+            return _compute_group(model, jobs)  # type: ignore[arg-type, return-value]
+        except Exception as exc:  # noqa: BLE001 - handed to each waiting request
+            return [exc] * len(jobs)
     out: list[Ranked | Searched | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
     for positions in _by_version(jobs):
         group = [jobs[i] for i in positions]
@@ -449,21 +459,24 @@ def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
 
 def _finish_group(model: LoadedModel, computed: list[Ranked | Searched]) -> list[list[dict] | _ExactNeeded]:
     """Answers for one version's jobs: every ranking is a run of rows in one pool (the
-    search's ranked candidates, then the exact and popular rankings), gathered with
+    search's kept candidates, then the exact and popular rankings), gathered with
     one index array and turned into answer items in one call."""
-    # one search_batched call per version and batch, so at most one result to finish
-    result = next((c.result for c in computed if isinstance(c, Searched)), None)
-    finished = _finish_searched(model, result) if result is not None else None
-    pools_rows: list[np.ndarray] = [finished.rows.ravel()] if finished is not None else []
-    pools_scores: list[np.ndarray] = [finished.scores.ravel()] if finished is not None else []
-    width = finished.rows.shape[1] if finished is not None else 0
-    offset = finished.rows.size if finished is not None else 0
+    # one search_batched call per version and batch, so at most one ranked result
+    ranked = next((c.result for c in computed if isinstance(c, Searched)), None)
+    if ranked is not None and len(computed) == len(ranked.short) and not ranked.short.any():
+        # the usual batch: every job searched, in order, none short: the kernel's output as it is
+        counts = np.diff(ranked.offsets).tolist()
+        return model.items.answer_items(ranked.rows, ranked.scores, counts)  # type: ignore[return-value]
+    pools_rows: list[np.ndarray] = [ranked.rows] if ranked is not None else []
+    pools_scores: list[np.ndarray] = [ranked.scores] if ranked is not None else []
+    offset = len(ranked.rows) if ranked is not None else 0
     starts: list[int] = []
     counts: list[int] = []
     for c in computed:
         if isinstance(c, Searched):
-            starts.append(c.pos * width)
-            counts.append(0 if finished.short[c.pos] else int(finished.n[c.pos]))  # type: ignore[union-attr]
+            first, last = int(ranked.offsets[c.pos]), int(ranked.offsets[c.pos + 1])  # type: ignore[union-attr]
+            starts.append(first)
+            counts.append(last - first)
         else:
             starts.append(offset)
             counts.append(len(c.rows))
@@ -477,7 +490,7 @@ def _finish_group(model: LoadedModel, computed: list[Ranked | Searched]) -> list
     scores = np.concatenate(pools_scores)[take] if pools_scores else np.zeros(0)
     answers = model.items.answer_items(rows, scores, counts)
     return [
-        EXACT_NEEDED if isinstance(c, Searched) and finished.short[c.pos] else answer  # type: ignore[union-attr]
+        EXACT_NEEDED if isinstance(c, Searched) and ranked.short[c.pos] else answer  # type: ignore[union-attr]
         for c, answer in zip(computed, answers, strict=True)
     ]
 

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from serving.ids import DuplicateIdError, IdIndex
 from serving.items import ItemMetadata
+from serving.ranking import compile_kernel
 from serving.seen import SeenRows, SeenRowsError
 
 log = logging.getLogger("serving")
@@ -86,6 +87,9 @@ class LoadedModel:
     query_module: Any  # keeps the loaded SavedModel alive
     searcher: Any  # scann_ops_pybind.ScannSearcher
     reorder_k: int  # the searcher's exact re-ordering pool (0 if none); over-fetching past it needs a bigger pool
+    # approximate candidates per query the service re-scores exactly when the index's
+    # distances are not exact (tree + AH without its own float vectors): index.params.reorder
+    rescore_k: int
     item_embeddings: np.ndarray  # float32 [num_items, dim], read-only
     items: ItemMetadata  # item ids (id <-> row) and JSON-ready metadata columns
     popularity: np.ndarray  # float64 [num_items]
@@ -303,10 +307,24 @@ def _user_column(users: pd.DataFrame, qi: QueryInput) -> np.ndarray:
     return arr
 
 
+def _rescore_pool(manifest: dict, name: str) -> int:
+    """``index.params.reorder`` of the manifest (how many approximate candidates per query are
+    re-scored exactly); DEFAULT_RESCORE_POOL when the manifest names none."""
+    index = manifest.get("index")
+    params = index.get("params") if isinstance(index, dict) else None
+    value = params.get("reorder") if isinstance(params, dict) else None
+    if value is None:
+        return DEFAULT_RESCORE_POOL
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LoadError("manifest_invalid", f"manifest of {name}: index.params.reorder must be a positive integer", name)
+    return value
+
+
 # --------------------------------------------------------------------------- loading
 
 
 DEFAULT_USER_VECTORS_MAX_BYTES = 512 << 20
+DEFAULT_RESCORE_POOL = 100
 
 
 def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES) -> LoadedModel:
@@ -407,6 +425,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         raise LoadError("shape_mismatch", f"the index holds {size} items, manifest num_items is {num_items}", name)
     reorder = _REORDER.search(str(searcher.config())) if hasattr(searcher, "config") else None
     reorder_k = int(reorder.group(1)) if reorder else 0
+    rescore_k = _rescore_pool(manifest, name)
 
     import tensorflow as tf
 
@@ -433,6 +452,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         query_module=module,
         searcher=searcher,
         reorder_k=reorder_k,
+        rescore_k=rescore_k,
         item_embeddings=emb,
         items=item_meta,
         popularity=popularity,
@@ -508,5 +528,6 @@ def _warm_up(model: LoadedModel) -> None:
     # brute force and re-ordered indexes return exact dot products: then the engine uses them as they are
     dist = np.asarray(dist)
     exact = np.einsum("qkd,qd->qk", model.item_embeddings[idx], vectors)
+    compile_kernel()  # numba compiles once per process: here, not on a request
     tolerance = 1e-4 * np.maximum(1.0, np.abs(exact))
     object.__setattr__(model, "exact_scores", bool(dist.shape == exact.shape and np.all(np.abs(dist - exact) <= tolerance)))

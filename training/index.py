@@ -28,11 +28,14 @@ LARGE_CATALOG = 500_000
 
 
 def index_params(num_items: int) -> tuple[str, dict]:
-    """Brute force for small catalogs; tree + asymmetric hashing + exact reorder above.
+    """Brute force for small catalogs; tree + asymmetric hashing above, whose best
+    ``reorder`` approximate hits per query are re-scored exactly against
+    ``item_embeddings.npy`` (by the service and by :func:`index_recall`; the
+    index keeps no float copy of the vectors itself).
 
     Up to half a million items the tree has about sqrt(n) leaves and a query
-    visits 10% of them; the reorder step rescores the best 100 (250 from 300K)
-    approximate hits exactly: recall@10 0.99 at 100K x 64 (``python -m
+    visits 10% of them; the best 100 (250 from 300K) approximate hits are
+    re-scored exactly: recall@10 0.99 at 100K x 64 (``python -m
     benchmarks.index``). Above, every visited leaf costs a serving request
     real time, so the tree gets twice as many, smaller leaves (2,000 at 1M)
     and a query visits 3% of them with a reorder of 100: recall@10 0.976 on
@@ -59,6 +62,9 @@ def index_params(num_items: int) -> tuple[str, dict]:
 
 
 def build_searcher(item_embeddings: np.ndarray, kind: str, params: dict, k: int = 100) -> scann.scann_ops_pybind.ScannSearcher:
+    """The ScaNN searcher. A tree + AH searcher gets no ``reorder`` step: that would
+    serialise (and make every server hold) a second float copy of the item vectors
+    beside ``item_embeddings.npy``; its candidates are re-scored from that file instead."""
     db = np.ascontiguousarray(item_embeddings, dtype=np.float32)
     builder = scann.scann_ops_pybind.builder(db, min(k, len(db)), "dot_product")
     if kind == "brute_force":
@@ -70,9 +76,25 @@ def build_searcher(item_embeddings: np.ndarray, kind: str, params: dict, k: int 
             training_sample_size=params["training_sample_size"],
         )
         .score_ah(params["dimensions_per_block"], anisotropic_quantization_threshold=params["anisotropic_quantization_threshold"])
-        .reorder(params["reorder"])
         .build()
     )
+
+
+def search_rescored(
+    searcher: scann.scann_ops_pybind.ScannSearcher, items: np.ndarray, queries: np.ndarray, k: int, pool: int = 0, **search_args: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` rows and exact dot products per query: the searcher's best ``max(k, pool)``
+    candidates re-scored against ``items`` (what the service does; ``pool`` 0 for brute force)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    width = min(max(k, pool), len(items))
+    idx, _ = searcher.search_batched(queries, final_num_neighbors=width, **search_args)
+    idx = np.asarray(idx, dtype=np.int64)
+    valid = (idx >= 0) & (idx < len(items))
+    rows = np.where(valid, idx, 0)
+    scores = np.einsum("qkd,qd->qk", items[rows], queries)
+    scores[~valid] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 def build_index(item_embeddings: np.ndarray, queries: np.ndarray | None = None) -> tuple[scann.scann_ops_pybind.ScannSearcher, IndexInfo]:
@@ -83,15 +105,18 @@ def build_index(item_embeddings: np.ndarray, queries: np.ndarray | None = None) 
     searcher = build_searcher(item_embeddings, kind, params)
     info = IndexInfo(kind=kind, params=params, build_seconds=time.perf_counter() - start)
     if queries is not None and len(queries):
-        info.recall_at_10_vs_exact = index_recall(searcher, item_embeddings, queries, k=10)
+        info.recall_at_10_vs_exact = index_recall(searcher, item_embeddings, queries, k=10, pool=params.get("reorder", 0))
     return searcher, info
 
 
-def index_recall(searcher: scann.scann_ops_pybind.ScannSearcher, items: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
+def index_recall(
+    searcher: scann.scann_ops_pybind.ScannSearcher, items: np.ndarray, queries: np.ndarray, k: int = 10, pool: int = 0
+) -> float:
+    """Recall@k against exact search of what the service returns (``pool`` candidates re-scored)."""
     k = min(k, len(items))
-    approx, _ = searcher.search_batched(np.ascontiguousarray(queries, dtype=np.float32), final_num_neighbors=k)
+    approx, _ = search_rescored(searcher, items, queries, k, pool)
     exact = top_k_indices(queries @ items.T, k)
-    return recall_vs_exact(np.asarray(approx), exact)
+    return recall_vs_exact(approx, exact)
 
 
 def save_searcher(searcher: scann.scann_ops_pybind.ScannSearcher, directory: Path) -> None:

@@ -231,3 +231,31 @@ def test_index_distances_and_re_scoring_agree(model) -> None:
     for a, b in zip(direct, again, strict=True):
         assert [i["item_id"] for i in a] == [i["item_id"] for i in b]
         np.testing.assert_allclose([i["score"] for i in a], [i["score"] for i in b], rtol=1e-5, atol=1e-5)
+
+
+def test_index_without_float_vectors_has_its_pool_re_scored_exactly(client, truth) -> None:
+    """A tree + AH index built without its own reorder step (as training builds it) returns
+    approximate distances: the service asks it for ``rescore_k`` candidates per query and
+    re-scores them against the item embeddings, so answers carry exact dot products."""
+    import scann
+
+    served = client.app.state.holder.model
+    emb = np.ascontiguousarray(truth.emb)
+    ah = (
+        scann.scann_ops_pybind.builder(emb, 10, "dot_product")
+        .tree(num_leaves=8, num_leaves_to_search=8, training_sample_size=len(emb))
+        .score_ah(2, anisotropic_quantization_threshold=0.2)
+        .build()
+    )
+    model = dataclasses.replace(served, searcher=CountingSearcher(ah), reorder_k=0, rescore_k=120, exact_scores=False)
+    users = ["u000009", "u000010", "u000011"]
+    out = run_jobs([build_job(model, req(user_id=u, k=8)) for u in users])
+    assert model.searcher.calls == [(3, 120)]  # one search for the batch, a pool of 120 each
+    for u, items in zip(users, out, strict=True):
+        q = truth.query_vector(u)
+        rows = [truth.item_row(i["item_id"]) for i in items]
+        assert not set(rows) & set(truth.seen[u])
+        np.testing.assert_allclose([i["score"] for i in items], truth.emb[rows] @ q, rtol=1e-5, atol=1e-5)
+        # every leaf searched, a pool of 120 of 300 items: the exact top 8 of the eligible items
+        eligible = [r for r in range(len(truth.emb)) if r not in truth.seen[u]]
+        np.testing.assert_allclose([i["score"] for i in items], np.sort(truth.emb[eligible] @ q)[::-1][:8], rtol=1e-4, atol=1e-4)

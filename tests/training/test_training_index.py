@@ -44,3 +44,22 @@ def test_small_catalogs_are_exact(n) -> None:
     queries = rng.standard_normal((30, 16)).astype(np.float32)
     _, info = build_index(items, queries)
     assert info.kind == "brute_force" and info.recall_at_10_vs_exact == pytest.approx(1.0)
+
+
+def test_tree_index_keeps_no_float_copy_and_recall_counts_the_re_scored_pool(tmp_path) -> None:
+    """The serialised tree + AH index holds no dataset.npy (the service re-scores from
+    item_embeddings.npy); recall is measured on what the service returns: the pool re-scored."""
+    from training.index import index_recall, search_rescored
+
+    rng = np.random.default_rng(2)
+    items = rng.standard_normal((21_000, 16)).astype(np.float32)
+    queries = rng.standard_normal((50, 16)).astype(np.float32)
+    searcher, info = build_index(items, queries)
+    save_searcher(searcher, tmp_path / "index")
+    assert info.kind == "tree_ah" and not (tmp_path / "index" / "dataset.npy").exists()
+    rows, scores = search_rescored(searcher, items, queries, 10, info.params["reorder"])
+    np.testing.assert_allclose(scores, np.einsum("qkd,qd->qk", items[rows], queries), rtol=1e-5, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    without_pool = index_recall(searcher, items, queries, k=10, pool=0)
+    assert info.recall_at_10_vs_exact == pytest.approx(index_recall(searcher, items, queries, k=10, pool=info.params["reorder"]))
+    assert info.recall_at_10_vs_exact >= without_pool
