@@ -182,11 +182,8 @@ def measure_catalog(name: str, items: np.ndarray, queries: np.ndarray, repeats: 
 
     pool = params.get("reorder", 0)  # what the service re-scores exactly (tree + AH); 0 for brute force
 
-    def served(qs: np.ndarray, parallel: bool = False) -> Any:
-        if not parallel:
-            return search_rescored(searcher, items, qs, K, pool)
-        idx, _ = searcher.search_batched_parallel(qs, final_num_neighbors=max(K, pool))
-        return idx
+    def served(qs: np.ndarray) -> Any:
+        return search_rescored(searcher, items, qs, K, pool)
 
     approx, _ = served(queries)
     recall = recall_vs_exact(np.asarray(approx), truth)
@@ -201,7 +198,8 @@ def measure_catalog(name: str, items: np.ndarray, queries: np.ndarray, repeats: 
     exact_batch_q = queries[: min(n_q, max(256, 200_000_000 // len(items)))]
     s_single, _ = qps(lambda: [served(q[None, :]) for q in single_q], len(single_q), repeats)
     s_batched, _ = qps(lambda: served(queries), n_q, repeats)
-    s_parallel, _ = qps(lambda: served(queries, parallel=True), n_q, repeats)  # the search alone, without re-scoring
+    # the search alone, without re-scoring: ScaNN's own threads
+    s_parallel, _ = qps(lambda: searcher.search_batched_parallel(queries, final_num_neighbors=max(K, pool)), n_q, repeats)
     with one_blas_thread():  # one core, like ScaNN's search / search_batched
         e_single, _ = qps(lambda: [exact_single(items, q) for q in exact_single_q], len(exact_single_q), repeats)
         e_batched, _ = qps(lambda: exact_top_k(items, exact_batch_q), len(exact_batch_q), repeats)

@@ -418,7 +418,6 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
             rows, scores = _exact(model, plan.query, _eligible_mask(model, plan.mask, plan.job.exclude), plan.n)
             out[i] = Ranked(rows, scores)
     if searched:
-        searched.sort()  # job order: a batch of searched jobs only is finished as the kernel returns it
         result = _search(model, [plans[i] for i in searched])
         for pos, i in enumerate(searched):
             out[i] = Searched(result, pos)
@@ -439,12 +438,6 @@ def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
     """The heavy half of a micro-batch, for the inference thread: per version one
     query-tower call, one ``search_batched`` call, and the exact and popular
     rankings. A failing version fails only its own jobs."""
-    model = jobs[0].model if jobs else None
-    if jobs and all(job.model is model for job in jobs):  # one version (between swaps, always)
-        try:
-            return _compute_group(model, jobs)  # type: ignore[arg-type, return-value]
-        except Exception as exc:  # noqa: BLE001 - handed to each waiting request
-            return [exc] * len(jobs)
     out: list[Ranked | Searched | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
     for positions in _by_version(jobs):
         group = [jobs[i] for i in positions]
@@ -463,10 +456,6 @@ def _finish_group(model: LoadedModel, computed: list[Ranked | Searched]) -> list
     one index array and turned into answer items in one call."""
     # one search_batched call per version and batch, so at most one ranked result
     ranked = next((c.result for c in computed if isinstance(c, Searched)), None)
-    if ranked is not None and len(computed) == len(ranked.short) and not ranked.short.any():
-        # the usual batch: every job searched, in order, none short: the kernel's output as it is
-        counts = np.diff(ranked.offsets).tolist()
-        return model.items.answer_items(ranked.rows, ranked.scores, counts)  # type: ignore[return-value]
     pools_rows: list[np.ndarray] = [ranked.rows] if ranked is not None else []
     pools_scores: list[np.ndarray] = [ranked.scores] if ranked is not None else []
     offset = len(ranked.rows) if ranked is not None else 0

@@ -463,6 +463,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         filter_columns=MappingProxyType(filter_columns),
     )
     _warm_up(model)
+    compile_kernel()  # the ranking kernel: numba compiles it once per process, here rather than on a request
     object.__setattr__(model, "user_vectors", _user_vectors(model, user_vectors_max_bytes))
     object.__setattr__(model, "load_seconds", time.perf_counter() - start)
     object.__setattr__(model, "loaded_at", time.time())
@@ -528,6 +529,5 @@ def _warm_up(model: LoadedModel) -> None:
     # brute force and re-ordered indexes return exact dot products: then the engine uses them as they are
     dist = np.asarray(dist)
     exact = np.einsum("qkd,qd->qk", model.item_embeddings[idx], vectors)
-    compile_kernel()  # numba compiles once per process: here, not on a request
     tolerance = 1e-4 * np.maximum(1.0, np.abs(exact))
     object.__setattr__(model, "exact_scores", bool(dist.shape == exact.shape and np.all(np.abs(dist - exact) <= tolerance)))

@@ -93,7 +93,7 @@ def search_rescored(
     rows = np.where(valid, idx, 0)
     scores = np.einsum("qkd,qd->qk", items[rows], queries)
     scores[~valid] = -np.inf
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    order = top_k_indices(scores, k)
     return np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 

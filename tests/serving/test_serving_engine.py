@@ -194,23 +194,25 @@ def test_request_checked_against_the_version(model, kw, code) -> None:
     assert info.value.status == 422 and info.value.code == code
 
 
+def tree_ah_searcher(emb: np.ndarray, reorder: int | None = None):
+    """A small tree + AH searcher over ``emb`` visiting every leaf; ``reorder`` adds ScaNN's own exact re-ordering."""
+    import scann
+
+    builder = (
+        scann.scann_ops_pybind.builder(np.ascontiguousarray(emb), 10, "dot_product")
+        .tree(num_leaves=8, num_leaves_to_search=8, training_sample_size=len(emb))
+        .score_ah(2, anisotropic_quantization_threshold=0.2)
+    )
+    return (builder.reorder(reorder) if reorder else builder).build()
+
+
 def test_reordering_index_is_asked_for_a_pool_as_big_as_the_over_fetch(client, truth, monkeypatch) -> None:
     """A tree + AH searcher re-orders only ``reorder_k`` candidates unless told otherwise; asking for
     more neighbours than that must still return them (not silently fall back to exact scoring)."""
-    import scann
-
     import serving.engine as engine
 
     served = client.app.state.holder.model
-    emb = np.ascontiguousarray(truth.emb)
-    ah = (
-        scann.scann_ops_pybind.builder(emb, 10, "dot_product")
-        .tree(num_leaves=8, num_leaves_to_search=8, training_sample_size=len(emb))
-        .score_ah(2, anisotropic_quantization_threshold=0.2)
-        .reorder(20)
-        .build()
-    )
-    model = dataclasses.replace(served, searcher=CountingSearcher(ah), reorder_k=20)
+    model = dataclasses.replace(served, searcher=CountingSearcher(tree_ah_searcher(truth.emb, reorder=20)), reorder_k=20)
     exact_calls = []
     real_exact = engine._exact
     monkeypatch.setattr(engine, "_exact", lambda *a: exact_calls.append(1) or real_exact(*a))
@@ -237,17 +239,9 @@ def test_index_without_float_vectors_has_its_pool_re_scored_exactly(client, trut
     """A tree + AH index built without its own reorder step (as training builds it) returns
     approximate distances: the service asks it for ``rescore_k`` candidates per query and
     re-scores them against the item embeddings, so answers carry exact dot products."""
-    import scann
-
     served = client.app.state.holder.model
-    emb = np.ascontiguousarray(truth.emb)
-    ah = (
-        scann.scann_ops_pybind.builder(emb, 10, "dot_product")
-        .tree(num_leaves=8, num_leaves_to_search=8, training_sample_size=len(emb))
-        .score_ah(2, anisotropic_quantization_threshold=0.2)
-        .build()
-    )
-    model = dataclasses.replace(served, searcher=CountingSearcher(ah), reorder_k=0, rescore_k=120, exact_scores=False)
+    searcher = CountingSearcher(tree_ah_searcher(truth.emb))
+    model = dataclasses.replace(served, searcher=searcher, reorder_k=0, rescore_k=120, exact_scores=False)
     users = ["u000009", "u000010", "u000011"]
     out = run_jobs([build_job(model, req(user_id=u, k=8)) for u in users])
     assert model.searcher.calls == [(3, 120)]  # one search for the batch, a pool of 120 each
