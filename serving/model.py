@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from serving.filter_columns import filter_column, is_list_cell
 from serving.ids import DuplicateIdError, IdIndex
 from serving.items import ItemMetadata
 from serving.ranking import compile_kernel
@@ -61,18 +62,6 @@ class QueryInput:
 
 
 @dataclass(frozen=True)
-class FilterColumn:
-    """One item metadata column prepared for filtering (numpy, built at load time)."""
-
-    name: str
-    kind: str  # "scalar" (str values), "list" (list of str), "numeric"
-    codes: np.ndarray | None = None  # scalar: int32 code per item
-    code_of: MappingProxyType | None = None  # scalar: value -> code
-    rows_of: MappingProxyType | None = None  # list: value -> sorted rows having it
-    values: np.ndarray | None = None  # numeric: float64 per item (NaN = missing)
-
-
-@dataclass(frozen=True)
 class LoadedModel:
     """One verified version, everything precomputed. Never mutated after load."""
 
@@ -97,7 +86,7 @@ class LoadedModel:
     users: IdIndex  # user_id <-> row of users.parquet
     user_features: MappingProxyType  # query input name -> numpy column over users
     seen: SeenRows  # user row -> sorted item rows seen in training
-    filter_columns: MappingProxyType  # column -> FilterColumn
+    filter_columns: MappingProxyType  # column -> serving.filter_columns.FilterColumn
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     exact_scores: bool = False  # the index's distances are exact dot products (checked at load)
@@ -229,39 +218,6 @@ def _verify_files(path: Path, manifest: dict, name: str) -> None:
         raise LoadError("file_missing", f"version {name}: no index/ files are listed in the manifest", name)
 
 
-def _is_list_cell(value: Any) -> bool:
-    return isinstance(value, (list, tuple, np.ndarray))
-
-
-def _filter_column(name: str, series: pd.Series) -> FilterColumn | None:
-    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
-        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        values.flags.writeable = False
-        return FilterColumn(name=name, kind="numeric", values=values)
-    non_null = [v for v in series.tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if non_null and all(_is_list_cell(v) for v in non_null):
-        buckets: dict[str, list[int]] = {}
-        for row, cell in enumerate(series.tolist()):
-            if _is_list_cell(cell):
-                for v in set(str(x) for x in cell):
-                    buckets.setdefault(v, []).append(row)
-        rows_of = {}
-        for value, rows in buckets.items():
-            arr = np.asarray(rows, dtype=np.int64)
-            arr.flags.writeable = False
-            rows_of[value] = arr
-        return FilterColumn(name=name, kind="list", rows_of=MappingProxyType(rows_of))
-    if any(_is_list_cell(v) for v in non_null):
-        return None  # mixed lists and scalars: not filterable
-    strings = series.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-    codes, uniques = pd.factorize(strings, sort=False)
-    codes = codes.astype(np.int32)
-    codes.flags.writeable = False
-    return FilterColumn(
-        name=name, kind="scalar", codes=codes, code_of=MappingProxyType({str(u): i for i, u in enumerate(uniques)})
-    )
-
-
 def _query_inputs(manifest: dict, name: str) -> tuple[QueryInput, ...]:
     separators: dict[str, str] = {}
     spec = manifest.get("feature_spec")
@@ -296,7 +252,7 @@ def _user_column(users: pd.DataFrame, qi: QueryInput) -> np.ndarray:
     else:
 
         def cell(v: Any) -> str:
-            if _is_list_cell(v):
+            if is_list_cell(v):
                 return qi.separator.join(str(x) for x in v)
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 return ""
@@ -404,7 +360,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         raise LoadError("table_invalid", f"items.parquet metadata: {exc}", name) from exc
     filter_columns = {}
     for col in meta_cols:
-        fc = _filter_column(str(col), item_table.column(col).to_pandas())
+        fc = filter_column(str(col), item_table.column(col))
         if fc is not None:
             filter_columns[str(col)] = fc
     del item_table
