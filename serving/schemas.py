@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, StringConstraints, model_validator
 
 from serving.settings import ServiceSettings
 
@@ -175,8 +175,9 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
             description="query features: override a known user's, or describe an unknown one "
             "(missing ones take the model's defaults)",
         )
-        k: int = Field(default=settings.default_k, ge=1, le=max_k, description="number of items wanted")
-        exclude_seen: bool = Field(default=True, description="leave out items the user interacted with in training")
+        # strict: what the schema says is an integer or a boolean must be one ("5", 0 or "true" are 422)
+        k: Annotated[int, Strict()] = Field(default=settings.default_k, ge=1, le=max_k, description="number of items wanted")
+        exclude_seen: StrictBool = Field(default=True, description="leave out items the user interacted with in training")
         exclude_item_ids: list[Identifier] = Field(default_factory=list, max_length=max_list)
         filters: dict[FieldName, Annotated[list[FilterValue], Field(min_length=1, max_length=max_list)] | RangeSpec] | None = Field(  # noqa: E501
             default=None,

@@ -55,6 +55,9 @@ def metric(client, name: str, **labels: str) -> float:
         {"features": {f"f{i}": 1.0 for i in range(65)}},
         {"surprise": True},
         {"exclude_seen": "maybe"},
+        {"exclude_seen": 0},
+        {"exclude_seen": "true"},
+        {"k": "5"},
         [],
     ],
 )
