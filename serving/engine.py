@@ -375,20 +375,7 @@ def _query_columns(model: LoadedModel, jobs: list[Job]) -> dict[str, np.ndarray]
     return columns
 
 
-def _searched_only(jobs: list[Job]) -> list[_Plan] | None:
-    """The plans of ``jobs`` when every job is planned and needs the index alone (the usual batch)."""
-    plans = [job.plan for job in jobs]
-    for plan in plans:
-        if plan is None or not plan.fetch or not plan.n or plan.job.exact:
-            return None
-    return plans  # type: ignore[return-value]
-
-
 def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searched]:
-    usual = _searched_only(jobs)
-    if usual is not None:  # known users without filters: nothing but the search in this thread
-        result = _search(model, usual)
-        return [Searched(result, pos) for pos in range(len(jobs))]
     out: list[Ranked | Searched | None] = [None] * len(jobs)
     plans = {i: job.plan for i, job in enumerate(jobs) if job.plan is not None}
     cached = model.user_vectors

@@ -107,26 +107,16 @@ def _missing(value: Any) -> bool:
 
 
 def _from_cells(name: str, series: pd.Series) -> FilterColumn | None:
-    """Numbers and booleans as float64; other types cell by cell, text by ``str``."""
+    """Numbers and booleans as float64; other types turned into text (``str``) cell by
+    cell, then encoded like text columns."""
     if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         return FilterColumn(name=name, kind="numeric", values=_read_only(values))
     cells = series.tolist()
     non_null = [v for v in cells if not _missing(v)]
     if non_null and all(is_list_cell(v) for v in non_null):
-        buckets: dict[str, list[int]] = {}
-        for row, cell in enumerate(cells):
-            if is_list_cell(cell):
-                for v in {str(x) for x in cell if not _missing(x)}:
-                    buckets.setdefault(v, []).append(row)
-        rows_of = {value: _read_only(np.asarray(rows, dtype=np.int64)) for value, rows in buckets.items()}
-        return FilterColumn(name=name, kind="list", rows_of=MappingProxyType(rows_of))
+        texts = [[str(x) for x in cell if not _missing(x)] if is_list_cell(cell) else None for cell in cells]
+        return _text_lists(name, pa.array(texts, type=pa.list_(pa.string())))
     if any(is_list_cell(v) for v in non_null):
         return None  # mixed lists and scalars: not filterable
-    codes, uniques = pd.factorize(pd.Series(["" if _missing(v) else str(v) for v in cells], dtype=object), sort=False)
-    return FilterColumn(
-        name=name,
-        kind="scalar",
-        codes=_read_only(codes.astype(np.int32)),
-        code_of=MappingProxyType({str(u): i for i, u in enumerate(uniques)}),
-    )
+    return _scalar_text(name, pa.array([None if _missing(v) else str(v) for v in cells], type=pa.string()))
