@@ -82,6 +82,12 @@ def load_average() -> list[float]:
 
 
 # --------------------------------------------------------------------------- HTTP ceiling app
+CEILING_ITEMS = [
+    {"item_id": f"i{row:07d}", "score": 100.0 - rank * 1.37, "rank": rank, "popularity": 3 * rank, "category": f"c{rank:02d}", "price": 12.5 + rank}
+    for rank, row in enumerate((4711, 815, 90210, 1234, 777, 31337, 4242, 1001, 65535, 2718), start=1)
+]
+
+
 def ceiling_app() -> Any:
     """The HTTP ceiling: the service's stack minus the model.
 
@@ -92,6 +98,13 @@ def ceiling_app() -> Any:
     answers a fixed 10-item body shaped like a real answer. Settings come from the
     ``RECSYS_*`` environment like the service's workers.
     """
+    return http_stack_app()
+
+
+def http_stack_app(answer: Any = None, lifespan: Any = None) -> Any:
+    """The ceiling's stack. Without ``answer`` the route returns the fixed body at
+    once; with ``answer`` (``async (body, request) -> Response``, used by
+    ``benchmarks.serving_gap``) the route awaits it instead."""
     import recsys  # noqa: F401
     from fastapi import FastAPI, Request
     from starlette.responses import Response
@@ -107,11 +120,8 @@ def ceiling_app() -> Any:
     metrics = ServiceMetrics()
     holder = ModelHolder()
     RecommendationRequest = make_schemas(settings).RecommendationRequest  # noqa: N806
-    items = [
-        {"item_id": f"i{row:07d}", "score": 100.0 - rank * 1.37, "rank": rank, "popularity": 3 * rank, "category": f"c{rank:02d}", "price": 12.5 + rank}
-        for rank, row in enumerate((4711, 815, 90210, 1234, 777, 31337, 4242, 1001, 65535, 2718), start=1)
-    ]
-    app = FastAPI(title="HTTP ceiling", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=JSONBytesResponse)
+    items = CEILING_ITEMS
+    app = FastAPI(title="HTTP ceiling", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=JSONBytesResponse, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, holder=holder)
     if getattr(settings, "demo_enabled", False):  # the service puts its demo page outermost when enabled
@@ -122,10 +132,18 @@ def ceiling_app() -> Any:
         if DemoPage is not None:
             app.add_middleware(DemoPage, settings=settings)
 
-    @app.post("/v1/recommendations")
-    async def recommend(body: RecommendationRequest, request: Request) -> Response:  # type: ignore[valid-type]
-        request.state.model_version = "0"
-        return JSONBytesResponse({"model_version": "0", "user_id": body.user_id, "strategy": "personal", "items": items})
+    if answer is None:
+
+        @app.post("/v1/recommendations")
+        async def recommend(body: RecommendationRequest, request: Request) -> Response:  # type: ignore[valid-type]
+            request.state.model_version = "0"
+            return JSONBytesResponse({"model_version": "0", "user_id": body.user_id, "strategy": "personal", "items": items})
+
+    else:
+
+        @app.post("/v1/recommendations")
+        async def recommend_with(body: RecommendationRequest, request: Request) -> Response:  # type: ignore[valid-type]
+            return await answer(body, request)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -361,12 +379,15 @@ def ensure_catalog(work_dir: Path, size: int, logs: Path) -> dict[str, Any]:
         name = latest.read_text().strip()
         manifest = json.loads((root / name / "manifest.json").read_text())
         cat = manifest.get("metrics", {}).get("catalog", {})
-        if manifest.get("num_items") == size and cat.get("generator") == GENERATOR_VERSION:
+        from training.index import index_params
+
+        current = manifest.get("index", {}).get("params") == index_params(size)[1]
+        if manifest.get("num_items") == size and cat.get("generator") == GENERATOR_VERSION and current:
             log(f"reusing {root} (version {name})")
             return {"model_root": str(root), "version": name, "reused": True, "build_timings": cat.get("build_timings"), "index": manifest.get("index")}
         if "generated-catalog" not in str(manifest.get("dataset", {}).get("source")):
             raise RuntimeError(f"{root} holds a version that is not a generated catalog: not touching it")
-        log(f"{root} holds a catalog of an older generator: rebuilding it")
+        log(f"{root} holds a catalog of an older generator or index settings: rebuilding it")
         shutil.rmtree(root)
     log(f"building a {size:,}-item catalog in {root}")
     cmd = [sys.executable, "-m", "benchmarks.catalog", "--model-root", str(root), "--items", str(size), "--users", str(NUM_USERS)]

@@ -130,3 +130,38 @@ def test_generated_version_is_accepted_by_the_service_loader(tmp_path):
     ceiling = serving_load.compute_ceiling(tmp_path, batch_sizes=(1, 4), min_seconds=0.05, repeats=1)
     assert ceiling["num_items"] == 20_500 and set(ceiling["per_batch"]) == {"1", "4"}
     assert all(v["engine_qps"] > 0 and v["tower_plus_scann_qps"] > 0 for v in ceiling["per_batch"].values())
+
+
+def test_catalog_is_reused_only_with_the_current_generator_and_index_settings(tmp_path, monkeypatch):
+    """A catalog published with other index settings (e.g. before a change to
+    ``training.index.index_params``) is rebuilt, not silently measured."""
+    import subprocess
+    import types
+
+    from benchmarks.catalog import GENERATOR_VERSION
+    from training.index import index_params
+
+    size = 600_000
+    root = tmp_path / f"items-{size}"
+
+    def publish(params: dict) -> None:
+        (root / "7").mkdir(parents=True, exist_ok=True)
+        manifest = {"num_items": size, "dataset": {"source": "generated-catalog"}, "index": {"kind": "tree_ah", "params": params},
+                    "metrics": {"catalog": {"generator": GENERATOR_VERSION}}}
+        (root / "7" / "manifest.json").write_text(json.dumps(manifest))
+        (root / "LATEST").write_text("7")
+
+    builds = []
+
+    def fake_run(cmd, **kw):
+        builds.append(cmd)
+        return types.SimpleNamespace(stdout=json.dumps({"version": "8", "timings": {}, "index": {}}).encode())
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    publish(index_params(size)[1])
+    assert serving_load.ensure_catalog(tmp_path, size, logs)["reused"] is True and not builds
+    publish({**index_params(size)[1], "num_leaves_to_search": 60, "reorder": 100})  # the settings before spilling
+    out = serving_load.ensure_catalog(tmp_path, size, logs)
+    assert out["reused"] is False and out["version"] == "8" and len(builds) == 1 and "--items" in builds[0]
