@@ -32,7 +32,6 @@ CPU per request. Linux only; wrk required.
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import sys
 import time
@@ -45,34 +44,26 @@ VARIANTS = ("await", "handoff", "no-search")
 
 
 # --------------------------------------------------------------------------- the variant apps
-def _fixed_answer(body: Any, request: Any) -> Any:
-    from serving.errors import JSONBytesResponse
-
-    request.state.model_version = "0"
-    return JSONBytesResponse({"model_version": "0", "user_id": body.user_id, "strategy": "personal", "items": sl.CEILING_ITEMS})
-
-
 def _service_lifespan(settings: Any, start: Any = None, stop: Any = None) -> Any:
-    """What the service's lifespan does around its model: the interpreter switch
-    interval, and the heap settled (``settle_heap``: collected, then frozen) once
-    everything is loaded, as the service does after each swap. Without the
-    freeze every full collection walks the imported libraries' objects: the
-    awaiting variant then stalls a twentieth of its requests for 60-100 ms."""
-    from serving.runtime import settle_heap
+    """What the service's lifespan does around its model: its interpreter switch
+    interval (``serving.runtime.switch_interval``), and the heap settled
+    (``settle_heap``: collected, then frozen) once everything is loaded, as the
+    service does after each swap. Without the freeze every full collection walks
+    the imported libraries' objects: the awaiting variant then stalls a
+    twentieth of its requests for 60-100 ms."""
+    from serving.runtime import settle_heap, switch_interval
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)
-        if start is not None:
-            await start()
-        settle_heap()
-        try:
-            yield
-        finally:
-            if stop is not None:
-                await stop()
-            sys.setswitchinterval(previous)
+        with switch_interval(settings.gil_switch_interval_ms):
+            if start is not None:
+                await start()
+            settle_heap()
+            try:
+                yield
+            finally:
+                if stop is not None:
+                    await stop()
 
     return lifespan
 
@@ -93,15 +84,12 @@ class CachedRankings:
 
         missing = [job for job in jobs if key(job) not in self._rankings]
         failed: dict[tuple[int, int | None, int], BaseException] = {}
-        for job, got in zip(missing, compute_jobs(missing) if missing else [], strict=True):
+        for job, got in zip(missing, compute_jobs(missing), strict=True):
+            if isinstance(got, Searched) and got.result.short[got.pos]:  # the service would rerun it exactly
+                got = compute_jobs([exact_rerun(job)])[0]
             if isinstance(got, BaseException):
                 failed[key(job)] = got  # not kept: the next batch tries again
                 continue
-            if isinstance(got, Searched) and got.result.short[got.pos]:  # the service would rerun it exactly
-                got = compute_jobs([exact_rerun(job)])[0]
-                if isinstance(got, BaseException):
-                    failed[key(job)] = got
-                    continue
             if isinstance(got, Searched):
                 r = got.result
                 first, last = int(r.offsets[got.pos]), int(r.offsets[got.pos + 1])
@@ -125,7 +113,7 @@ def variant_app(variant: str, model_root: Path | None = None) -> Any:
             fut = loop.create_future()
             loop.call_soon(fut.set_result, None)
             await fut
-            return _fixed_answer(body, request)
+            return sl.ceiling_answer(body, request)
 
         return sl.http_stack_app(answer, _service_lifespan(settings))
 
@@ -134,7 +122,7 @@ def variant_app(variant: str, model_root: Path | None = None) -> Any:
 
         async def answer(body: Any, request: Any) -> Any:
             await batcher.submit(body)
-            return _fixed_answer(body, request)
+            return sl.ceiling_answer(body, request)
 
         return sl.http_stack_app(answer, _service_lifespan(settings, batcher.start, batcher.stop))
 
@@ -175,19 +163,17 @@ def serve_variant(variant: str, port: int, model_root: Path | None) -> None:
 
 # --------------------------------------------------------------------------- measuring
 def thread_times(pid: int) -> dict[str, Any]:
-    """CPU seconds of the process's main thread (the event loop) and of the others,
-    and the main thread's on-core and run-queue nanoseconds (``schedstat``)."""
-    hz = os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the process's main thread (the event loop) and of the others
+    (psutil), and the main thread's on-core and run-queue nanoseconds
+    (``/proc/<pid>/task/<pid>/schedstat``, which psutil does not read)."""
+    import psutil
+
     main = other = 0.0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(FileNotFoundError):
-            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            fields = text[text.rindex(")") + 2 :].split()
-            cpu = (int(fields[11]) + int(fields[12])) / hz  # utime + stime
-            if int(tid) == pid:
-                main = cpu
-            else:
-                other += cpu
+    for t in psutil.Process(pid).threads():
+        if t.id == pid:
+            main = t.user_time + t.system_time
+        else:
+            other += t.user_time + t.system_time
     on_core_ns, waiting_ns, _ = (int(v) for v in Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split())
     return {"main_s": main, "other_s": other, "on_core_ns": on_core_ns, "run_queue_ns": waiting_ns}
 

@@ -88,6 +88,14 @@ CEILING_ITEMS = [
 ]
 
 
+def ceiling_answer(body: Any, request: Any) -> Any:
+    """The ceiling's fixed answer (version "0") for a validated request."""
+    from serving.errors import JSONBytesResponse
+
+    request.state.model_version = "0"
+    return JSONBytesResponse({"model_version": "0", "user_id": body.user_id, "strategy": "personal", "items": CEILING_ITEMS})
+
+
 def ceiling_app() -> Any:
     """The HTTP ceiling: the service's stack minus the model.
 
@@ -120,7 +128,6 @@ def http_stack_app(answer: Any = None, lifespan: Any = None) -> Any:
     metrics = ServiceMetrics()
     holder = ModelHolder()
     RecommendationRequest = make_schemas(settings).RecommendationRequest  # noqa: N806
-    items = CEILING_ITEMS
     app = FastAPI(title="HTTP ceiling", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=JSONBytesResponse, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, holder=holder)
@@ -136,8 +143,7 @@ def http_stack_app(answer: Any = None, lifespan: Any = None) -> Any:
 
         @app.post("/v1/recommendations")
         async def recommend(body: RecommendationRequest, request: Request) -> Response:  # type: ignore[valid-type]
-            request.state.model_version = "0"
-            return JSONBytesResponse({"model_version": "0", "user_id": body.user_id, "strategy": "personal", "items": items})
+            return ceiling_answer(body, request)
 
     else:
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import secrets
 import signal
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
@@ -32,7 +31,7 @@ from serving.errors import ApiError, JSONBytesResponse, install_error_handlers
 from serving.metrics import ServiceMetrics
 from serving.middleware import GuardMiddleware
 from serving.model import LoadedModel
-from serving.runtime import ModelHolder, VersionWatcher
+from serving.runtime import ModelHolder, VersionWatcher, switch_interval
 from serving.schemas import (
     MAX_ID_LENGTH,
     BatchResponse,
@@ -122,20 +121,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder.shutting_down = False
         metrics.model_version.set(0)
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)
-        await batcher.start()
-        await watcher.start()
-        restore = _install_drain_on_signal(holder, metrics, settings.shutdown_grace_s)
-        try:
-            yield
-        finally:
-            holder.shutting_down = True  # readiness off before anything stops
-            metrics.ready.set(0)
-            restore()
-            await watcher.stop()
-            await batcher.stop()
-            sys.setswitchinterval(switch_interval)
+        with switch_interval(settings.gil_switch_interval_ms):
+            await batcher.start()
+            await watcher.start()
+            restore = _install_drain_on_signal(holder, metrics, settings.shutdown_grace_s)
+            try:
+                yield
+            finally:
+                holder.shutting_down = True  # readiness off before anything stops
+                metrics.ready.set(0)
+                restore()
+                await watcher.stop()
+                await batcher.stop()
 
     app = FastAPI(
         title="recsys two-tower retrieval",

@@ -102,7 +102,8 @@ def _text_lists(name: str, arr: pa.Array) -> FilterColumn:
     return FilterColumn(name=name, kind="list", rows_of=MappingProxyType(rows_of))
 
 
-def _missing(value: Any) -> bool:
+def is_missing_cell(value: Any) -> bool:
+    """A missing cell: None or a float NaN (how pandas gives a null)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -113,10 +114,10 @@ def _from_cells(name: str, series: pd.Series) -> FilterColumn | None:
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         return FilterColumn(name=name, kind="numeric", values=_read_only(values))
     cells = series.tolist()
-    non_null = [v for v in cells if not _missing(v)]
+    non_null = [v for v in cells if not is_missing_cell(v)]
     if non_null and all(is_list_cell(v) for v in non_null):
-        texts = [[str(x) for x in cell if not _missing(x)] if is_list_cell(cell) else None for cell in cells]
+        texts = [[str(x) for x in cell if not is_missing_cell(x)] if is_list_cell(cell) else None for cell in cells]
         return _text_lists(name, pa.array(texts, type=pa.list_(pa.string())))
     if any(is_list_cell(v) for v in non_null):
         return None  # mixed lists and scalars: not filterable
-    return _scalar_text(name, pa.array([None if _missing(v) else str(v) for v in cells], type=pa.string()))
+    return _scalar_text(name, pa.array([None if is_missing_cell(v) else str(v) for v in cells], type=pa.string()))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from serving.filter_columns import filter_column, is_list_cell
+from serving.filter_columns import filter_column, is_list_cell, is_missing_cell
 from serving.ids import DuplicateIdError, IdIndex
 from serving.items import ItemMetadata
 from serving.ranking import compile_kernel
@@ -254,7 +253,7 @@ def _user_column(users: pd.DataFrame, qi: QueryInput) -> np.ndarray:
         def cell(v: Any) -> str:
             if is_list_cell(v):
                 return qi.separator.join(str(x) for x in v)
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+            if is_missing_cell(v):
                 return ""
             return str(v)
 

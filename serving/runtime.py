@@ -15,7 +15,9 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,20 @@ class ModelHolder:
     @property
     def ready(self) -> bool:
         return self._model is not None and not self.shutting_down
+
+
+@contextlib.contextmanager
+def switch_interval(ms: float) -> Iterator[None]:
+    """Python's thread switch interval set to ``ms`` inside, the previous one restored after.
+
+    Short, it lets the inference thread take the interpreter lock soon after a
+    batch arrives while the event loop is busy (Python's default is 5 ms)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(ms / 1000.0)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def settle_heap() -> None:

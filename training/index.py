@@ -51,9 +51,11 @@ def index_params(num_items: int) -> tuple[str, dict]:
     if num_items < BRUTE_FORCE_BELOW:
         return "brute_force", {}
     root = math.sqrt(num_items)
+    spilling: dict[str, float] = {}
     if num_items >= LARGE_CATALOG:
         leaves = int(min(2 * root, 8000))
         to_search, reorder = max(20, leaves // 80), 50
+        spilling = {"soar_lambda": SOAR_LAMBDA}
     else:
         leaves = int(min(max(root, 100), 4000))
         to_search, reorder = max(20, leaves // 10), 250 if num_items >= 300_000 else 100
@@ -64,7 +66,7 @@ def index_params(num_items: int) -> tuple[str, dict]:
         "dimensions_per_block": 2,
         "anisotropic_quantization_threshold": 0.2,
         "reorder": reorder,
-        **({"soar_lambda": SOAR_LAMBDA} if num_items >= LARGE_CATALOG else {}),
+        **spilling,
     }
 
 

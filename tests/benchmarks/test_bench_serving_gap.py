@@ -4,6 +4,7 @@ service's path) and its summary; the no-search variant answers what the service 
 import gc
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,6 @@ def test_no_search_variant_answers_what_the_service_answers(tmp_path, monkeypatc
     assert computed == len(users) and sum(calls) == computed  # each user's ranking computed once, then reused
     assert first == again
     with TestClient(create_app(ServiceSettings(model_root=tmp_path, poll_interval_s=60))) as service:
-        import time
-
         deadline = time.time() + 60
         while service.get("/readyz").status_code != 200 and time.time() < deadline:
             time.sleep(0.1)
