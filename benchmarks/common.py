@@ -150,6 +150,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def running_module(name: str) -> str:
+    """The ``benchmarks.*`` module run with ``python -m`` (results named with ``--out``
+    differ from it); ``benchmarks.<name>`` when no benchmark module is ``__main__``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = getattr(spec, "name", None)
+    return module if isinstance(module, str) and module.startswith("benchmarks.") else f"benchmarks.{name}"
+
+
 def write_results(
     name: str,
     results: dict[str, Any],
@@ -169,7 +177,7 @@ def write_results(
     out_dir = Path(out_dir) if out_dir is not None else RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine if machine is not None else machine_description()
-    cmd = list(command) if command is not None else ["python", "-m", f"benchmarks.{name}", *sys.argv[1:]]
+    cmd = list(command) if command is not None else ["python", "-m", running_module(name), *sys.argv[1:]]
     machine = dict(machine)
     try:
         machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -311,4 +311,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # Starlette tries routes in order: the API first, so a recommendation request is
+    # not matched against the documentation routes FastAPI adds at construction
+    app.router.routes.sort(key=lambda route: 0 if str(getattr(route, "path", "")).startswith("/v1/") else 1)
     return app

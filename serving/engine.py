@@ -9,14 +9,16 @@ Three steps per micro-batch:
 * In the inference thread, :func:`compute_jobs` does the heavy part of a whole
   batch: one query-tower call for every job that needs an embedding (a known
   user without feature overrides uses the vector precomputed at load, when
-  there is one), one ``search_batched`` call over-fetching enough neighbours
-  for the exclusions and filters, and the exact and popular rankings.
-* Back on the event loop, :func:`finish_jobs` filters and exactly re-scores the
-  candidates of the whole batch at once and builds the answer items. This part
-  is light numpy, and on the loop it needs no hand-over of the interpreter lock
-  between threads (each hand-over waits for the loop to let go: measured, that
-  wait took more time than the work). A job whose filtered candidates fall
-  short gets :data:`EXACT_NEEDED` and is submitted again as :func:`exact_rerun`.
+  there is one), then the version's index
+  (:class:`serving.item_index.LocalIndex`): one ``search_batched`` call
+  over-fetching enough neighbours for the exclusions and filters, whose
+  candidates the compiled kernel filters, re-scores exactly and orders without
+  the interpreter lock; and the exact and popular rankings.
+* Back on the event loop, :func:`finish_jobs` gathers the kept rows of the
+  whole batch with one index array and builds the answer items in one call
+  (light work; on the loop it needs no further hand-over of the interpreter
+  lock). A job whose candidates fell short gets :data:`EXACT_NEEDED` and is
+  submitted again as :func:`exact_rerun`.
 
 Every answer has ``min(k, eligible)`` distinct items with non-increasing scores.
 """
@@ -33,7 +35,7 @@ import numpy as np
 
 from serving.errors import ApiError
 from serving.model import LoadedModel
-from serving.ranking import RankedCandidates, rank_candidates
+from serving.ranking import RankedCandidates
 
 PERSONAL, FEATURES, POPULAR, SIMILAR = "personal", "features", "popular", "similar"
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -134,7 +136,9 @@ def _as_text(value: Any) -> str:
 def exclusion_rows(model: LoadedModel, seen_of: int | None, exclude_item_ids: Sequence[str] | None) -> np.ndarray:
     """Sorted unique item rows to leave out: the seen items of user row ``seen_of`` and the given ids (unknown ids ignored)."""
     seen = model.seen.of(seen_of) if seen_of is not None else _EMPTY
-    extra = model.items.ids.rows(exclude_item_ids) if exclude_item_ids else _EMPTY
+    if not exclude_item_ids:
+        return seen  # the common case: no cart to leave out
+    extra = model.items.ids.rows(exclude_item_ids)
     extra = extra[extra >= 0]
     return np.unique(np.concatenate([seen, extra])) if len(extra) else seen
 
@@ -211,22 +215,8 @@ def _eligible_mask(model: LoadedModel, mask: np.ndarray | None, exclude: np.ndar
     return full
 
 
-def _rank(rows: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The best ``n`` by score (ties: lower row first), in order."""
-    if len(rows) > n:
-        part = np.argpartition(-scores, n - 1)[:n]
-        # include every row tied with the n-th best so the tie-break is by row
-        cutoff = scores[part].min()
-        part = np.flatnonzero(scores >= cutoff)
-        rows, scores = rows[part], scores[part]
-    order = np.lexsort((rows, -scores))[:n]
-    return rows[order], scores[order]
-
-
 def _exact(model: LoadedModel, q: np.ndarray, eligible: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.flatnonzero(eligible)
-    scores = model.item_embeddings[rows] @ q
-    return _rank(rows, scores, n)
+    return model.index.exact(q, eligible, n)
 
 
 @dataclass(slots=True)
@@ -296,12 +286,7 @@ def _search(model: LoadedModel, plans: list[_Plan]) -> RankedCandidates:
     ``n`` (ties: lower row first). A plan whose candidates fall short of ``n`` or hold
     a duplicate is marked ``short``: that job needs exact scoring.
 
-    When load verified that the index's distances are exact dot products (brute
-    force, or an index re-ordering with its own float vectors), they are the
-    scores and the index is asked for the most neighbours any plan needs. Else
-    (tree + AH without its own copy of the vectors) the index returns a pool of at
-    least ``model.rescore_k`` approximate candidates per query and every one of
-    them is re-scored against the item embeddings."""
+    How the pool is sized and scored: :meth:`serving.item_index.LocalIndex.search_ranked`."""
     masks = [(pos, p.mask) for pos, p in enumerate(plans) if p.mask is not None]
     wanted = np.fromiter((p.n for p in plans), dtype=np.int64, count=len(plans))
     queries = np.stack([p.query for p in plans])
@@ -316,32 +301,11 @@ def search_ranked(
     exclude: list[np.ndarray] | None = None,
     masks: list[tuple[int, np.ndarray]] | None = None,
 ) -> RankedCandidates:
-    """The index step of the service for a batch of query vectors: one ``search_batched``
-    call asking for ``fetch`` neighbours (or the re-scoring pool, if larger), then the
-    ranking kernel; ``masks`` are (query position, boolean mask over items) for filtered queries."""
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    if model.exact_scores:
-        # an index re-ordering exactly needs a pool holding every neighbour asked for
-        final, pool = fetch, max(fetch, model.reorder_k)
-    else:
-        final = pool = min(max(fetch, model.rescore_k), model.num_items)
-    idx, dist = model.searcher.search_batched(queries, final_num_neighbors=final, pre_reorder_num_neighbors=pool)
-    idx = np.asarray(idx)
-    allowed = None
-    if masks:
-        allowed = np.ones(idx.shape, dtype=bool)
-        rows = np.clip(idx, 0, model.num_items - 1)
-        for pos, mask in masks:
-            allowed[pos] = mask[rows[pos]]
-    return rank_candidates(
-        idx,
-        np.asarray(dist),
-        wanted,
-        exclude if exclude is not None else [_EMPTY] * len(queries),
-        embeddings=model.item_embeddings,
-        queries=None if model.exact_scores else queries,
-        allowed=allowed,
-    )
+    """The index step of the service for a batch of query vectors
+    (:meth:`serving.item_index.LocalIndex.search_ranked`): one ``search_batched`` call asking for ``fetch``
+    neighbours (or the re-scoring pool, if larger), then the ranking kernel;
+    ``masks`` are (query position, boolean mask over items) for filtered queries."""
+    return model.index.search_ranked(queries, fetch, wanted, exclude, masks)
 
 
 def _popular(job: Job) -> Ranked:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from serving.filter_columns import filter_column, is_list_cell, is_missing_cell
 from serving.ids import DuplicateIdError, IdIndex
+from serving.item_index import IndexOpenError, LocalIndex, open_embeddings, open_searcher
 from serving.items import ItemMetadata
 from serving.ranking import compile_kernel
 from serving.seen import SeenRows, SeenRowsError
@@ -38,7 +39,6 @@ LATEST = "LATEST"
 VERSION_NAME = re.compile(r"^[0-9]{1,20}$")
 REQUIRED_FILES = ("query_model/saved_model.pb", "item_embeddings.npy", "items.parquet", "users.parquet", "seen.parquet")
 RESERVED_KEYS = frozenset({"item_id", "score", "rank"})
-_REORDER = re.compile(r"exact_reordering\s*\{[^}]*?approx_num_neighbors:\s*(\d+)", re.S)
 
 
 class LoadError(Exception):
@@ -73,11 +73,7 @@ class LoadedModel:
     query_input: MappingProxyType  # name -> QueryInput (request features are checked against it)
     query_fn: Any  # the SavedModel's serving_default concrete function
     query_module: Any  # keeps the loaded SavedModel alive
-    searcher: Any  # scann_ops_pybind.ScannSearcher
-    reorder_k: int  # the searcher's exact re-ordering pool (0 if none); over-fetching past it needs a bigger pool
-    # approximate candidates per query the service re-scores exactly when the index's
-    # distances are not exact (tree + AH without its own float vectors): index.params.reorder
-    rescore_k: int
+    index: LocalIndex  # the ScaNN searcher, its pool sizes and the exact re-scoring over item_embeddings
     item_embeddings: np.ndarray  # float32 [num_items, dim], read-only
     items: ItemMetadata  # item ids (id <-> row) and JSON-ready metadata columns
     popularity: np.ndarray  # float64 [num_items]
@@ -88,7 +84,6 @@ class LoadedModel:
     filter_columns: MappingProxyType  # column -> serving.filter_columns.FilterColumn
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
-    exact_scores: bool = False  # the index's distances are exact dot products (checked at load)
     # query-tower output of every known user (their users.parquet features), computed at load
     # when it fits the budget: a known user's request then needs no TensorFlow call at all
     user_vectors: np.ndarray | None = None
@@ -300,19 +295,14 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         item_table = pq.read_table(path / "items.parquet")
         users = pd.read_parquet(path / "users.parquet")
         seen_table = pq.read_table(path / "seen.parquet")
-        emb = np.load(path / "item_embeddings.npy", allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any reader failure means the version is unusable
         raise LoadError("table_unreadable", f"version {name}: {type(exc).__name__}: {exc}", name) from exc
     if item_table.num_rows != num_items:
         raise LoadError("shape_mismatch", f"items.parquet has {item_table.num_rows} rows, manifest num_items is {num_items}", name)
-    if emb.ndim != 2 or emb.shape[0] != num_items:
-        raise LoadError("shape_mismatch", f"item_embeddings.npy is {emb.shape}, expected {num_items} rows", name)
-    if emb.shape[1] != dim:
-        raise LoadError("shape_mismatch", f"item_embeddings.npy is {emb.shape[1]} wide, manifest embedding_dim is {dim}", name)
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    if not np.isfinite(emb).all():
-        raise LoadError("table_invalid", "item_embeddings.npy holds NaN or infinite values", name)
-    emb.flags.writeable = False
+    try:
+        emb = open_embeddings(path / "item_embeddings.npy", num_items, dim)
+    except IndexOpenError as exc:
+        raise LoadError(exc.reason, exc.detail, name) from exc
     for columns, col in (
         (item_table.column_names, "item_id"),
         (users.columns, "user_id"),
@@ -366,21 +356,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
     pa.default_memory_pool().release_unused()  # the Parquet read buffers
 
     # the index first (cheap to refuse), then the query tower; scann before tensorflow
-    import scann
-
-    try:
-        searcher = scann.scann_ops_pybind.load_searcher(str(path / "index"))
-    except Exception as exc:  # noqa: BLE001
-        raise LoadError("index_unloadable", f"index of {name}: {type(exc).__name__}: {str(exc)[:300]}", name) from exc
-    try:
-        size = int(searcher.size())
-    except Exception:  # noqa: BLE001 - older searchers may lack size()
-        size = num_items
-    if size != num_items:
-        raise LoadError("shape_mismatch", f"the index holds {size} items, manifest num_items is {num_items}", name)
-    reorder = _REORDER.search(str(searcher.config())) if hasattr(searcher, "config") else None
-    reorder_k = int(reorder.group(1)) if reorder else 0
-    rescore_k = _rescore_pool(manifest, name)
+    index = _open_index(path, emb, _rescore_pool(manifest, name), name)
 
     import tensorflow as tf
 
@@ -405,9 +381,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         query_input=MappingProxyType({qi.name: qi for qi in query_inputs}),
         query_fn=query_fn,
         query_module=module,
-        searcher=searcher,
-        reorder_k=reorder_k,
-        rescore_k=rescore_k,
+        index=index,
         item_embeddings=emb,
         items=item_meta,
         popularity=popularity,
@@ -423,6 +397,15 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
     object.__setattr__(model, "load_seconds", time.perf_counter() - start)
     object.__setattr__(model, "loaded_at", time.time())
     return model
+
+
+def _open_index(path: Path, emb: np.ndarray, rescore_k: int, name: str) -> LocalIndex:
+    try:
+        searcher, reorder_k = open_searcher(path / "index", len(emb))
+        return LocalIndex(searcher, emb, reorder_k=reorder_k, rescore_k=rescore_k)
+    except IndexOpenError as exc:
+        detail = f"index of {name}: {exc.detail}" if exc.reason == "index_unloadable" else exc.detail
+        raise LoadError(exc.reason, detail, name) from exc
 
 
 def _user_vectors(model: LoadedModel, max_bytes: int, chunk: int = 4096) -> np.ndarray | None:
@@ -472,17 +455,11 @@ def _warm_up(model: LoadedModel) -> None:
         raise LoadError("warmup_failed", "query model returned NaN or infinite embeddings", name)
     k = min(10, model.num_items)
     try:
-        idx, dist = model.searcher.search_batched(
-            np.ascontiguousarray(vectors), final_num_neighbors=k, pre_reorder_num_neighbors=max(k, model.reorder_k)
-        )
+        idx, _ = model.index.search(vectors, k)
     except Exception as exc:  # noqa: BLE001
         message = f"index of {name} failed a warm-up search: {type(exc).__name__}: {str(exc)[:300]}"
         raise LoadError("warmup_failed", message, name) from exc
-    idx = np.asarray(idx)
     if idx.shape[0] != n or (idx.size and (idx.min() < 0 or idx.max() >= model.num_items)):
         raise LoadError("warmup_failed", f"index of {name} returned rows outside the catalog", name)
     # brute force and re-ordered indexes return exact dot products: then the engine uses them as they are
-    dist = np.asarray(dist)
-    exact = np.einsum("qkd,qd->qk", model.item_embeddings[idx], vectors)
-    tolerance = 1e-4 * np.maximum(1.0, np.abs(exact))
-    object.__setattr__(model, "exact_scores", bool(dist.shape == exact.shape and np.all(np.abs(dist - exact) <= tolerance)))
+    model.index.check_exact_scores(vectors, k)

@@ -67,6 +67,24 @@ def test_write_results_describes_the_machine_by_default(tmp_path):
     assert doc["machine"]["cpu_model"] and doc["command"].startswith("python -m benchmarks.unit2")
 
 
+def test_the_command_names_the_module_that_ran_not_the_result_name(tmp_path, monkeypatch):
+    """``python -m benchmarks.serving_load --out serving_load_1m_c32`` must not be recorded as
+    ``python -m benchmarks.serving_load_1m_c32`` (no such module)."""
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="benchmarks.serving_load")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["serving_load.py", "--out", "serving_load_1m_c32"])
+    json_path, md_path = write_results("serving_load_1m_c32", {"x": 1}, "s", out_dir=tmp_path, machine={"libraries": {}})
+    expected = "python -m benchmarks.serving_load --out serving_load_1m_c32"
+    assert json.loads(json_path.read_text())["command"] == expected
+    assert f"`{expected}`" in md_path.read_text()
+    main.__spec__ = None  # not run with -m: the result name stands in
+    json_path, _ = write_results("unit3", {"x": 1}, "s", out_dir=tmp_path, machine={"libraries": {}})
+    assert json.loads(json_path.read_text())["command"].startswith("python -m benchmarks.unit3")
+
+
 def test_missing_movielens_is_a_clear_skip(tmp_path, capsys):
     msg = movielens_missing_message(tmp_path / "nowhere")
     assert msg.startswith("SKIPPED") and "nowhere" in msg

@@ -195,3 +195,11 @@ def test_openapi_has_examples_and_limits(client) -> None:
     assert paths["/v1/recommendations"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "ErrorResponse"
     )
+
+
+def test_api_routes_are_tried_before_the_documentation_routes(client) -> None:
+    paths = [getattr(route, "path", None) for route in client.app.router.routes]
+    api = [i for i, p in enumerate(paths) if p and p.startswith("/v1/")]
+    docs = [i for i, p in enumerate(paths) if p in ("/openapi.json", "/docs", "/redoc")]
+    assert api and docs and max(api) < min(docs)
+    assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200

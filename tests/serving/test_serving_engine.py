@@ -33,6 +33,22 @@ class CountingQuery:
         return self.fn(**tensors)
 
 
+def with_searcher(model, searcher, **settings):
+    """``model`` answering from ``searcher`` (a LocalIndex over the same item vectors); ``settings``
+    overrides reorder_k, rescore_k, exact_scores."""
+    from serving.item_index import LocalIndex
+
+    base = model.index
+    index = LocalIndex(
+        searcher,
+        model.item_embeddings,
+        reorder_k=settings.get("reorder_k", base.reorder_k),
+        rescore_k=settings.get("rescore_k", base.rescore_k),
+    )
+    index.exact_scores = settings.get("exact_scores", base.exact_scores)
+    return dataclasses.replace(model, index=index)
+
+
 def req(**kw) -> SimpleNamespace:
     base = {"user_id": None, "features": None, "k": 10, "exclude_seen": True, "exclude_item_ids": [], "filters": None}
     return SimpleNamespace(**{**base, **kw})
@@ -42,9 +58,7 @@ def req(**kw) -> SimpleNamespace:
 def model(client):
     served = client.app.state.holder.model
     assert served is not None
-    return dataclasses.replace(
-        served, searcher=CountingSearcher(served.searcher), query_fn=CountingQuery(served.query_fn)
-    )
+    return dataclasses.replace(with_searcher(served, CountingSearcher(served.index.searcher)), query_fn=CountingQuery(served.query_fn))
 
 
 def test_one_query_call_and_one_search_per_batch(model, truth) -> None:
@@ -58,7 +72,7 @@ def test_one_query_call_and_one_search_per_batch(model, truth) -> None:
     out = run_jobs(batch(model))
     assert model.user_vectors is not None  # known users' vectors were precomputed at load
     assert model.query_fn.batches == [1]  # only the features-only request runs the tower
-    assert len(model.searcher.calls) == 1 and model.searcher.calls[0][0] == 8
+    assert len(model.index.searcher.calls) == 1 and model.index.searcher.calls[0][0] == 8
     assert all(len(r) == 5 for r in out)
     q = truth.query_vector("u000000")
     expected = np.sort(truth.emb[[r for r in range(300) if r not in truth.seen["u000000"]]] @ q)[::-1][:5]
@@ -91,13 +105,13 @@ def test_overfetch_covers_exclusions(model, truth) -> None:
     seen = len(truth.seen["u000007"])
     job = build_job(model, req(user_id="u000007", k=10, exclude_item_ids=["i000001", "i000002"]))
     run_jobs([job])
-    (_, fetch), = model.searcher.calls
+    (_, fetch), = model.index.searcher.calls
     assert fetch >= 10 + len(job.exclude) and len(job.exclude) >= seen
 
 
 def test_narrow_filter_scores_exactly_without_the_index(model) -> None:
     out = run_jobs([build_job(model, req(user_id="u000001", k=5, filters={"category": ["books"]}))])[0]
-    assert model.searcher.calls == []
+    assert model.index.searcher.calls == []
     assert len(out) == 5 and all(i["category"] == "books" for i in out)
 
 
@@ -109,9 +123,9 @@ def test_falls_back_to_exact_when_candidates_run_short(client, truth) -> None:
         dist[:, 2:] = np.nan
         return idx, dist
 
-    model = dataclasses.replace(served, searcher=CountingSearcher(served.searcher, mangle=only_two))
+    model = with_searcher(served, CountingSearcher(served.index.searcher, mangle=only_two))
     out = run_jobs([build_job(model, req(user_id="u000001", k=20))])[0]
-    assert model.searcher.calls, "the index was asked first"
+    assert model.index.searcher.calls, "the index was asked first"
     q = truth.query_vector("u000001")
     eligible = [r for r in range(300) if r not in truth.seen["u000001"]]
     np.testing.assert_allclose([i["score"] for i in out], np.sort(truth.emb[eligible] @ q)[::-1][:20], rtol=1e-4, atol=1e-4)
@@ -128,13 +142,13 @@ def test_short_candidates_go_back_to_the_thread_for_exact_scoring(trained, make_
     root, _ = trained
     with make_client(root) as c:
         served = c.app.state.holder.model
-        mangled = dataclasses.replace(served, searcher=CountingSearcher(served.searcher, mangle=only_two))
+        mangled = with_searcher(served, CountingSearcher(served.index.searcher, mangle=only_two))
         job = build_job(mangled, req(user_id="u000001", k=20))
         assert finish_jobs([job], compute_jobs([job])) == [EXACT_NEEDED]
         c.app.state.holder.swap(mangled)
         r = c.post("/v1/recommendations", json={"user_id": "u000001", "k": 20})
         assert r.status_code == 200, r.text
-        assert len(mangled.searcher.calls) == 2  # the warm first call above, then the request's
+        assert len(mangled.index.searcher.calls) == 2  # the warm first call above, then the request's
         q = truth.query_vector("u000001")
         eligible = [r for r in range(300) if r not in truth.seen["u000001"]]
         expected = np.sort(truth.emb[eligible] @ q)[::-1][:20]
@@ -149,10 +163,10 @@ def test_only_the_job_whose_candidates_ran_short_needs_exact_scoring(model, trut
         dist[0, 2:] = np.nan
         return idx, dist
 
-    mangled = dataclasses.replace(model, searcher=CountingSearcher(model.searcher.inner, mangle=first_row_finds_two))
+    mangled = with_searcher(model, CountingSearcher(model.index.searcher.inner, mangle=first_row_finds_two))
     jobs = [build_job(mangled, req(k=4)), *(build_job(mangled, req(user_id=f"u{i:06d}", k=3 + i)) for i in range(3))]
     out = finish_jobs(jobs, compute_jobs(jobs))
-    assert len(mangled.searcher.calls) == 1
+    assert len(mangled.index.searcher.calls) == 1
     assert len(out[0]) == 4 and [i["rank"] for i in out[0]] == [1, 2, 3, 4]  # popular, not searched
     assert out[1] is EXACT_NEEDED  # u000000 is the search's first row
     for i, answer in zip((1, 2), out[2:], strict=True):
@@ -212,12 +226,12 @@ def test_reordering_index_is_asked_for_a_pool_as_big_as_the_over_fetch(client, t
     import serving.engine as engine
 
     served = client.app.state.holder.model
-    model = dataclasses.replace(served, searcher=CountingSearcher(tree_ah_searcher(truth.emb, reorder=20)), reorder_k=20)
+    model = with_searcher(served, CountingSearcher(tree_ah_searcher(truth.emb, reorder=20)), reorder_k=20)
     exact_calls = []
     real_exact = engine._exact
     monkeypatch.setattr(engine, "_exact", lambda *a: exact_calls.append(1) or real_exact(*a))
     out = run_jobs([build_job(model, req(user_id="u000009", k=60))])[0]
-    assert model.searcher.calls and model.searcher.calls[0][1] > 60
+    assert model.index.searcher.calls and model.index.searcher.calls[0][1] > 60
     assert exact_calls == [], "the index returned too few candidates"
     q = truth.query_vector("u000009")
     eligible = [r for r in range(300) if r not in truth.seen["u000009"]]
@@ -225,10 +239,10 @@ def test_reordering_index_is_asked_for_a_pool_as_big_as_the_over_fetch(client, t
 
 
 def test_index_distances_and_re_scoring_agree(model) -> None:
-    assert model.exact_scores  # brute force: load verified that the index returns exact dot products
+    assert model.index.exact_scores  # brute force: load verified that the index returns exact dot products
     users = [f"u{i:06d}" for i in range(0, 60, 3)]
     direct = run_jobs([build_job(model, req(user_id=u, k=7)) for u in users])
-    rescoring = dataclasses.replace(model, exact_scores=False)
+    rescoring = with_searcher(model, model.index.searcher, exact_scores=False)
     again = run_jobs([build_job(rescoring, req(user_id=u, k=7)) for u in users])
     for a, b in zip(direct, again, strict=True):
         assert [i["item_id"] for i in a] == [i["item_id"] for i in b]
@@ -241,10 +255,10 @@ def test_index_without_float_vectors_has_its_pool_re_scored_exactly(client, trut
     re-scores them against the item embeddings, so answers carry exact dot products."""
     served = client.app.state.holder.model
     searcher = CountingSearcher(tree_ah_searcher(truth.emb))
-    model = dataclasses.replace(served, searcher=searcher, reorder_k=0, rescore_k=120, exact_scores=False)
+    model = with_searcher(served, searcher, reorder_k=0, rescore_k=120, exact_scores=False)
     users = ["u000009", "u000010", "u000011"]
     out = run_jobs([build_job(model, req(user_id=u, k=8)) for u in users])
-    assert model.searcher.calls == [(3, 120)]  # one search for the batch, a pool of 120 each
+    assert model.index.searcher.calls == [(3, 120)]  # one search for the batch, a pool of 120 each
     for u, items in zip(users, out, strict=True):
         q = truth.query_vector(u)
         rows = [truth.item_row(i["item_id"]) for i in items]

@@ -1,0 +1,90 @@
+"""The index step on its own: item vectors checked at open, exact scoring with its
+tie-break, exact-score detection, filtered search."""
+
+import numpy as np
+import pytest
+
+from serving.item_index import IndexOpenError, LocalIndex, open_embeddings
+
+
+def _brute_force(emb: np.ndarray):
+    import scann
+
+    return scann.scann_ops_pybind.builder(np.ascontiguousarray(emb), 10, "dot_product").score_brute_force().build()
+
+
+def _tree_ah(emb: np.ndarray):
+    import scann
+
+    return (
+        scann.scann_ops_pybind.builder(np.ascontiguousarray(emb), 10, "dot_product")
+        .tree(num_leaves=4, num_leaves_to_search=4, training_sample_size=len(emb))
+        .score_ah(2, anisotropic_quantization_threshold=0.2)
+        .build()
+    )
+
+
+@pytest.fixture(scope="module")
+def emb() -> np.ndarray:
+    out = np.random.default_rng(3).standard_normal((200, 8)).astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+@pytest.mark.parametrize(
+    ("array", "reason"),
+    [
+        (np.full((5, 4), np.nan, dtype=np.float32), "table_invalid"),
+        (np.zeros((5, 3), dtype=np.float32), "shape_mismatch"),
+        (np.zeros((4, 4), dtype=np.float32), "shape_mismatch"),
+    ],
+)
+def test_item_vectors_are_checked_at_open(tmp_path, array, reason) -> None:
+    np.save(tmp_path / "e.npy", array)
+    with pytest.raises(IndexOpenError) as info:
+        open_embeddings(tmp_path / "e.npy", 5, 4)
+    assert info.value.reason == reason
+
+
+def test_item_vectors_open_read_only(tmp_path, emb) -> None:
+    np.save(tmp_path / "e.npy", emb.astype(np.float64))
+    out = open_embeddings(tmp_path / "e.npy", 200, 8)
+    assert out.dtype == np.float32 and not out.flags.writeable and out.flags.c_contiguous
+
+
+def test_exact_scoring_keeps_the_best_eligible_and_breaks_ties_by_row() -> None:
+    emb = np.array([[1.0], [3.0], [2.0], [3.0], [0.5], [3.0]], dtype=np.float32)
+    index = LocalIndex(_brute_force(emb), emb, reorder_k=0, rescore_k=4)
+    eligible = np.array([True, True, True, False, True, True])
+    rows, scores = index.exact(np.array([1.0], dtype=np.float32), eligible, 3)
+    assert rows.tolist() == [1, 5, 2]  # 3 is not eligible; 1 and 5 tie, lower row first
+    np.testing.assert_allclose(scores, [3.0, 3.0, 2.0])
+    rows, _ = index.exact(np.array([1.0], dtype=np.float32), eligible, 50)
+    assert rows.tolist() == [1, 5, 2, 0, 4]  # every eligible item, no more
+
+
+def test_exact_scores_are_detected_only_for_exact_distances(emb) -> None:
+    queries = emb[:4] + 0.1
+    assert LocalIndex(_brute_force(emb), emb, reorder_k=0, rescore_k=50).check_exact_scores(queries)
+    assert not LocalIndex(_tree_ah(emb), emb, reorder_k=0, rescore_k=50).check_exact_scores(queries)
+
+
+@pytest.mark.parametrize("searcher", [_brute_force, _tree_ah])
+def test_search_ranked_honours_masks_and_exclusions_with_exact_scores(emb, searcher) -> None:
+    index = LocalIndex(searcher(emb), emb, reorder_k=0, rescore_k=200)
+    index.check_exact_scores(emb[:2])
+    queries = np.ascontiguousarray(emb[10:13] * 2.0)
+    mask = np.zeros(200, dtype=bool)
+    mask[::3] = True
+    exclude = [np.array([0, 3, 6], dtype=np.int64), np.zeros(0, dtype=np.int64), np.arange(0, 200, 2, dtype=np.int64)]
+    out = index.search_ranked(queries, 20, np.array([5, 5, 5]), exclude, [(0, mask)])
+    assert not out.short.any()
+    for p in range(3):
+        rows = out.rows[out.offsets[p] : out.offsets[p + 1]]
+        eligible = np.ones(200, dtype=bool)
+        eligible[exclude[p]] = False
+        if p == 0:
+            eligible &= mask
+        best = np.argsort(-(emb @ queries[p]) + np.where(eligible, 0, np.inf), kind="stable")[:5]
+        assert rows.tolist() == best.tolist()  # every leaf searched, pool of all items: the exact best
+        np.testing.assert_allclose(out.scores[out.offsets[p] : out.offsets[p + 1]], emb[rows] @ queries[p], rtol=1e-5, atol=1e-5)
