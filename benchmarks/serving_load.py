@@ -10,7 +10,7 @@ What it does (../shared/BENCHMARKS.md, "Serving"):
    build timings are reported).
 2. Compute ceiling, per catalog: in a separate process, ``serving.model.load_version``
    loads the version the server would load, then (a) query tower + ScaNN search
-   (``LoadedModel.embed`` + ``serving.engine.search_ranked``: the index search and
+   (``LoadedModel.embed`` + ``LoadedModel.index.search_ranked``: the index search and
    its exact re-scoring, k=10) and (b) the
    service's whole inference step (``serving.engine.build_job`` + ``run_jobs``:
    tower, over-fetching search, exclusion of seen items, exact re-scoring,
@@ -179,7 +179,7 @@ def compute_ceiling(model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 
     import numpy as np
 
     from benchmarks.common import median
-    from serving.engine import build_job, run_jobs, search_ranked
+    from serving.engine import build_job, run_jobs
     from serving.model import load_version, read_latest
 
     name = read_latest(model_root)
@@ -226,7 +226,7 @@ def compute_ceiling(model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 
 
         def tower_search(i: int, cols: list = cols) -> None:
             q = model.embed(cols[i % len(cols)])
-            search_ranked(model, q, K, np.full(len(q), K))  # the service's index step (re-scoring included)
+            model.index.search_ranked(q, K, np.full(len(q), K))  # the service's index step (re-scoring included)
 
         def tower_only(i: int, cols: list = cols) -> None:
             model.embed(cols[i % len(cols)])

@@ -215,10 +215,6 @@ def _eligible_mask(model: LoadedModel, mask: np.ndarray | None, exclude: np.ndar
     return full
 
 
-def _exact(model: LoadedModel, q: np.ndarray, eligible: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    return model.index.exact(q, eligible, n)
-
-
 @dataclass(slots=True)
 class _Plan:
     job: Job
@@ -290,22 +286,7 @@ def _search(model: LoadedModel, plans: list[_Plan]) -> RankedCandidates:
     masks = [(pos, p.mask) for pos, p in enumerate(plans) if p.mask is not None]
     wanted = np.fromiter((p.n for p in plans), dtype=np.int64, count=len(plans))
     queries = np.stack([p.query for p in plans])
-    return search_ranked(model, queries, max(p.fetch for p in plans), wanted, [p.job.exclude for p in plans], masks)
-
-
-def search_ranked(
-    model: LoadedModel,
-    queries: np.ndarray,
-    fetch: int,
-    wanted: np.ndarray,
-    exclude: list[np.ndarray] | None = None,
-    masks: list[tuple[int, np.ndarray]] | None = None,
-) -> RankedCandidates:
-    """The index step of the service for a batch of query vectors
-    (:meth:`serving.item_index.LocalIndex.search_ranked`): one ``search_batched`` call asking for ``fetch``
-    neighbours (or the re-scoring pool, if larger), then the ranking kernel;
-    ``masks`` are (query position, boolean mask over items) for filtered queries."""
-    return model.index.search_ranked(queries, fetch, wanted, exclude, masks)
+    return model.index.search_ranked(queries, max(p.fetch for p in plans), wanted, [p.job.exclude for p in plans], masks)
 
 
 def _popular(job: Job) -> Ranked:
@@ -366,7 +347,7 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
         elif plan.fetch and not plan.job.exact:
             searched.append(i)
         else:
-            rows, scores = _exact(model, plan.query, _eligible_mask(model, plan.mask, plan.job.exclude), plan.n)
+            rows, scores = model.index.exact(plan.query, _eligible_mask(model, plan.mask, plan.job.exclude), plan.n)
             out[i] = Ranked(rows, scores)
     if searched:
         result = _search(model, [plans[i] for i in searched])

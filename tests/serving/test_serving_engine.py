@@ -223,13 +223,11 @@ def tree_ah_searcher(emb: np.ndarray, reorder: int | None = None):
 def test_reordering_index_is_asked_for_a_pool_as_big_as_the_over_fetch(client, truth, monkeypatch) -> None:
     """A tree + AH searcher re-orders only ``reorder_k`` candidates unless told otherwise; asking for
     more neighbours than that must still return them (not silently fall back to exact scoring)."""
-    import serving.engine as engine
-
     served = client.app.state.holder.model
     model = with_searcher(served, CountingSearcher(tree_ah_searcher(truth.emb, reorder=20)), reorder_k=20)
     exact_calls = []
-    real_exact = engine._exact
-    monkeypatch.setattr(engine, "_exact", lambda *a: exact_calls.append(1) or real_exact(*a))
+    real_exact = model.index.exact
+    monkeypatch.setattr(model.index, "exact", lambda *a: exact_calls.append(1) or real_exact(*a))
     out = run_jobs([build_job(model, req(user_id="u000009", k=60))])[0]
     assert model.index.searcher.calls and model.index.searcher.calls[0][1] > 60
     assert exact_calls == [], "the index returned too few candidates"

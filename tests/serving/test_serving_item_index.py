@@ -5,23 +5,13 @@ import numpy as np
 import pytest
 
 from serving.item_index import IndexOpenError, LocalIndex, open_embeddings
+from tests.serving.test_serving_engine import tree_ah_searcher
 
 
 def _brute_force(emb: np.ndarray):
     import scann
 
     return scann.scann_ops_pybind.builder(np.ascontiguousarray(emb), 10, "dot_product").score_brute_force().build()
-
-
-def _tree_ah(emb: np.ndarray):
-    import scann
-
-    return (
-        scann.scann_ops_pybind.builder(np.ascontiguousarray(emb), 10, "dot_product")
-        .tree(num_leaves=4, num_leaves_to_search=4, training_sample_size=len(emb))
-        .score_ah(2, anisotropic_quantization_threshold=0.2)
-        .build()
-    )
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +56,10 @@ def test_exact_scoring_keeps_the_best_eligible_and_breaks_ties_by_row() -> None:
 def test_exact_scores_are_detected_only_for_exact_distances(emb) -> None:
     queries = emb[:4] + 0.1
     assert LocalIndex(_brute_force(emb), emb, reorder_k=0, rescore_k=50).check_exact_scores(queries)
-    assert not LocalIndex(_tree_ah(emb), emb, reorder_k=0, rescore_k=50).check_exact_scores(queries)
+    assert not LocalIndex(tree_ah_searcher(emb), emb, reorder_k=0, rescore_k=50).check_exact_scores(queries)
 
 
-@pytest.mark.parametrize("searcher", [_brute_force, _tree_ah])
+@pytest.mark.parametrize("searcher", [_brute_force, tree_ah_searcher])
 def test_search_ranked_honours_masks_and_exclusions_with_exact_scores(emb, searcher) -> None:
     index = LocalIndex(searcher(emb), emb, reorder_k=0, rescore_k=200)
     index.check_exact_scores(emb[:2])
