@@ -23,7 +23,7 @@ section 3) from generated data, through the same code the trainer uses:
   item_embeddings[row]``);
 - the ScaNN index is ``training.index.build_index`` (``index_params`` picks
   tree + AH above 20K items) with its recall@10 measured on the query tower's
-  output for 256 known users (the queries the service will run);
+  output for 2,000 known users (the queries the service will run);
 - ``items.parquet`` (item_id, popularity, category, price), ``users.parquet``
   (user_id and the raw query features) and ``seen.parquet`` (a few items per
   user) are generated alongside;
@@ -265,7 +265,7 @@ class PreparedVersion:
     summary: dict[str, Any]
 
 
-def prepare_version(num_items: int, num_users: int, dim: int = 64, seed: int = 0, recall_queries: int = 256) -> PreparedVersion:
+def prepare_version(num_items: int, num_users: int, dim: int = 64, seed: int = 0, recall_queries: int = 2_000) -> PreparedVersion:
     """Generate the catalog, build towers and index: a ``VersionArtifact`` ready to publish."""
     from training.export import VersionArtifact
     from training.index import build_index

@@ -95,3 +95,89 @@ def published_order(rows: np.ndarray, seed: int = 42) -> np.ndarray:
     """``rows`` in one fixed shuffled order: the published TFRS code trains on
     MovieLens shuffled once (``shuffle(100_000, seed=42, reshuffle_each_iteration=False)``)."""
     return np.random.default_rng(seed).permutation(rows)
+
+
+# --------------------------------------------------------------------------- P3 (sessions)
+@dataclass
+class Sessions:
+    """Users held out of training: the first half of each one's interactions
+    (time order) is given as the session, the second half is to be found."""
+
+    users: np.ndarray  # user rows
+    given: list[np.ndarray]  # item rows, oldest first
+    target: list[np.ndarray]  # item rows
+
+
+@dataclass
+class SessionProtocol:
+    """P3: ``fraction`` of the users (seeded) never seen in training; each is
+    queried with the first half of their interactions as recent items."""
+
+    name: str
+    train_rows: np.ndarray  # every interaction of the users kept for training
+    test: Sessions
+    fit_rows: np.ndarray  # train_rows minus the validation users (tuning the baselines)
+    validation: Sessions  # the same construction over a seeded share of the training users
+
+
+def sessions(prep: PreparedData, users: np.ndarray) -> Sessions:
+    """Each user's interactions by (time, position), halved: given | target."""
+    from training.history import time_order
+
+    rows = np.flatnonzero(np.isin(prep.user_rows, users))
+    order = time_order(prep.user_rows, prep.times, rows)
+    sorted_users = prep.user_rows[order]
+    starts = np.searchsorted(sorted_users, users, side="left")
+    ends = np.searchsorted(sorted_users, users, side="right")
+    given, target = [], []
+    for start, end in zip(starts, ends, strict=True):
+        seq = prep.item_rows[order[start:end]]
+        half = len(seq) // 2
+        given.append(seq[:half])
+        target.append(np.setdiff1d(seq[half:], seq[:half]))
+    return Sessions(users=np.asarray(users, dtype=np.int64), given=given, target=target)
+
+
+def session_protocol(prep: PreparedData, fraction: float = 0.1, seed: int = 42) -> SessionProtocol:
+    rng = np.random.default_rng(seed)
+    active = np.unique(prep.user_rows)
+    held = np.sort(rng.choice(active, max(1, int(round(len(active) * fraction))), replace=False))
+    kept = np.setdiff1d(active, held)
+    val = np.sort(rng.choice(kept, max(1, int(round(len(kept) * fraction))), replace=False))
+    train_rows = np.flatnonzero(~np.isin(prep.user_rows, held))
+    fit_rows = np.flatnonzero(~np.isin(prep.user_rows, np.r_[held, val]))
+    return SessionProtocol("P3", train_rows, sessions(prep, held), fit_rows, sessions(prep, val))
+
+
+def evaluate_sessions(score_fn: ScoreFn, s: Sessions, num_items: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Recall@10/100, NDCG@10 (and coverage@10) over sessions, the given items
+    excluded; ``score_fn`` takes positions into ``s``. Returns the means and
+    the per-user values (for the paired bootstrap)."""
+    from training.metrics import ranking_metrics_per_user
+
+    per_user, coverage = ranking_metrics_per_user(score_fn, np.arange(len(s.users)), s.target, s.given, num_items)
+    means = {k: float(v.mean()) for k, v in per_user.items()}
+    means["coverage_at_10"] = coverage
+    return means, per_user
+
+
+def session_matrix(s: Sessions, num_items: int) -> np.ndarray:
+    """Binary (sessions x items) matrix of the given items: a folded-in user row."""
+    x = np.zeros((len(s.users), num_items), dtype=np.float32)
+    for j, items in enumerate(s.given):
+        x[j, items] = 1.0
+    return x
+
+
+def per_user_test(score_fn: ScoreFn, prep: PreparedData, proto: Protocol) -> dict[str, list[float]]:
+    """Per test user (every user with test items, in row order): Recall@10/100
+    and NDCG@10 with training items excluded, as :func:`evaluate` averages them."""
+    from training.metrics import ranking_metrics_per_user
+
+    test_by_user = prep.items_by_user(proto.split.test)
+    train_by_user = prep.items_by_user(proto.split.train)
+    users = np.array([u for u in range(prep.num_users) if len(test_by_user[u])], dtype=np.int64)
+    per_user, _ = ranking_metrics_per_user(
+        score_fn, users, [test_by_user[u] for u in users], [train_by_user[u] for u in users], prep.num_items
+    )
+    return {k: v.tolist() for k, v in per_user.items()}

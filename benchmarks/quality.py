@@ -13,6 +13,11 @@ a validation split carved from it, never on test):
 - ``ease``: closed form, lambda chosen on validation, refit on all of train;
 - ``als``: ``implicit`` ALS, factors/regularisation/alpha/iterations chosen on
   validation, refit on all of train (skipped when ``implicit`` is absent);
+- ``svd``: truncated SVD of the interaction matrix (scikit-learn's
+  ``TruncatedSVD``, PureSVD scoring), rank chosen on validation;
+- ``lightfm``: LightFM with the WARP loss and item features (identity +
+  genres + decade), components/item_alpha/epochs chosen on validation
+  (skipped when ``lightfm`` is absent);
 - ``project``: the project's default MovieLens model (ids + metadata) via
   ``training.pipeline.run_pipeline`` (its own early stopping on its
   validation carve); further init seeds through the same trainer.
@@ -41,13 +46,22 @@ LABELS = {
     "tfrs_tutorial": "TFRS tutorial",
     "ease": "EASE",
     "als": "ALS (implicit)",
+    "svd": "truncated SVD (scikit-learn)",
+    "lightfm": "LightFM (WARP, item features)",
+    "item_knn": "item-kNN (cosine)",
     "project": "project (run_pipeline)",
 }
-TARGETS = {("P1", "top_100_accuracy"): 0.40, ("P2", "recall_at_10"): 0.11, ("P2", "ndcg_at_10"): 0.18}
+TARGETS = {("P1", "top_100_accuracy"): 0.43, ("P2", "recall_at_10"): 0.14, ("P2", "ndcg_at_10"): 0.23}
 EASE_LAMBDAS = (10.0, 25.0, 50.0, 100.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 2000.0, 5000.0)
 ALS_GRID = {"factors": (8, 16, 32, 64, 128, 256), "regularization": (0.1, 1.0, 10.0, 100.0), "alpha": (0.5, 1.0, 5.0, 20.0)}
 ALS_ITERATIONS = (5, 10, 15, 30, 50)
 ALS_BASE_ITERATIONS = 15
+SVD_COMPONENTS = (8, 16, 32, 64, 128, 256, 512)
+LIGHTFM_GRID = {"components": (32, 64, 128), "learning_rate": (0.05,), "item_alpha": (0.0, 1e-6)}
+LIGHTFM_EPOCHS = (5, 10, 20, 40)
+KNN_NEIGHBOURS = (20, 50, 100, 200, 0)  # 0 = every item
+BOOTSTRAP_RESAMPLES = 1000
+HEADLINE = {"P1": ("top_100_accuracy",), "P2": ("recall_at_10", "ndcg_at_10"), "P3": ("recall_at_10", "ndcg_at_10")}
 
 
 def log(msg: str) -> None:
@@ -70,6 +84,14 @@ def _aggregate(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
+def _test(score, prep, proto) -> tuple[dict[str, float], dict[str, Any]]:
+    """Test metrics of a score function, and its per-user P2 values (for the
+    paired bootstrap; kept out of the JSON)."""
+    from benchmarks.movielens import evaluate_test, per_user_test
+
+    return _floats(evaluate_test(score, prep, proto)), per_user_test(score, prep, proto)
+
+
 # --------------------------------------------------------------------------- models
 def run_popularity(prep, proto) -> dict[str, Any]:
     from benchmarks.movielens import evaluate_test
@@ -78,7 +100,8 @@ def run_popularity(prep, proto) -> dict[str, Any]:
     start = time.perf_counter()
     score = popularity_score_fn(prep.item_rows[proto.split.train], prep.num_items)
     seconds = time.perf_counter() - start
-    return {"test": _floats(evaluate_test(score, prep, proto)), "train_seconds": seconds, "hyperparameters": {}}
+    test, per_user = _test(score, prep, proto)
+    return {"test": test, "_per_user": per_user, "train_seconds": seconds, "hyperparameters": {}}
 
 
 def run_tfrs_baseline(prep, proto, config, seeds: list[int]) -> dict[str, Any]:
@@ -88,7 +111,7 @@ def run_tfrs_baseline(prep, proto, config, seeds: list[int]) -> dict[str, Any]:
 
     rows = published_order(proto.split.train)
     users, items = prep.user_ids[prep.user_rows[rows]], prep.item_ids[prep.item_rows[rows]]
-    runs, seconds, cross = [], [], None
+    runs, seconds, cross, per_user = [], [], None, None
     for n, seed in enumerate(seeds):
         # The first seed runs the published code as is (FactorizedTopK in every
         # training step) and gives the training time. Metrics never touch the
@@ -101,7 +124,9 @@ def run_tfrs_baseline(prep, proto, config, seeds: list[int]) -> dict[str, Any]:
         model.fit(ds, epochs=cfg.epochs, verbose=0)
         seconds.append(time.perf_counter() - start)
         ue, ie = embeddings(model, prep.user_ids, prep.item_ids)
-        runs.append(_floats(evaluate_test(embedding_score_fn(ue, ie), prep, proto)))
+        test, values = _test(embedding_score_fn(ue, ie), prep, proto)
+        runs.append(test)
+        per_user = per_user if per_user is not None else values
         if cross is None and proto.name == "P1":
             test = proto.split.test
             out = model.evaluate(
@@ -112,6 +137,7 @@ def run_tfrs_baseline(prep, proto, config, seeds: list[int]) -> dict[str, Any]:
     res = _aggregate(runs)
     res.update(
         {
+            "_per_user": per_user,
             "per_seed": dict(zip([str(s) for s in seeds], runs, strict=True)),
             "train_seconds": seconds[0],
             "train_seconds_note": "first seed, published code (FactorizedTopK computed in every training step)",
@@ -149,10 +175,11 @@ def run_ease(prep, proto, lambdas) -> dict[str, Any]:
     x = interaction_matrix(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items)
     model = Ease.fit(x, best["lambda"])
     seconds = time.perf_counter() - start
-    test = _floats(evaluate_test(model.score, prep, proto))
+    test, per_user = _test(model.score, prep, proto)
     log(f"{proto.name} ease lambda={best['lambda']}: {test}")
     return {
         "test": test,
+        "_per_user": per_user,
         "train_seconds": seconds,
         "tuning_seconds": tune_seconds,
         "hyperparameters": {"lambda": best["lambda"]},
@@ -192,14 +219,84 @@ def run_als(prep, proto, grid, iterations, base_iterations, seed: int = 42) -> d
     start = time.perf_counter()
     model = fit_als(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items, seed=seed, **hp)
     seconds = time.perf_counter() - start
-    test = _floats(evaluate_test(model.score, prep, proto))
+    test, per_user = _test(model.score, prep, proto)
     log(f"{proto.name} als {hp}: {test}")
     return {
         "test": test,
+        "_per_user": per_user,
         "train_seconds": seconds,
         "tuning_seconds": tune_seconds,
         "hyperparameters": hp,
         "implicit_version": version,
+        "validation": {"metric": metric, "sweep": sweep},
+    }
+
+
+def run_svd(prep, proto, components, seed: int = 42) -> dict[str, Any]:
+    from benchmarks.baselines.ease import interaction_matrix
+    from benchmarks.baselines.svd import fit_svd
+    from benchmarks.movielens import TUNING_METRIC, evaluate_test, evaluate_validation
+
+    metric = TUNING_METRIC[proto.name]
+    tune_start = time.perf_counter()
+    x_fit = interaction_matrix(prep.user_rows[proto.fit_rows], prep.item_rows[proto.fit_rows], prep.num_users, prep.num_items)
+    sweep = [
+        {"components": k, f"val_{metric}": float(evaluate_validation(fit_svd(x_fit, k, seed).score, prep, proto)[metric])}
+        for k in components
+    ]
+    tune_seconds = time.perf_counter() - tune_start
+    best = max(sweep, key=lambda r: r[f"val_{metric}"])
+    start = time.perf_counter()
+    x = interaction_matrix(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items)
+    model = fit_svd(x, best["components"], seed)
+    seconds = time.perf_counter() - start
+    test, per_user = _test(model.score, prep, proto)
+    log(f"{proto.name} svd k={best['components']}: {test}")
+    return {
+        "test": test,
+        "_per_user": per_user,
+        "train_seconds": seconds,
+        "tuning_seconds": tune_seconds,
+        "hyperparameters": {"components": best["components"]},
+        "validation": {"metric": metric, "sweep": sweep},
+    }
+
+
+def run_lightfm(data, prep, proto, grid, epochs, seed: int = 42) -> dict[str, Any]:
+    from benchmarks.baselines.lightfm_warp import LightFmWarp, available, item_features
+    from benchmarks.movielens import TUNING_METRIC, evaluate_test, evaluate_validation
+
+    ok, version = available()
+    if not ok:
+        log(f"LightFM skipped: {version}")
+        return {"skipped": version}
+    metric = TUNING_METRIC[proto.name]
+    features, tokens = item_features(data.items.reset_index(drop=True))
+    tune_start = time.perf_counter()
+    sweep = []
+    for components, lr, alpha in itertools.product(grid["components"], grid["learning_rate"], grid["item_alpha"]):
+        hp = {"components": components, "learning_rate": lr, "item_alpha": alpha}
+        fit = LightFmWarp(prep.user_rows[proto.fit_rows], prep.item_rows[proto.fit_rows], prep.num_users, prep.num_items,
+                          features, seed=seed, **hp)
+        for n in sorted(epochs):
+            val = evaluate_validation(fit.train(n).score, prep, proto)
+            sweep.append({**hp, "epochs": n, f"val_{metric}": float(val[metric])})
+    tune_seconds = time.perf_counter() - tune_start
+    best = max(sweep, key=lambda r: r[f"val_{metric}"])
+    hp = {k: best[k] for k in ("components", "learning_rate", "item_alpha")}
+    start = time.perf_counter()
+    final = LightFmWarp(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items,
+                        features, seed=seed, **hp).train(best["epochs"])
+    seconds = time.perf_counter() - start
+    test, per_user = _test(final.score, prep, proto)
+    log(f"{proto.name} lightfm {best}: {test}")
+    return {
+        "test": test,
+        "_per_user": per_user,
+        "train_seconds": seconds,
+        "tuning_seconds": tune_seconds,
+        "hyperparameters": {**hp, "epochs": best["epochs"], "item_features": f"identity + {len(tokens)} metadata tokens"},
+        "lightfm_version": version,
         "validation": {"metric": metric, "sweep": sweep},
     }
 
@@ -221,34 +318,80 @@ def _pipeline_like_fit(prep, spec, config, split, fit_rows, val_rows):
     return result, selection.best_epoch, time.perf_counter() - start
 
 
-def run_project(data, prep, proto, seeds: list[int], work: Path) -> dict[str, Any]:
-    """The project's default model through ``run_pipeline`` (seed 42: the
-    figure reported), then the same procedure for further init seeds through
-    :func:`_pipeline_like_fit` — checked to reproduce run_pipeline at seed 42."""
-    from benchmarks.movielens import evaluate_test
+def project_variant(data, name: str, kind) -> tuple[Any, Any]:
+    """(feature spec, TrainConfig) of a named variant of the project's model.
+
+    ``name`` is ``+``-joined tokens over the MovieLens spec (ids + metadata):
+    the query side ``userid`` (no history), ``history`` (history, no user id)
+    or ``both``; the history's table ``own`` or ``shared`` (the candidate
+    tower's item_id table); its pooling ``mean``, ``recency`` or
+    ``attention``; ``N=<int>`` its length; any other ``key=value`` is a
+    ``TrainConfig`` field. ``default`` is ``training.pipeline.default_spec``
+    with the default ``TrainConfig``.
+    """
+    from towers.spec import FeatureKind, history_feature, movielens_spec, spec_for_columns
     from training.config import TrainConfig
+    from training.pipeline import default_spec
+
+    config = TrainConfig(split=kind)
+    if name == "default":
+        return default_spec(data.source, data), config
+    base = spec_for_columns(movielens_spec(), set(data.users.columns), set(data.items.columns))
+    static = [f for f in base.query.features if f.kind is not FeatureKind.HISTORY]
+    hist: dict[str, Any] = {}
+    query, overrides = "both", {}
+    for token in name.split("+"):
+        key, _, value = token.partition("=")
+        if token in ("userid", "history", "both"):
+            query = token
+        elif token in ("own", "shared"):
+            hist["shared_embedding"] = token == "shared"
+        elif token in ("mean", "recency", "attention"):
+            hist["pooling"] = token
+        elif key == "N":
+            hist["history_length"] = int(value)
+        elif value:
+            field = TrainConfig.model_fields[key]
+            overrides[key] = value if field.annotation is not bool else value.lower() in ("1", "true", "yes")
+        else:
+            raise ValueError(f"unknown variant token {token!r} in {name!r}")
+    features = [f for f in static if query != "history" or f.name != "user_id"]
+    if query != "userid":
+        features.append(history_feature(base.embedding_dim, **hist))
+    spec = base.model_copy(update={"query": base.query.model_copy(update={"features": features})})
+    return spec, TrainConfig.model_validate({**config.model_dump(), **overrides})
+
+
+def run_project(data, prep, proto, seeds: list[int], work: Path, variant: str = "default") -> dict[str, Any]:
+    """The project's model (``variant``, see :func:`project_variant`) through
+    ``run_pipeline`` (seed 42: the figure reported), then the same procedure
+    for further init seeds through :func:`_pipeline_like_fit` — checked to
+    reproduce run_pipeline at seed 42."""
+    from benchmarks.movielens import evaluate_test
     from training.metrics import embedding_score_fn
     from training.model import embed
     from training.pipeline import run_pipeline, split_with_validation
     from training.prepared import prepare
 
-    config = TrainConfig(split=proto.kind)
+    spec, config = project_variant(data, variant, proto.kind)
     start = time.perf_counter()
-    result = run_pipeline(data, work / f"project-{proto.name}", config, publish_version=False, verbose=0)
+    result = run_pipeline(data, work / f"project-{proto.name}", config, spec=spec, publish_version=False, verbose=0)
     wall = time.perf_counter() - start
     own_prep = prepare(data, result.spec)
+    queries = own_prep.query_inputs(proto.split.train)  # what the service feeds for known users (history: train items)
+
+    def scorer(model):
+        return embedding_score_fn(embed(model.query_tower, queries), embed(model.candidate_tower, own_prep.item_inputs))
 
     def score(model) -> dict[str, float]:
-        ue = embed(model.query_tower, own_prep.user_inputs)
-        ie = embed(model.candidate_tower, own_prep.item_inputs)
-        return _floats(evaluate_test(embedding_score_fn(ue, ie), prep, proto))
+        return _floats(evaluate_test(scorer(model), prep, proto))
 
-    mine = score(result.train.model)
+    mine, per_user = _test(scorer(result.train.model), prep, proto)
     reported = result.metrics["evaluation"]["model"]
     agreement = max(abs(mine[k] - float(reported[k])) for k in reported)
     train_seconds = float(result.metrics["training"]["train_seconds"])
     runs, seconds, epochs = [mine], [train_seconds], [result.train.best_epoch]
-    log(f"{proto.name} project (run_pipeline, seed {config.seed}): {train_seconds:.1f}s {mine}")
+    log(f"{proto.name} project[{variant}] (run_pipeline, seed {config.seed}): {train_seconds:.1f}s {mine}")
     split, fit_rows, val_rows = split_with_validation(own_prep, config)
     replica_diff = None
     if len(seeds) > 1:
@@ -261,10 +404,11 @@ def run_project(data, prep, proto, seeds: list[int], work: Path) -> dict[str, An
         runs.append(score(res.model))
         seconds.append(secs)
         epochs.append(best)
-        log(f"{proto.name} project (same procedure, init seed {seed}): {secs:.1f}s {runs[-1]}")
+        log(f"{proto.name} project[{variant}] (same procedure, init seed {seed}): {secs:.1f}s {runs[-1]}")
     out = _aggregate(runs)
     out.update(
         {
+            "_per_user": per_user,
             "per_seed": dict(zip([str(s) for s in seeds], runs, strict=True)),
             "train_seconds": train_seconds,
             "train_seconds_note": "run_pipeline's training (seed 42): early-stopped fit with per-epoch validation, plus the refit on the whole training split when configured",
@@ -279,7 +423,8 @@ def run_project(data, prep, proto, seeds: list[int], work: Path) -> dict[str, An
             "max_abs_difference_vs_pipeline_evaluation": agreement,
             "replica_vs_run_pipeline_max_abs_difference": replica_diff,
             "hyperparameters": {
-                "feature_spec": "towers.spec.movielens_spec (ids + age, gender, occupation, zip prefix | genres, title, year)",
+                "variant": variant,
+                "feature_spec": result.spec.model_dump(mode="json"),
                 "config": config.model_dump(mode="json"),
             },
         }
@@ -287,10 +432,145 @@ def run_project(data, prep, proto, seeds: list[int], work: Path) -> dict[str, An
     return out
 
 
+# --------------------------------------------------------------------------- P3 (sessions)
+def _session_result(score, sessions, num_items, **extra: Any) -> dict[str, Any]:
+    from benchmarks.movielens import evaluate_sessions
+
+    test, per_user = evaluate_sessions(score, sessions, num_items)
+    return {"test": test, "_per_user": {k: v.tolist() for k, v in per_user.items()}, **extra}
+
+
+def _tuned_on_sessions(build, grid, p3, prep, what: str) -> tuple[Any, dict[str, Any]]:
+    """Pick ``build(train_rows, value)``'s value on the validation sessions
+    (fit on ``fit_rows``), by NDCG@10; refit on every training user."""
+    from benchmarks.movielens import evaluate_sessions, session_matrix
+
+    start = time.perf_counter()
+    x_val = session_matrix(p3.validation, prep.num_items)
+    sweep = []
+    for value in grid:
+        model = build(p3.fit_rows, value)
+        model.x = x_val
+        sweep.append({what: value, "val_ndcg_at_10": evaluate_sessions(model.score, p3.validation, prep.num_items)[0]["ndcg_at_10"]})
+    best = max(sweep, key=lambda r: r["val_ndcg_at_10"])[what]
+    tune = time.perf_counter() - start
+    start = time.perf_counter()
+    model = build(p3.train_rows, best)
+    seconds = time.perf_counter() - start
+    model.x = session_matrix(p3.test, prep.num_items)
+    return model, {"train_seconds": seconds, "tuning_seconds": tune, "hyperparameters": {what: best},
+                   "validation": {"metric": "ndcg_at_10 (validation sessions)", "sweep": sweep}}
+
+
+def run_session_baselines(prep, p3, wanted: set[str], lambdas, neighbours) -> dict[str, Any]:
+    """popularity, EASE folded in (a session is a user row of given items) and
+    item-kNN (cosine), on the P3 test sessions."""
+    from benchmarks.baselines.ease import Ease, interaction_matrix
+    from benchmarks.baselines.item_knn import ItemKnn, cosine_neighbours
+
+    def matrix(rows):
+        return interaction_matrix(prep.user_rows[rows], prep.item_rows[rows], prep.num_users, prep.num_items)
+
+    out: dict[str, Any] = {}
+    if "popularity" in wanted:
+        counts = np.bincount(prep.item_rows[p3.train_rows], minlength=prep.num_items).astype(np.float32)
+        out["popularity"] = _session_result(lambda r: np.broadcast_to(counts, (len(r), prep.num_items)), p3.test, prep.num_items,
+                                            train_seconds=0.0, hyperparameters={})
+    if "ease" in wanted:
+        model, info = _tuned_on_sessions(lambda rows, lam: Ease.fit(matrix(rows), lam), lambdas, p3, prep, "lambda")
+        out["ease"] = _session_result(model.score, p3.test, prep.num_items, **info)
+    if "item_knn" in wanted:
+        model, info = _tuned_on_sessions(
+            lambda rows, k: ItemKnn(x=None, sim=cosine_neighbours(matrix(rows), k)), neighbours, p3, prep, "neighbours"
+        )
+        out["item_knn"] = _session_result(model.score, p3.test, prep.num_items, **info)
+    for name, r in out.items():
+        log(f"P3 {name} {r.get('hyperparameters')}: {r['test']}")
+    return out
+
+
+def session_queries(query_model, spec, prep, sessions, defaults) -> np.ndarray:
+    """Query vectors of held-out users from the exported query SavedModel, fed
+    as the service feeds a user it does not know: their id (the OOV row), the
+    training defaults for the other features, and the session's items, oldest
+    first, as the history string."""
+    import tensorflow as tf
+
+    from towers.spec import FeatureKind
+
+    n = len(sessions.users)
+    cols = {}
+    for f in spec.query.features:
+        if f.kind is FeatureKind.HISTORY:
+            cols[f.name] = tf.constant([f.separator.join(prep.item_ids[g]) for g in sessions.given])
+        elif f.name == "user_id":
+            cols[f.name] = tf.constant(prep.user_ids[sessions.users].astype(str))
+        elif f.kind.dtype == "float32":
+            cols[f.name] = tf.constant(np.full(n, defaults[f.name], dtype=np.float32))
+        else:
+            cols[f.name] = tf.constant([str(defaults[f.name])] * n)
+    return query_model(**cols)["embedding"].numpy()
+
+
+def run_project_sessions(data, p3, seeds: list[int], work: Path, variant: str) -> dict[str, Any]:
+    """The project's model trained on every interaction of the training users
+    (early stopping on a temporal carve of them, then the refit), its query
+    tower exported as the version's SavedModel and queried with each
+    held-out user's session."""
+    import tensorflow as tf
+
+    from towers.tower import input_defaults
+    from training.config import SplitKind
+    from training.export import export_tower
+    from training.metrics import embedding_score_fn
+    from training.model import embed
+    from training.prepared import prepare, subset_inputs
+    from training.split import Split, make_split
+
+    spec, config = project_variant(data, variant, SplitKind.TEMPORAL)
+    prep = prepare(data, spec)
+    inner = make_split(prep.data.interactions.iloc[p3.train_rows].reset_index(drop=True), config.split, config.validation_fraction, config.seed + 1)
+    fit_rows, val_rows = p3.train_rows[inner.train], p3.train_rows[inner.test]
+    split = Split(train=p3.train_rows, test=np.zeros(0, dtype=np.int64))
+    defaults = input_defaults(spec.query, subset_inputs(prep.user_inputs, np.unique(prep.user_rows[p3.train_rows])))
+    runs, per_user, seconds, epochs = [], None, [], []
+    for seed in seeds:
+        res, best, secs = _pipeline_like_fit(prep, spec, config.model_copy(update={"seed": seed}), split, fit_rows, val_rows)
+        path = work / f"p3-{variant}-{seed}"
+        export_tower(res.model.query_tower, spec.query.features, path)
+        queries = session_queries(tf.saved_model.load(str(path)).signatures["serving_default"], spec, prep, p3.test, defaults)
+        r = _session_result(embedding_score_fn(queries, embed(res.model.candidate_tower, prep.item_inputs)), p3.test, prep.num_items)
+        runs.append(r["test"])
+        per_user = per_user or r["_per_user"]
+        seconds.append(secs)
+        epochs.append(best)
+        log(f"P3 project[{variant}] seed {seed}: {secs:.1f}s {r['test']}")
+    out = _aggregate(runs)
+    out.update({"_per_user": per_user, "per_seed": dict(zip([str(s) for s in seeds], runs, strict=True)),
+                "train_seconds": seconds[0], "train_seconds_per_seed": seconds, "best_epoch_per_seed": epochs,
+                "hyperparameters": {"variant": variant, "feature_spec": spec.model_dump(mode="json"), "config": config.model_dump(mode="json")}})
+    return out
+
+
+def bootstrap_table(models: dict[str, Any], resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
+    """Paired bootstrap over users: every project model against every other
+    model, on Recall@10 and NDCG@10 (the seed-42 runs)."""
+    from training.metrics import paired_bootstrap
+
+    out: dict[str, Any] = {}
+    for mine in [n for n in models if n.startswith("project") and "_per_user" in models[n]]:
+        for other in [n for n in models if n != mine and "_per_user" in models[n]]:
+            out[f"{mine} vs {other}"] = {
+                m: paired_bootstrap(np.asarray(models[mine]["_per_user"][m]), np.asarray(models[other]["_per_user"][m]), resamples)
+                for m in ("recall_at_10", "ndcg_at_10")
+            }
+    return out
+
+
 # --------------------------------------------------------------------------- report
 def ranks(models: dict[str, dict[str, Any]], proto: str) -> dict[str, dict[str, int]]:
     """1 = best, per headline metric, among models that ran."""
-    metrics = [m for (p, m) in TARGETS if p == proto]
+    metrics = HEADLINE[proto]
     out: dict[str, dict[str, int]] = {}
     ran = {n: r for n, r in models.items() if "test" in r}
     for metric in metrics:
@@ -302,14 +582,15 @@ def ranks(models: dict[str, dict[str, Any]], proto: str) -> dict[str, dict[str, 
 
 def summarize(results: dict[str, Any]) -> str:
     lines = ["## Quality on MovieLens 100K (test split; seed-42 runs, the spread over init seeds in the notes)", ""]
-    for proto, metrics in (("P1", ("top_10_accuracy", "top_50_accuracy", "top_100_accuracy")), ("P2", ("recall_at_10", "recall_at_100", "ndcg_at_10", "coverage_at_10"))):
+    p2 = ("recall_at_10", "recall_at_100", "ndcg_at_10", "coverage_at_10")
+    for proto, metrics in (("P1", ("top_10_accuracy", "top_50_accuracy", "top_100_accuracy")), ("P2", p2), ("P3", p2)):
         if proto not in results["protocols"]:
             continue
         models = results["protocols"][proto]["models"]
         rk = results["protocols"][proto]["ranks"]
         rows = []
-        for name, label in LABELS.items():
-            r = models.get(name)
+        for name in [*LABELS, *(n for n in models if n not in LABELS)]:
+            label, r = LABELS.get(name, name), models.get(name)
             if r is None:
                 continue
             if "test" not in r:
@@ -339,6 +620,15 @@ def summarize(results: dict[str, Any]) -> str:
                     f"- project {m} = {proj[m]:.4f}{spread} vs target {t} → {'MET' if proj[m] >= t else 'SHORT'}; "
                     f"rank {rk['project'][m]} of {len(rk)}"
                 )
+        boot = results["protocols"][proto].get("bootstrap", {})
+        for pair, by_metric in boot.items():
+            if " vs project" in pair:
+                continue
+            cells = [
+                f"{m} {b['difference']:+.4f} [{b['ci95_low']:+.4f}, {b['ci95_high']:+.4f}] p={b['p_not_better']:.3f}"
+                for m, b in by_metric.items()
+            ]
+            lines.append(f"- paired bootstrap ({BOOTSTRAP_RESAMPLES} resamples over users) {pair}: " + "; ".join(cells))
         lines.append("")
     return "\n".join(lines)
 
@@ -348,24 +638,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="MovieLens 100K directory (default ../shared/data/ml-100k)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--seeds", default="42,43,44", help="init seeds of the trained neural models (first = run_pipeline's)")
-    ap.add_argument("--protocols", default="P1,P2")
+    ap.add_argument("--protocols", default="P1,P2,P3", help="P1 random, P2 temporal, P3 sessions of held-out users")
     ap.add_argument("--models", default=",".join(LABELS), help="subset of " + ",".join(LABELS))
     ap.add_argument("--no-als", action="store_true", help="skip ALS even when implicit is installed")
     ap.add_argument("--quick", action="store_true", help="one seed, small EASE/ALS grids (a smoke run, not for reporting)")
+    ap.add_argument(
+        "--variants",
+        default="",
+        help="further variants of the project's model, comma-separated, each reported as project[<variant>]: "
+        "+-joined tokens userid|history|both, own|shared, mean|recency|attention, N=<history length>, <TrainConfig field>=<value>",
+    )
     args = ap.parse_args(argv)
     started = time.perf_counter()
     path = movielens_dir(args.data)
     require_movielens(path)
 
     from benchmarks.baselines.tfrs_ids import BASELINES
-    from benchmarks.movielens import load, protocol
+    from benchmarks.movielens import load, protocol, session_protocol
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     lambdas, grid, iters = EASE_LAMBDAS, ALS_GRID, ALS_ITERATIONS
+    svd_k, lfm_grid, lfm_epochs, knn_k = SVD_COMPONENTS, LIGHTFM_GRID, LIGHTFM_EPOCHS, KNN_NEIGHBOURS
     if args.quick:
         seeds = seeds[:1]
         lambdas, grid, iters = (100.0, 500.0), {"factors": (32,), "regularization": (0.1,), "alpha": (5.0,)}, (15,)
+        svd_k, lfm_grid, lfm_epochs, knn_k = (32, 128), {"components": (32,), "learning_rate": (0.05,), "item_alpha": (0.0,)}, (10,), (50, 0)
     wanted = set(args.models.split(","))
+    variants = [v for v in args.variants.split(",") if v.strip()]
     if args.no_als:
         wanted.discard("als")
     machine = machine_description()
@@ -381,6 +680,23 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         for name in args.protocols.split(","):
+            if name == "P3":
+                p3 = session_protocol(prep, seed=42)
+                log(f"P3: {len(p3.test.users)} held-out users, train {len(p3.train_rows):,} interactions of the others")
+                models = run_session_baselines(prep, p3, wanted, lambdas, knn_k)
+                if "project" in wanted:
+                    models["project"] = run_project_sessions(data, p3, seeds, Path(tmp), "default")
+                for variant in variants:
+                    models[f"project[{variant}]"] = run_project_sessions(data, p3, seeds, Path(tmp), variant)
+                results["protocols"]["P3"] = {
+                    "split": {"train": len(p3.train_rows), "fit": len(p3.fit_rows), "test_users": len(p3.test.users),
+                              "validation_users": len(p3.validation.users),
+                              "given_items": int(sum(len(g) for g in p3.test.given)), "test_items": int(sum(len(t) for t in p3.test.target))},
+                    "models": models,
+                    "ranks": ranks(models, "P3"),
+                    "bootstrap": bootstrap_table(models),
+                }
+                continue
             proto = protocol(prep, name)
             log(f"{name}: train {len(proto.split.train):,} (fit {len(proto.fit_rows):,} + val {len(proto.val_rows):,}), test {len(proto.split.test):,}")
             models: dict[str, Any] = {}
@@ -393,13 +709,24 @@ def main(argv: list[str] | None = None) -> int:
                 models["ease"] = run_ease(prep, proto, lambdas)
             if "als" in wanted:
                 models["als"] = run_als(prep, proto, grid, iters, ALS_BASE_ITERATIONS)
+            if "svd" in wanted:
+                models["svd"] = run_svd(prep, proto, svd_k)
+            if "lightfm" in wanted:
+                models["lightfm"] = run_lightfm(data, prep, proto, lfm_grid, lfm_epochs)
             if "project" in wanted:
                 models["project"] = run_project(data, prep, proto, seeds, Path(tmp))
+            for variant in variants:
+                models[f"project[{variant}]"] = run_project(data, prep, proto, seeds, Path(tmp), variant)
             results["protocols"][name] = {
                 "split": {"train": len(proto.split.train), "fit": len(proto.fit_rows), "validation": len(proto.val_rows), "test": len(proto.split.test)},
                 "models": models,
                 "ranks": ranks(models, name),
             }
+            if name == "P2":
+                results["protocols"][name]["bootstrap"] = bootstrap_table(models)
+    for p in results["protocols"].values():
+        for m in p["models"].values():
+            m.pop("_per_user", None)  # used by the bootstrap; not written out
     if args.no_als:
         for p in results["protocols"].values():
             p["models"]["als"] = {"skipped": "--no-als"}

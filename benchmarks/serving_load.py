@@ -30,7 +30,16 @@ What it does (../shared/BENCHMARKS.md, "Serving"):
    32 for ``--swap-duration`` seconds while a prepared new version (another seed)
    is written and published into the served model root by a separate process;
    reports failures (must be 0), the answers per version (X-Model-Version), when
-   the new version first answered, and peak server RSS during the swap.
+   the new version first answered, and peak server RSS during the swap. With
+   wrk the load runs as three back-to-back runs: *before* (``--swap-delay``
+   seconds), *during* (from the publish until ``--swap-margin`` seconds after
+   ``/readyz`` first names the new version, polled every 0.25 s; wrk is then
+   stopped with SIGINT, which ends its run and reports it) and *after* (the
+   rest), each with its exact percentiles. The run boundaries fall where nothing
+   stalls (before the publish, and seconds after the swap and its heap
+   collection), so no slow answer is lost at a boundary (wrk drops the requests
+   still in flight when a run ends). ``--swap-windows off`` gives one run, as
+   before.
 
 Results: ``benchmarks/results/serving_load.json`` and ``.md`` (via
 ``benchmarks.common.write_results``) and ``benchmarks/results/serving_load.png``
@@ -67,7 +76,7 @@ DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "recsys-serving-bench"
 K = 10
 NUM_USERS = 50_000
 REQUEST_USERS = 1_000
-TARGETS = {"ratio_to_http_ceiling_min": 0.60, "p99_ms_max": 25.0, "failures": 0, "rss_gb_per_worker_max": 1.5}
+TARGETS = {"ratio_to_http_ceiling_min": 0.60, "p99_ms_max": 25.0, "failures": 0, "rss_gb_per_worker_max": 1.5, "swap_p99_ms_max": 100.0}
 
 
 def log(msg: str) -> None:
@@ -581,16 +590,28 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
     (root / "LATEST").write_text(first + "\n")
     log(f"swap {size:,} items, {workers} worker(s): preparing the new version (load {load_average()})")
     pub_log = open(logs / f"swap-publisher-{size}-w{workers}.log", "ab")
+    # --publish-ahead: the new version is written into a sibling root before the load, and the
+    # publish under load is only its rename into the served root and LATEST (the trainer's own
+    # CPU, which normally runs elsewhere, is then not part of the figure)
+    ahead = root.parent / f"swap-{size}-next" if args.publish_ahead else None
+    if ahead is not None and ahead.exists():
+        shutil.rmtree(ahead)
     publisher = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.catalog", "--model-root", str(root), "--items", str(size), "--users", str(NUM_USERS), "--seed", "1", "--wait-for-go"],
+        [sys.executable, "-m", "benchmarks.catalog", "--model-root", str(ahead or root), "--items", str(size), "--users", str(NUM_USERS),
+         "--seed", "1", *([] if ahead else ["--wait-for-go"])],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=pub_log, text=True,
     )
     server = start_model_server(root, workers, logs)
     try:
         assert publisher.stdout is not None and publisher.stdin is not None
-        line = publisher.stdout.readline().strip()
-        if line != "READY":
-            raise RuntimeError(f"publisher did not get ready: {line!r}")
+        pub: dict[str, Any] = {}
+        if ahead is not None:
+            written = publisher.communicate(timeout=1800)[0].strip().splitlines()
+            pub = json.loads(written[-1])
+        else:
+            line = publisher.stdout.readline().strip()
+            if line != "READY":
+                raise RuntimeError(f"publisher did not get ready: {line!r}")
         server.wait_ready("/readyz", args.ready_timeout)
         if workers > 1:
             _wait_all_workers(server, workers, args.ready_timeout)
@@ -599,23 +620,39 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
         result: dict[str, Any] = {}
         t0 = time.time()
 
-        def go() -> None:
-            time.sleep(args.swap_delay)
+        def go(now: bool = False) -> None:
+            if not now:
+                time.sleep(args.swap_delay)
             result["go_at"] = time.time() - t0
+            if ahead is not None:
+                from training.publish import write_latest
+
+                start = time.perf_counter()
+                os.rename(ahead / pub["version"], root / pub["version"])
+                write_latest(root, pub["version"])
+                pub["publish_seconds"] = time.perf_counter() - start
+                return
             publisher.stdin.write("go\n")  # type: ignore[union-attr]
             publisher.stdin.flush()  # type: ignore[union-attr]
 
         trigger = threading.Thread(target=go, daemon=True)
         load = load_average()
+        engine = "asyncio" if args.engine == "asyncio" else args.engine
+        windows: dict[str, Any] | None = None
         with RssSampler(server) as sampler:
-            trigger.start()
-            res = run_load(
-                server.url, specs, engine="asyncio" if args.engine == "asyncio" else args.engine, concurrency=32,
-                duration_s=args.swap_duration, timeout_s=10.0, processes=args.processes, count_versions=True,
-            )
-            trigger.join(timeout=5)
-        out_line = publisher.communicate(timeout=600)[0].strip().splitlines()
-        pub = json.loads(out_line[-1]) if out_line else {}
+            if args.swap_windows == "on" and engine == "wrk":
+                windows = swap_windows(server, specs, first, go, args, t0)
+                res = None
+            else:
+                trigger.start()
+                res = run_load(
+                    server.url, specs, engine=engine, concurrency=32,
+                    duration_s=args.swap_duration, timeout_s=10.0, processes=args.processes, count_versions=True,
+                )
+                trigger.join(timeout=5)
+        if ahead is None:
+            out_line = publisher.communicate(timeout=600)[0].strip().splitlines()
+            pub = json.loads(out_line[-1]) if out_line else {}
         new = pub.get("version")
         # when did the new version take over? a short probe after the run tells which version is served now
         served_now = None
@@ -627,9 +664,17 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
         if publisher.poll() is None:
             publisher.kill()
         pub_log.close()
-    r = res.to_dict()
-    log(f"swap: {r['rps']:.0f} req/s p99 {r['latency_ms']['p99']:.1f} ms failures {r['failures']} versions {r['versions']}")
+    r = res.to_dict() if res is not None else merge_windows(windows or {})
+    if windows:
+        d, b = windows["during"], windows["before"]
+        log(f"swap: during ({d['seconds']:.1f} s) p99 {d['p99_ms']:.1f} ms, max {d['max_ms']:.0f} ms, failures {d['failures']}; "
+            f"before p99 {b['p99_ms']:.1f} ms; swap seen after {windows['swap_seen_after_s']} s")
+    else:
+        log(f"swap: {r['rps']:.0f} req/s p99 {r['latency_ms']['p99']:.1f} ms failures {r['failures']} versions {r['versions']}")
     return {
+        "publish_ahead": ahead is not None,
+        "windows": windows,
+        "server_load": server_load_lines(server.log_path),
         "workers": workers,
         "concurrency": 32,
         "duration_s": args.swap_duration,
@@ -647,6 +692,95 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
         "rss_after": mem_after["total_rss"],
         "rss_after_workers": mem_after["workers_rss"],
     }
+
+
+def wrk_until(url: str, specs: list, stop: threading.Event, max_s: float, processes: int, timeout_s: float = 10.0) -> dict[str, Any]:
+    """wrk at concurrency 32 until ``stop`` is set (then SIGINT: wrk ends the run and reports it) or ``max_s``."""
+    from benchmarks.loadgen import loopback_target, wrk_path, wrk_script
+
+    host, port, base = loopback_target(url)
+    with tempfile.TemporaryDirectory(prefix="swap-wrk-") as tmp:
+        script = Path(tmp) / "load.lua"
+        script.write_text(wrk_script(list(specs), base, True), encoding="utf-8")
+        cmd = [str(wrk_path()), "-t", str(max(1, processes)), "-c", "32", "-d", f"{max(1, int(max_s))}s", "--timeout", f"{int(timeout_s)}s",
+               "-s", str(script), f"http://{host}:{port}"]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while proc.poll() is None and not stop.wait(0.05):
+            pass
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout_s + 60)
+        seconds = time.perf_counter() - start
+    line = next((ln for ln in out.splitlines() if ln.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}): {err.strip()[:300]}")
+    data = json.loads(line[len("WRKJSON "):])
+    errors, lat = data["errors"], data["latency_us"]
+    completed = int(data["requests"])
+    return {
+        "seconds": round(seconds, 2), "completed": completed, "rps": completed / (data["duration_us"] / 1e6) if data["duration_us"] else 0.0,
+        "failures": sum(int(errors[k]) for k in ("status", "connect", "read", "write", "timeout")), "errors": errors,
+        "versions": {k: int(v) for k, v in data.get("versions", {}).items()},
+        "p50_ms": lat["p50"] / 1000, "p99_ms": lat["p99"] / 1000, "max_ms": lat["max"] / 1000,
+    }
+
+
+def swap_windows(server: Server, specs: list, old: str, go: Any, args: argparse.Namespace, t0: float) -> dict[str, Any]:
+    """The swap run as three wrk runs: before the publish, during it (until ``--swap-margin`` s
+    after /readyz first names another version than ``old``) and after, each with exact figures."""
+    out: dict[str, Any] = {"margin_s": args.swap_margin}
+    never = threading.Event()
+    out["before"] = wrk_until(server.url, specs, never, args.swap_delay, args.processes)
+    swapped = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:  # one /readyz every 0.25 s on its own connection
+        while not done.is_set():
+            with contextlib.suppress(Exception):
+                version = json.loads(http_get(server.port, "/readyz", timeout=10)[1]).get("model_version")
+                if version and version != old and "swap_seen_after_s" not in out:
+                    out["swap_seen_after_s"] = round(time.time() - t0 - out["go_at"], 2)
+                    time.sleep(args.swap_margin)
+                    swapped.set()
+                    return
+            done.wait(0.25)
+
+    out["go_at"] = round(time.time() - t0, 2)
+    go(now=True)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    budget = max(5.0, args.swap_duration - (time.time() - t0))
+    out["during"] = wrk_until(server.url, specs, swapped, budget, args.processes)
+    done.set()
+    watcher.join(timeout=15)
+    out["swap_complete_in_window"] = swapped.is_set()
+    rest = args.swap_duration - (time.time() - t0)
+    out["after"] = wrk_until(server.url, specs, never, max(5.0, rest), args.processes)
+    return out
+
+
+def merge_windows(windows: dict[str, Any]) -> dict[str, Any]:
+    """Totals over the three runs (their percentiles stay per run)."""
+    parts = [windows[k] for k in ("before", "during", "after") if windows.get(k)]
+    versions: dict[str, int] = {}
+    for part in parts:
+        for v, n in part["versions"].items():
+            versions[v] = versions.get(v, 0) + n
+    completed = sum(x["completed"] for x in parts)
+    seconds = sum(x["seconds"] for x in parts)
+    return {
+        "completed": completed, "rps": completed / seconds if seconds else 0.0, "failures": sum(x["failures"] for x in parts),
+        "versions": versions, "latency_ms": {"max": max((x["max_ms"] for x in parts), default=float("nan"))},
+    }
+
+
+def server_load_lines(log_path: Path) -> list[str]:
+    """The server's own lines about loading and swapping (how long the load took)."""
+    with contextlib.suppress(OSError):
+        text = log_path.read_text(errors="replace")
+        return [ln.strip()[-220:] for ln in text.splitlines() if "model version" in ln or "frozen" in ln][-6:]
+    return []
 
 
 # --------------------------------------------------------------------------- report
@@ -721,6 +855,9 @@ def summary_md(results: dict[str, Any]) -> str:
             lines += ["", fmt_table(["conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "fail", "batch", "ceiling req/s", "ceiling p99", "ratio"], rows), ""]
         for s in per_size.get("swap", []):
             ld = s["load"]
+            if s.get("windows"):
+                lines.append(swap_window_md(s))
+                continue
             lines.append(
                 f"swap ({s['workers']} worker(s), c=32, {s['duration_s']} s): {ld['rps']:.0f} req/s, p50 {ld['latency_ms']['p50']:.1f} "
                 f"p99 {ld['latency_ms']['p99']:.1f} max {ld['latency_ms']['max']:.0f} ms, failures {ld['failures']}, versions {ld['versions']}, "
@@ -737,6 +874,24 @@ def summary_md(results: dict[str, Any]) -> str:
     for k, v in results.get("targets_check", {}).items():
         lines.append(f"- {k}: {v}")
     return "\n".join(lines)
+
+
+def swap_window_md(s: dict[str, Any]) -> str:
+    w, ld = s["windows"], s["load"]
+
+    def part(name: str) -> str:
+        x = w[name]
+        return (f"{name} ({x['seconds']:.1f} s, {x['completed']:,} answers): p50 {x['p50_ms']:.1f} p99 {x['p99_ms']:.1f} "
+                f"max {x['max_ms']:.0f} ms, failures {x['failures']}")
+
+    how = "written ahead, moved in" if s.get("publish_ahead") else "published"
+    return (
+        f"swap ({s['workers']} worker(s), c=32, {how} at t={w['go_at']:.1f} s, publish {_fmt(s['publish_seconds'])} s, new version on /readyz "
+        f"{w.get('swap_seen_after_s')} s after; the during run ends {w['margin_s']} s after that"
+        f"{'' if w['swap_complete_in_window'] else ' (NOT within the run: figure invalid)'}): {part('during')}; {part('before')}; "
+        f"{part('after')}; all: {ld['rps']:.0f} req/s, failures {ld['failures']}, versions {ld['versions']}; "
+        f"peak RSS {s['rss_peak_total'] / 2**30:.2f} GiB"
+    )
 
 
 def check_targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -761,7 +916,12 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
             "rss_ok": max(workers_rss) < TARGETS["rss_gb_per_worker_max"] * 1e9,
         }
     for s in big.get("swap", []):
-        out[f"swap workers={s['workers']}"] = {"failures": s["load"]["failures"], "ok": s["load"]["failures"] == 0 and s["new_version_answered"]}
+        entry = {"failures": s["load"]["failures"], "ok": s["load"]["failures"] == 0 and s["new_version_answered"]}
+        windows = s.get("windows")
+        if windows:
+            entry["p99_ms_during_swap"] = round(windows["during"]["p99_ms"], 2)
+            entry["ok"] = entry["ok"] and windows["swap_complete_in_window"] and windows["during"]["p99_ms"] < TARGETS["swap_p99_ms_max"]
+        out[f"swap workers={s['workers']}"] = entry
     return out
 
 
@@ -787,7 +947,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, default=1, help="generator processes (python engines) or wrk threads")
     p.add_argument("--swap-duration", type=float, default=None, help="seconds of load around a publish (default 40 for 100K, 120 for 1M)")
     p.add_argument("--swap-delay", type=float, default=5.0, help="seconds into the swap run before publishing")
+    p.add_argument("--swap-windows", choices=("on", "off"), default="on",
+                   help="wrk: measure before / during / after the swap as three runs (off: one run over the whole swap run)")
+    p.add_argument("--swap-margin", type=float, default=3.0,
+                   help="the during run ends this many seconds after /readyz names the new version")
     p.add_argument("--no-swap", action="store_true")
+    p.add_argument("--swap-only", action="store_true", help="only the swap runs (no ceiling/model comparison)")
+    p.add_argument("--publish-ahead", action="store_true",
+                   help="swap runs: write the new version before the load; under load only move it in and rewrite LATEST")
     p.add_argument("--no-compute", action="store_true")
     p.add_argument("--compare-engines", action="store_true", help="also drive the HTTP ceiling with each load generator")
     p.add_argument("--ready-timeout", type=float, default=900.0)
@@ -849,7 +1016,7 @@ def main(argv: list[str] | None = None) -> int:
             done = subprocess.run([sys.executable, "-m", "benchmarks.serving_load", "compute", "--model-root", str(root)],
                                   cwd=REPO, capture_output=True, text=True, timeout=1800, check=True, env=server_env())
             per["compute_ceiling"] = json.loads(done.stdout.strip().splitlines()[-1])
-        for w in workers_list:
+        for w in [] if args.swap_only else workers_list:
             per["workers"].append(measure_workers(size, root, w, args, logs))
             loads.append(load_average())
         if not args.no_swap:

@@ -51,6 +51,13 @@ def train(
         Optional[float],
         typer.Option(min=0.0, help="quality gate: refuse to publish if the served version is better by more than this"),
     ] = None,
+    index_target_recall: Annotated[
+        Optional[float],
+        typer.Option(min=0.0, max=1.0, help="recall@10 vs exact the ScaNN index must reach on held-out known users (default 0.95)"),
+    ] = None,
+    allow_low_recall: Annotated[
+        bool, typer.Option("--allow-low-recall", help="publish even if the index misses its recall target within its time budget")
+    ] = False,
 ) -> None:
     """Train, evaluate and atomically publish one model version."""
     import yaml
@@ -60,7 +67,7 @@ def train(
     from training.data.sources import load_source
     from training.data.tables import DataError
     from training.distribute import cluster_from_environment
-    from training.pipeline import QualityGateError, run_pipeline
+    from training.pipeline import IndexRecallError, QualityGateError, run_pipeline
     from training.publish import PublishError
 
     extra = yaml.safe_load(config.read_text()) if config else {}
@@ -75,6 +82,8 @@ def train(
                 "max_bad_rows": max_bad_rows,
                 "retain_versions": retain,
                 "gate_max_drop": gate_max_drop,
+                **({"index_target_recall": index_target_recall} if index_target_recall is not None else {}),
+                **({"allow_low_recall": True} if allow_low_recall else {}),
                 **(extra or {}),
             }
         )
@@ -104,6 +113,8 @@ def train(
         _fail(str(exc))
     except PublishError as exc:
         _fail(str(exc), code=3)
+    except IndexRecallError as exc:
+        _fail(str(exc), code=5)
     except QualityGateError as exc:
         _fail(str(exc), code=4)
     summary = {"version": result.version, "evaluation": result.metrics["evaluation"]["model"]}

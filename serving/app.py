@@ -25,11 +25,11 @@ from starlette.responses import Response
 
 import recsys
 from serving.batcher import BatcherClosed, MicroBatcher
-from serving.demo import DemoPage, api_router
+from serving.demo import api_router
 from serving.engine import EXACT_NEEDED, build_job, compute_jobs, exact_rerun, finish_jobs, similar_job
 from serving.errors import ApiError, JSONBytesResponse, install_error_handlers
 from serving.metrics import ServiceMetrics
-from serving.middleware import GuardMiddleware
+from serving.middleware import GuardMiddleware, Pressure
 from serving.model import LoadedModel
 from serving.runtime import ModelHolder, VersionWatcher, switch_interval
 from serving.schemas import (
@@ -101,6 +101,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
     holder = ModelHolder()
+    pressure = Pressure(settings.max_concurrency)
     instance = secrets.token_hex(6)
     batcher: MicroBatcher = MicroBatcher(
         compute_jobs,
@@ -149,9 +150,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.holder = holder
     app.state.watcher = watcher
     app.state.batcher = batcher
+    app.state.pressure = pressure
     app.state.instance = instance
     install_error_handlers(app)
-    app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, holder=holder)
+    app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, holder=holder, pressure=pressure)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -173,9 +175,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         try:
             items = await batcher.submit(job)
             if items is EXACT_NEEDED:  # the index's candidates ran short: score every eligible item
-                items = await batcher.submit(exact_rerun(job))
+                job = exact_rerun(job)
+                items = await batcher.submit(job)
         except BatcherClosed as exc:
             raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "1"}) from exc
+        except asyncio.CancelledError:  # the deadline passed (504): the inference thread drops what is left
+            job.abandoned = True
+            raise
         metrics.answered(job.strategy)
         return items
 
@@ -210,7 +216,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 jobs.append(build_job(model, sub))
             except ApiError as exc:
                 raise ApiError(exc.status, exc.code, f"requests[{i}]: {exc.message}") from exc
-        results = await asyncio.gather(*(rank(job) for job in jobs))
+
+        async def ranked(i: int, job: Any) -> list[dict]:
+            try:
+                return await rank(job)
+            except ApiError as exc:  # e.g. features the query tower cannot score
+                raise ApiError(exc.status, exc.code, f"requests[{i}]: {exc.message}", exc.headers) from exc
+
+        results = await asyncio.gather(*(ranked(i, job) for i, job in enumerate(jobs)))
         return JSONBytesResponse(
             {
                 "model_version": model.version,
@@ -231,7 +244,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def recommend_for_user(
         request: Request,
         user_id: PathId,
-        k: Annotated[int, Query(ge=1, le=settings.max_k)] = settings.default_k,
+        k: Annotated[int, Query(ge=1, le=min(settings.max_k, settings.max_items_per_call))] = settings.default_k,
         exclude_seen: bool = True,
     ) -> Response:
         model = served(request)
@@ -252,7 +265,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def similar_items(
         request: Request,
         item_id: PathId,
-        k: Annotated[int, Query(ge=1, le=settings.max_k)] = settings.default_k,
+        k: Annotated[int, Query(ge=1, le=min(settings.max_k, settings.max_items_per_call))] = settings.default_k,
     ) -> Response:
         model = served(request)
         row = model.items.ids.get(item_id)
@@ -266,9 +279,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         model = served(request)
         return JSONBytesResponse(model.summary())
 
+    # the evaluation report; with settings.demo_enabled (off by default) also the demo page
+    # and the user-listing and history routes it needs; all behind the guard (API key)
     app.include_router(api_router(settings, served, _ERRORS))
-    if settings.demo_enabled:
-        app.add_middleware(DemoPage, settings=settings)  # outermost: the page itself needs no API key
 
     @app.get("/healthz", response_model=HealthResponse, tags=["probes"], summary="Liveness: the process answers")
     async def healthz() -> Response:
@@ -294,6 +307,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         }
         if holder.shutting_down:
             body.update(status="not_ready", reason="shutting_down", detail="the service is stopping")
+        elif pressure.saturated:
+            detail = f"{pressure.in_flight} requests in flight, the most this worker takes ({pressure.max_concurrency})"
+            body.update(status="not_ready", reason="overloaded", detail=detail)
         elif model is None:
             if failure is not None:
                 detail = f"version {failure['version']} refused: {failure['reason']}: {failure['detail']}"
@@ -313,5 +329,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     # Starlette tries routes in order: the API first, so a recommendation request is
     # not matched against the documentation routes FastAPI adds at construction
-    app.router.routes.sort(key=lambda route: 0 if str(getattr(route, "path", "")).startswith("/v1/") else 1)
+    docs_paths = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    app.router.routes.sort(key=lambda route: 1 if getattr(route, "path", None) in docs_paths else 0)
     return app

@@ -1,19 +1,24 @@
 """What a person looks at: the demo page and the evaluation report.
 
-Two parts, both mounted by :func:`serving.app.create_app`:
+:func:`api_router` (mounted by :func:`serving.app.create_app`) holds
 
-* :func:`api_router` — public, documented v1 routes the demo page needs and
-  nothing else exposes: a few example user ids (``GET /v1/users``), a known
-  user's training history (``GET /v1/users/{user_id}/history``) and the served
-  version's evaluation report (``GET /v1/model/report`` as HTML,
-  ``GET /v1/model/report.png``). They sit behind the same guard (API key,
-  limits, deadline) as every other v1 route.
-* :class:`DemoPage` — the static page at ``/`` (``serving/static/``: HTML, one
-  script, one stylesheet, no build step), read once when the app is built and
-  served from memory. It is the outermost ASGI layer, so the page loads without
-  an API key (it holds nothing secret); every request the page makes goes to the
-  public API and carries ``X-API-Key`` when the person typed one. Switched off
-  with ``RECSYS_DEMO_ENABLED=false`` (``/`` then answers 404).
+* always: the served version's evaluation report (``GET /v1/model/report`` as
+  HTML, ``GET /v1/model/report.png``), documented v1 routes;
+* only with ``demo_enabled`` (``RECSYS_DEMO_ENABLED=true``; off by default, a
+  development tool that ``scripts/demo.sh`` switches on): the routes the demo
+  page needs that expose customer data, a few known user ids (``GET /v1/users``)
+  and a known user's training history (``GET /v1/users/{user_id}/history``),
+  both documented; and :class:`DemoPage`, the page at ``/`` with its script and
+  stylesheet (``serving/static/``, no build step), read once when the app is
+  built and served from memory (not in OpenAPI).
+
+Every one of them is an ordinary route behind the guard: with
+``RECSYS_API_KEY`` set, the page's files need ``X-API-Key`` like every other
+route but the probes. The page then says so (``data-api-key="required"``):
+whatever sent the key for the page (a proxy, a browser extension) may send it
+with the page's API calls too; when those answer 401 the page asks for the key
+and sends it as ``X-API-Key``. With the demo off, ``/`` and the two user routes
+answer 404 and are absent from ``/openapi.json``.
 
 Everything read from disk here comes from the loaded version (``model.path``),
 never from a request.
@@ -25,7 +30,7 @@ import base64
 import hashlib
 import html
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Annotated, Any
 
@@ -41,12 +46,6 @@ from serving.settings import ServiceSettings
 MAX_EXAMPLE_USERS = 100
 MAX_HISTORY = 1000
 REPORT_PNG = "report.png"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(printable)]
 
@@ -99,9 +98,26 @@ def api_router(
     served: Callable[[Request], LoadedModel],
     errors: dict[int | str, dict[str, Any]],
 ) -> APIRouter:
-    """The demo's v1 routes; ``served`` is the app's "model or 503" accessor."""
+    """The report routes, and with ``settings.demo_enabled`` the demo page and the user
+    routes it needs; ``served`` is the app's "model or 503" accessor."""
     router = APIRouter()
+    if settings.demo_enabled:
+        _add_demo_routes(router, settings, served, errors)
+    _add_report_routes(router, served, errors)
+    return router
+
+
+def _add_demo_routes(
+    router: APIRouter,
+    settings: ServiceSettings,
+    served: Callable[[Request], LoadedModel],
+    errors: dict[int | str, dict[str, Any]],
+) -> None:
+    """The page's files and the two routes that expose customer data (known user ids, a user's history)."""
     not_found = {404: {"model": ErrorResponse, "description": "unknown id"}}
+    page = DemoPage(settings)
+    for path in _PAGES:
+        router.add_api_route(path, page.endpoint(path), methods=["GET", "HEAD"], include_in_schema=False, response_class=Response)
 
     @router.get(
         "/v1/users",
@@ -139,6 +155,11 @@ def api_router(
         items = model.items.records(rows[:limit])
         return JSONBytesResponse({"model_version": model.version, "user_id": user_id, "total": len(rows), "items": items})
 
+
+def _add_report_routes(
+    router: APIRouter, served: Callable[[Request], LoadedModel], errors: dict[int | str, dict[str, Any]]
+) -> None:
+    """The served version's evaluation report (no customer data: figures from the manifest and report.png)."""
     no_report = {404: {"model": ErrorResponse, "description": "the served version has no report.png"}}
 
     @router.get(
@@ -166,8 +187,6 @@ def api_router(
         if png is None:
             raise ApiError(404, "no_report", problem or "no report.png")
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
-
-    return router
 
 
 def example_user_ids(model: LoadedModel, limit: int) -> list[str]:
@@ -380,26 +399,27 @@ def _static_files(api_key_required: bool) -> dict[str, tuple[bytes, str]]:
 
 
 class DemoPage:
-    """Outermost ASGI layer: GET/HEAD of the page's three files, from memory; everything else passes on."""
+    """The page's three files (``_PAGES``), read once and answered from memory to GET and HEAD.
 
-    def __init__(self, app: ASGIApp, *, settings: ServiceSettings) -> None:
-        self.app = app
+    Mounted as routes by :func:`api_router` when the demo is on, so the guard (API
+    key, limits, deadline) applies to them as to every other route but the probes."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
         self.files = _static_files(settings.api_key is not None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hit = self.files.get(scope["path"]) if scope["type"] == "http" else None
-        if hit is None or scope["method"] not in ("GET", "HEAD"):
-            await self.app(scope, receive, send)
-            return
-        body, media_type = hit
-        headers = [
-            (b"content-type", media_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-cache"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-        ]
-        if scope["path"] == "/":
-            headers += [(b"content-security-policy", _PAGE_CSP.encode()), (b"x-frame-options", b"DENY")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+    def endpoint(self, path: str) -> Callable[[Request], Awaitable[Response]]:
+        """The route handler answering ``path`` (one of ``_PAGES``)."""
+        body, media_type = self.files[path]
+        headers = {
+            "content-length": str(len(body)),
+            "cache-control": "no-cache",
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+        }
+        if path == "/":
+            headers.update({"content-security-policy": _PAGE_CSP, "x-frame-options": "DENY"})
+
+        async def serve(request: Request) -> Response:
+            return Response(b"" if request.method == "HEAD" else body, media_type=media_type, headers=headers)
+
+        return serve

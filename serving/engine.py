@@ -21,6 +21,12 @@ Three steps per micro-batch:
   submitted again as :func:`exact_rerun`.
 
 Every answer has ``min(k, eligible)`` distinct items with non-increasing scores.
+A query vector that cannot be scored (features that drive the tower to
+infinity) is a 422 ``invalid_features`` naming the features, never an empty
+answer. Work is bounded per job: queries of very different over-fetch are
+searched in separate calls, exact scoring runs in chunks, and a job whose
+request gave up (``Job.abandoned``: its deadline passed) stops between
+chunks.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 from serving.errors import ApiError
 from serving.model import LoadedModel
 from serving.ranking import RankedCandidates
+from serving.schemas import FLOAT32_MAX
 
 PERSONAL, FEATURES, POPULAR, SIMILAR = "personal", "features", "popular", "similar"
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -63,6 +70,11 @@ class Job:
     filters: tuple[tuple[str, Any], ...] = ()  # (column, RangeFilter | tuple of values)
     exact: bool = False  # score every eligible item (the index's candidates ran short)
     plan: _Plan | None = None  # made on the event loop when the query vector is known and there are no filters
+    abandoned: bool = False  # set on the event loop when the request gave up: its remaining work is skipped
+
+
+class JobAbandoned(Exception):
+    """The result of a job whose request gave up (its deadline passed) while it was computed: nobody waits for it."""
 
 
 # --------------------------------------------------------------------------- request side (event loop)
@@ -88,8 +100,8 @@ def resolve_features(model: LoadedModel, features: Mapping[str, Any] | None) -> 
             known = sorted(n for n in inputs if n != "user_id")
             raise _bad("invalid_features", f"unknown feature {name!r}; this model reads {known}")
         if qi.dtype == "float32":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-                raise _bad("invalid_features", f"feature {name!r} must be a finite number")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _fits_float32(value):
+                raise _bad("invalid_features", f"feature {name!r} must be a finite number a float32 can hold")
             out[name] = float(value)
         elif isinstance(value, str):
             out[name] = value
@@ -100,8 +112,25 @@ def resolve_features(model: LoadedModel, features: Mapping[str, Any] | None) -> 
     return out
 
 
+def _fits_float32(value: float) -> bool:
+    try:
+        return math.isfinite(value) and abs(value) <= FLOAT32_MAX
+    except OverflowError:  # an integer too large for any float
+        return False
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float64, or None (infinite, NaN, or an integer past float64's range)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def resolve_filters(model: LoadedModel, filters: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
-    """Filters checked against the version's item metadata (``{"min","max"}`` or a list of values)."""
+    """Filters checked against the version's item metadata (``{"min","max"}`` or a list of
+    values); a value given twice is kept once."""
     if not filters:
         return ()
     out = []
@@ -113,15 +142,21 @@ def resolve_filters(model: LoadedModel, filters: Mapping[str, Any] | None) -> tu
             lo, hi = getattr(spec, "min", None), getattr(spec, "max", None)
             if fc.kind != "numeric":
                 raise _bad("invalid_filter", f"{column!r} is not numeric; give a list of values, not a range")
-            out.append((column, RangeFilter(None if lo is None else float(lo), None if hi is None else float(hi))))
+            bounds = [None if b is None else _finite(b) for b in (lo, hi)]
+            if any(b is None and given is not None for b, given in zip(bounds, (lo, hi), strict=True)):
+                raise _bad("invalid_filter", f"the bounds of {column!r} must be finite numbers")
+            out.append((column, RangeFilter(*bounds)))
             continue
         values = list(spec)
         if fc.kind == "numeric":
             if any(isinstance(v, str) for v in values):
                 raise _bad("invalid_filter", f"{column!r} is numeric; its values must be numbers")
-            out.append((column, tuple(float(v) for v in values)))
+            numbers = [_finite(v) for v in values]
+            if any(v is None for v in numbers):
+                raise _bad("invalid_filter", f"the values of {column!r} must be finite numbers")
+            out.append((column, tuple(dict.fromkeys(numbers))))
         else:
-            out.append((column, tuple(v if isinstance(v, str) else _as_text(v) for v in values)))
+            out.append((column, tuple(dict.fromkeys(v if isinstance(v, str) else _as_text(v) for v in values))))
     return tuple(out)
 
 
@@ -276,17 +311,35 @@ def exact_rerun(job: Job) -> Job:
 
 
 def _search(model: LoadedModel, plans: list[_Plan]) -> RankedCandidates:
-    """One ``search_batched`` call for ``plans``, then every plan's candidates at once
-    (:func:`serving.ranking.rank_candidates`, without the interpreter lock): drop
-    excluded, filtered-out and invalid ones, score the rest exactly, keep the best
-    ``n`` (ties: lower row first). A plan whose candidates fall short of ``n`` or hold
-    a duplicate is marked ``short``: that job needs exact scoring.
+    """The ``search_batched`` call for ``plans`` (one for the usual batch; a plan that
+    over-fetches far more than the others gets a call of its own, so it never widens
+    their search: :meth:`serving.item_index.LocalIndex.search_groups`), then every
+    plan's candidates at once (:func:`serving.ranking.rank_candidates`, without the
+    interpreter lock): drop excluded, filtered-out and invalid ones, score the rest
+    exactly, keep the best ``n`` (ties: lower row first). A plan whose candidates fall
+    short of ``n`` or hold a duplicate is marked ``short``: that job needs exact scoring.
 
     How the pool is sized and scored: :meth:`serving.item_index.LocalIndex.search_ranked`."""
     masks = [(pos, p.mask) for pos, p in enumerate(plans) if p.mask is not None]
     wanted = np.fromiter((p.n for p in plans), dtype=np.int64, count=len(plans))
     queries = np.stack([p.query for p in plans])
-    return model.index.search_ranked(queries, max(p.fetch for p in plans), wanted, [p.job.exclude for p in plans], masks)
+    return model.index.search_ranked(queries, [p.fetch for p in plans], wanted, [p.job.exclude for p in plans], masks)
+
+
+def _unusable_query(job: Job) -> Exception:
+    """What a job whose query vector cannot be scored answers: a 422 naming the numeric
+    features the request gave (or all it gave); with no features given, the stored
+    features of a known user are at fault, which is the service's problem."""
+    given = dict(job.overrides or {})
+    if not given:
+        return RuntimeError(f"the query tower gave an unusable vector for the stored features of user row {job.user_row}")
+    names = sorted(name for name, value in given.items() if isinstance(value, float)) or sorted(given)
+    return ApiError(
+        422,
+        "invalid_features",
+        f"features {', '.join(names)}: with these values the model's query vector is not finite "
+        "(or its scores overflow float32); give values nearer the ones the model was trained on",
+    )
 
 
 def _popular(job: Job) -> Ranked:
@@ -337,8 +390,12 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
     embed_at = [i for i, j in enumerate(jobs) if j.strategy in (PERSONAL, FEATURES) and i not in vectors and i not in plans]
     if embed_at:
         emb = model.embed(_query_columns(model, [jobs[i] for i in embed_at]))
+        usable = model.index.usable_queries(emb)
         for pos, i in enumerate(embed_at):
-            vectors[i] = emb[pos]
+            if usable[pos]:
+                vectors[i] = emb[pos]
+            else:
+                out[i] = _unusable_query(jobs[i])
     plans.update({i: _plan(jobs[i], q) for i, q in vectors.items()})
     searched = []
     for i, plan in plans.items():
@@ -347,8 +404,7 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
         elif plan.fetch and not plan.job.exact:
             searched.append(i)
         else:
-            rows, scores = model.index.exact(plan.query, _eligible_mask(model, plan.mask, plan.job.exclude), plan.n)
-            out[i] = Ranked(rows, scores)
+            out[i] = _exact(model, plan)
     if searched:
         result = _search(model, [plans[i] for i in searched])
         for pos, i in enumerate(searched):
@@ -357,6 +413,16 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
     if missing:
         raise RuntimeError(f"{missing} job(s) of the batch were not ranked")
     return out  # type: ignore[return-value]
+
+
+def _exact(model: LoadedModel, plan: _Plan) -> Ranked | JobAbandoned:
+    """Every eligible item scored, in chunks; stopped when the job's request gives up."""
+    job = plan.job
+    if job.abandoned:
+        return JobAbandoned()
+    eligible = _eligible_mask(model, plan.mask, job.exclude)
+    ranked = model.index.exact(plan.query, eligible, plan.n, lambda: not job.abandoned)
+    return JobAbandoned() if ranked is None else Ranked(*ranked)
 
 
 def _by_version(jobs: list[Job]) -> list[list[int]]:
@@ -368,8 +434,10 @@ def _by_version(jobs: list[Job]) -> list[list[int]]:
 
 def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
     """The heavy half of a micro-batch, for the inference thread: per version one
-    query-tower call, one ``search_batched`` call, and the exact and popular
-    rankings. A failing version fails only its own jobs."""
+    query-tower call, one ``search_batched`` call (more only for jobs that over-fetch
+    far more than the rest), and the exact and popular rankings. A failing version
+    fails only its own jobs; a job can also fail alone (an exception in its place:
+    the 422 of a query vector that cannot be scored, :class:`JobAbandoned`)."""
     out: list[Ranked | Searched | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
     for positions in _by_version(jobs):
         group = [jobs[i] for i in positions]

@@ -26,6 +26,30 @@ class DuplicateIdError(ValueError):
     """The ids are not unique."""
 
 
+def _fixed_width(arr: pa.Array, width: int, chunk_bytes: int = 8 << 20) -> np.ndarray:
+    """The ids' UTF-8 bytes as numpy ``S{width}`` (NUL-padded), straight from Arrow's buffers.
+
+    No Python object per id (``to_numpy`` of a binary column makes a million
+    ``bytes`` under the interpreter lock, a stall of the event loop while a new
+    version loads); padding goes in slices of about ``chunk_bytes``."""
+    arr = pc.cast(arr, pa.large_binary())
+    n = len(arr)
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64, count=n + 1, offset=arr.offset * 8)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    if n and bool((lengths == width).all()):  # every id as long as the longest: the bytes are the array
+        return data[offsets[0] : offsets[0] + n * width].view(f"S{width}").copy()
+    out = np.zeros((n, width), dtype=np.uint8)
+    cols = np.arange(width, dtype=np.int64)
+    step = max(1, chunk_bytes // width)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        inside = cols[None, :] < lengths[lo:hi, None]
+        out[lo:hi][inside] = data[(offsets[lo:hi, None] + cols[None, :])[inside]]
+    return out.view(f"S{width}").reshape(n)
+
+
 class IdIndex:
     """Rows ``0..n-1`` named by unique string ids."""
 
@@ -53,8 +77,7 @@ class IdIndex:
                 raise DuplicateIdError("duplicate ids")
             self._dict = table
             return
-        # the UTF-8 bytes straight from Arrow (numpy would encode str as ASCII)
-        raw = np.asarray(pc.cast(arr, pa.large_binary()).to_numpy(zero_copy_only=False), dtype=f"S{width}")
+        raw = _fixed_width(arr, width)
         order = np.argsort(raw, kind="stable")
         ordered = raw[order]
         if n > 1 and bool(np.any(ordered[1:] == ordered[:-1])):

@@ -6,9 +6,15 @@ nothing else:
 * :meth:`LocalIndex.search_ranked`: one ``search_batched`` call for a batch of
   query vectors, then the compiled kernel (:func:`serving.ranking.rank_candidates`)
   drops excluded, filtered-out and invalid candidates, scores the rest exactly
-  and keeps the best ``n`` per query;
+  and keeps the best ``n`` per query. Given one over-fetch per query, queries
+  whose search widths differ a lot are searched in separate calls (see
+  :meth:`LocalIndex.search_groups`), so one wide query never widens the others';
 * :meth:`LocalIndex.exact`: exact scoring over every eligible item (filters that
-  leave few items, or a query whose candidates ran short);
+  leave few items, or a query whose candidates ran short), in chunks of
+  ``exact_chunk_rows`` rows that bound the memory it copies and let a request
+  that is no longer wanted stop it;
+* :meth:`LocalIndex.usable_queries`: which query vectors can be scored at all
+  (finite, and no dot product with an item overflows float32);
 * :meth:`LocalIndex.search` and :meth:`LocalIndex.check_exact_scores`: the
   warm-up of a version at load.
 """
@@ -16,6 +22,7 @@ nothing else:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,13 @@ from serving.ranking import RankedCandidates, rank_candidates
 _EMPTY = np.zeros(0, dtype=np.int64)
 _EMPTY.flags.writeable = False
 _REORDER = re.compile(r"exact_reordering\s*\{[^}]*?approx_num_neighbors:\s*(\d+)", re.S)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# searches up to this wide share one search_batched call whatever their widths: below it a
+# narrower call saves less than a second call costs (a few hundred candidates' re-scoring
+# per query against the call's own overhead)
+GROUP_WIDTH = 256
+# eligible rows scored per step of an exact ranking (their vectors are copied: 16 MiB at 64-d)
+EXACT_CHUNK_ROWS = 1 << 16
 
 
 class IndexOpenError(Exception):
@@ -85,10 +99,53 @@ def _rank(rows: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return rows[order], scores[order]
 
 
+def _max_norm(embeddings: np.ndarray, chunk: int = 1 << 15) -> float:
+    """The largest row norm, in chunks (short steps: a hot swap's load shares the
+    interpreter lock with the serving loop), in float64 where float32 overflows."""
+    best = 0.0
+    for start in range(0, len(embeddings), chunk):
+        block = embeddings[start : start + chunk]
+        sq = float(np.einsum("ij,ij->i", block, block).max())
+        if not np.isfinite(sq):
+            wide = block.astype(np.float64)
+            sq = float(np.einsum("ij,ij->i", wide, wide).max())
+        best = max(best, sq)
+    return float(np.sqrt(best))
+
+
+def _merge(parts: list[tuple[np.ndarray, RankedCandidates]], num_queries: int) -> RankedCandidates:
+    """One :class:`RankedCandidates` for ``num_queries`` queries from the results of several
+    calls, each given with the query positions it answered."""
+    counts = np.zeros(num_queries, dtype=np.int64)
+    starts = np.zeros(num_queries, dtype=np.int64)
+    short = np.zeros(num_queries, dtype=bool)
+    base = 0
+    for positions, part in parts:
+        counts[positions] = np.diff(part.offsets)
+        starts[positions] = base + part.offsets[:-1]
+        short[positions] = part.short
+        base += len(part.rows)
+    offsets = np.zeros(num_queries + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    take = np.repeat(starts - offsets[:-1], counts) + np.arange(int(offsets[-1]))
+    rows = np.concatenate([part.rows for _, part in parts])[take]
+    scores = np.concatenate([part.scores for _, part in parts])[take]
+    return RankedCandidates(rows, scores, offsets, short)
+
+
 class LocalIndex:
     """The searcher and the item vectors of one version."""
 
-    def __init__(self, searcher: Any, embeddings: np.ndarray, *, reorder_k: int, rescore_k: int) -> None:
+    def __init__(
+        self,
+        searcher: Any,
+        embeddings: np.ndarray,
+        *,
+        reorder_k: int,
+        rescore_k: int,
+        group_width: int = GROUP_WIDTH,
+        exact_chunk_rows: int = EXACT_CHUNK_ROWS,
+    ) -> None:
         self.searcher = searcher
         self.item_embeddings = embeddings
         self.num_items = int(embeddings.shape[0])
@@ -96,6 +153,41 @@ class LocalIndex:
         # approximate candidates per query re-scored exactly when the index's distances are not exact
         self.rescore_k = rescore_k
         self.exact_scores = False  # set by check_exact_scores at load
+        self.group_width = group_width
+        self.exact_chunk_rows = exact_chunk_rows
+        # the longest item vector: a query whose norm times this stays within float32 has finite scores
+        self.max_item_norm = _max_norm(embeddings)
+
+    def usable_queries(self, queries: np.ndarray) -> np.ndarray:
+        """Per query vector: True when it is finite and no dot product with an item can
+        overflow float32 (``|q . e| <= |q| |e|``), so its scores are finite and rankable."""
+        q = np.asarray(queries, dtype=np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", q, q))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.isfinite(norms) & (norms * self.max_item_norm <= _FLOAT32_MAX)
+
+    def search_width(self, fetch: int) -> int:
+        """How many neighbours ``search_batched`` returns per query when ``fetch`` are wanted."""
+        return fetch if self.exact_scores else min(max(fetch, self.rescore_k), self.num_items)
+
+    def _common_width(self) -> int:
+        """Searches up to this wide share one call: ``group_width``, or the index's own pool if larger."""
+        return max(self.group_width, self.search_width(0), 1)
+
+    def search_groups(self, fetch: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """Query positions that share a ``search_batched`` call, given each query's over-fetch.
+
+        Every query whose search width is at most ``group_width`` (or the index's own
+        pool, if larger) is in the first group: the usual batch is one call. Wider
+        ones go by powers of two above that, so a query is searched at most twice as
+        wide as it asked for, and a wide one never widens the usual queries' search."""
+        fetch = np.asarray(fetch, dtype=np.int64)
+        widths = fetch if self.exact_scores else np.minimum(np.maximum(fetch, self.rescore_k), self.num_items)
+        base = self._common_width()
+        if len(widths) == 0 or int(widths.max()) <= base:
+            return [np.arange(len(widths))]
+        buckets = np.ceil(np.log2(np.maximum(widths, base) / base))
+        return [np.flatnonzero(buckets == b) for b in np.unique(buckets)]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw ``search_batched`` answer (rows, distances) for ``k`` neighbours."""
@@ -115,6 +207,40 @@ class LocalIndex:
         return self.exact_scores
 
     def search_ranked(
+        self,
+        queries: np.ndarray,
+        fetch: int | Sequence[int],
+        wanted: np.ndarray,
+        exclude: list[np.ndarray] | None = None,
+        masks: list[tuple[int, np.ndarray]] | None = None,
+    ) -> RankedCandidates:
+        """The ranked candidates of every query. ``fetch``: neighbours wanted, one number
+        for all queries (one call) or one per query (one call per
+        :meth:`search_groups` group, the results merged back in query order)."""
+        if isinstance(fetch, (int, np.integer)):
+            return self._search_ranked(queries, int(fetch), wanted, exclude, masks)
+        top = int(max(fetch))
+        if self.search_width(top) <= self._common_width():  # the usual batch: one call, plain ints
+            return self._search_ranked(queries, top, wanted, exclude, masks)
+        groups = self.search_groups(fetch)
+        if len(groups) == 1:
+            return self._search_ranked(queries, top, wanted, exclude, masks)
+        fetch = np.asarray(fetch, dtype=np.int64)
+        wanted = np.asarray(wanted, dtype=np.int64)
+        parts = []
+        for positions in groups:
+            local = {int(pos): i for i, pos in enumerate(positions)}
+            part = self._search_ranked(
+                np.asarray(queries)[positions],
+                int(fetch[positions].max()),
+                wanted[positions],
+                [exclude[pos] for pos in positions] if exclude is not None else None,
+                [(local[pos], mask) for pos, mask in masks or () if pos in local],
+            )
+            parts.append((positions, part))
+        return _merge(parts, len(fetch))
+
+    def _search_ranked(
         self,
         queries: np.ndarray,
         fetch: int,
@@ -155,8 +281,25 @@ class LocalIndex:
             allowed=allowed,
         )
 
-    def exact(self, query: np.ndarray, eligible: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``n`` of the ``eligible`` items (boolean mask) by exact dot product."""
+    def exact(
+        self, query: np.ndarray, eligible: np.ndarray, n: int, still_wanted: Callable[[], bool] | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The best ``n`` of the ``eligible`` items (boolean mask) by exact dot product.
+
+        Scored ``exact_chunk_rows`` eligible rows at a time (the copy of their vectors
+        stays bounded, the best ``n`` so far are kept); when there are several chunks,
+        ``still_wanted()`` is asked before each, and when it says no the work stops: None."""
         rows = np.flatnonzero(eligible)
-        scores = self.item_embeddings[rows] @ np.asarray(query, dtype=np.float32)
-        return _rank(rows, scores, n)
+        query = np.asarray(query, dtype=np.float32)
+        step = max(1, self.exact_chunk_rows)
+        if len(rows) <= step:
+            return _rank(rows, self.item_embeddings[rows] @ query, n)
+        best_rows, best_scores = _EMPTY, np.zeros(0, dtype=np.float32)
+        for start in range(0, len(rows), step):
+            if still_wanted is not None and not still_wanted():
+                return None
+            chunk = rows[start : start + step]
+            scores = self.item_embeddings[chunk] @ query
+            # the best n so far and this chunk's: ties still go to the lower row
+            best_rows, best_scores = _rank(np.concatenate([best_rows, chunk]), np.concatenate([best_scores, scores]), n)
+        return best_rows, best_scores

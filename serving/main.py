@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 from typing import Any
 
 from fastapi import FastAPI
 
+from serving.connections import ConnectionLimits, GuardedProtocolFactory, connection_cap, raise_fd_limit
 from serving.settings import ServiceSettings
 
 log = logging.getLogger("serving")
@@ -41,8 +43,19 @@ def app_from_env() -> FastAPI:
     return create_app(settings)
 
 
-def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
-    """The keyword arguments uvicorn runs the service with (the load benchmark's HTTP ceiling uses them too)."""
+def uvicorn_options(settings: ServiceSettings, fd_limit: int | None = None) -> dict[str, Any]:
+    """The keyword arguments uvicorn runs the service with (the load benchmark's HTTP ceiling uses them too).
+
+    The HTTP protocol is :class:`serving.connections.GuardedHttpProtocol` (idle and read
+    limits, header size, connection cap below ``fd_limit``, the open-file limit, which is
+    read when not given); uvicorn's own limits are set as a second line behind it."""
+    limit = fd_limit if fd_limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limits = ConnectionLimits(
+        max_connections=connection_cap(settings.max_connections, limit),
+        idle_timeout_s=settings.idle_timeout_s,
+        read_timeout_s=settings.request_read_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+    )
     return {
         "host": settings.host,
         "port": settings.port,
@@ -51,7 +64,12 @@ def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
         "proxy_headers": False,
         "server_header": False,
         "timeout_graceful_shutdown": max(settings.request_timeout_s * 2, settings.shutdown_grace_s + 5),
-        "limit_concurrency": None,
+        "http": GuardedProtocolFactory(limits),
+        "timeout_keep_alive": settings.idle_timeout_s,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        # a backstop only: the guarded protocol keeps connections under the cap and the guard
+        # answers 503 past max_concurrency requests in flight
+        "limit_concurrency": limits.max_connections + settings.max_concurrency,
     }
 
 
@@ -61,9 +79,10 @@ def run(overrides: dict[str, Any] | None = None) -> None:
 
     settings = build_settings(overrides)
     _configure_logging(settings.log_level)
-    common = uvicorn_options(settings)
+    common = uvicorn_options(settings, raise_fd_limit())  # workers inherit the raised limit
     log.info(
-        "serving %s on %s:%d with %d worker(s)", settings.model_root, settings.host, settings.port, settings.workers
+        "serving %s on %s:%d with %d worker(s), at most %d connections each",
+        settings.model_root, settings.host, settings.port, settings.workers, common["http"].limits.max_connections,
     )
     if settings.workers == 1:
         from serving.app import create_app

@@ -3,13 +3,19 @@
 In order, for every HTTP request except the probes (``/healthz``, ``/readyz``,
 ``/metrics``, which only get timing and the version header):
 
-1. concurrency cap: more than ``max_concurrency`` requests in flight -> 503 ``overloaded`` at once;
-2. API key (when configured): ``X-API-Key`` compared in constant time -> 401;
-3. body limit: the body is read here, counting the bytes actually received
-   (chunked bodies without Content-Length too), and refused with 413 once it
-   passes ``max_body_bytes``; the app then reads the buffered copy;
+1. API key (when configured): ``X-API-Key`` compared in constant time -> 401;
+2. body: read here within ``request_read_timeout_s`` (-> 408 ``request_timeout``,
+   connection closed), counting the bytes actually received (chunked bodies
+   without Content-Length too), and refused with 413 once it passes
+   ``max_body_bytes``; the app then reads the buffered copy. A request still
+   sending its body is not yet in flight: slow senders never fill the cap;
+3. concurrency cap: more than ``max_concurrency`` requests in flight -> 503
+   ``overloaded`` at once (:class:`Pressure` counts them; ``/readyz`` reads it);
 4. deadline: the request gets ``request_timeout_s`` -> 504 ``timeout``;
 5. anything the app raises becomes a 500 ``internal_error`` without details (logged here).
+
+Connection-level limits (idle connections, slow headers, the connection cap)
+sit below the app, in :mod:`serving.connections`.
 
 Every response gets ``X-Model-Version`` (the version that answered, or the one
 being served), and its latency is recorded by route template.
@@ -48,16 +54,36 @@ class _Disconnected(Exception):
     pass
 
 
+class Pressure:
+    """Requests in flight (body received, answer not yet sent) against the cap: shared by the guard and ``/readyz``."""
+
+    def __init__(self, max_concurrency: int) -> None:
+        self.max_concurrency = max_concurrency
+        self.in_flight = 0
+
+    @property
+    def saturated(self) -> bool:
+        return self.in_flight >= self.max_concurrency
+
+
 class GuardMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: ServiceSettings, metrics: ServiceMetrics, holder: ModelHolder) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: ServiceSettings,
+        metrics: ServiceMetrics,
+        holder: ModelHolder,
+        pressure: Pressure | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.holder = holder
-        self.max_concurrency = settings.max_concurrency
+        self.pressure = pressure or Pressure(settings.max_concurrency)
         self.max_body = settings.max_body_bytes
         self.timeout = settings.request_timeout_s
+        self.read_timeout = settings.request_read_timeout_s
         self.api_key = settings.api_key.get_secret_value().encode() if settings.api_key is not None else None
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,19 +125,13 @@ class GuardMiddleware:
             if scope["path"] in PROBES:
                 await self.app(scope, receive, send_with_version)
                 return
-            if self.in_flight >= self.max_concurrency:
-                self.metrics.rejected.labels(reason="overloaded").inc()
-                await reply(503, "overloaded", "too many requests in flight; retry shortly", [(b"retry-after", b"1")])
-                return
-            self.in_flight += 1
-            counted = True
-            self.metrics.in_flight.inc()
             if self.api_key is not None and not self._key_ok(scope):
                 self.metrics.rejected.labels(reason="unauthorized").inc()
                 await reply(401, "unauthorized", "missing or wrong X-API-Key", [(b"www-authenticate", b"ApiKey")])
                 return
             try:
-                replay = await self._buffer(scope, receive)
+                async with asyncio.timeout(self.read_timeout):
+                    replay = await self._buffer(scope, receive)
             except _TooLarge:
                 self.metrics.rejected.labels(reason="payload_too_large").inc()
                 await reply(413, "payload_too_large", f"request body exceeds {self.max_body} bytes", [(b"connection", b"close")])
@@ -121,6 +141,19 @@ class GuardMiddleware:
             except ValueError:
                 await reply(400, "bad_request", "invalid Content-Length header")
                 return
+            except TimeoutError:
+                self.metrics.rejected.labels(reason="request_timeout").inc()
+                message = f"request body not received within {self.read_timeout:g} s"
+                await reply(408, "request_timeout", message, [(b"connection", b"close")])
+                return
+            pressure = self.pressure
+            if pressure.in_flight >= pressure.max_concurrency:
+                self.metrics.rejected.labels(reason="overloaded").inc()
+                await reply(503, "overloaded", "too many requests in flight; retry shortly", [(b"retry-after", b"1")])
+                return
+            pressure.in_flight += 1
+            counted = True
+            self.metrics.in_flight.inc()
             try:
                 async with asyncio.timeout(self.timeout) as deadline:
                     await self.app(scope, replay, send_with_version)
@@ -137,7 +170,7 @@ class GuardMiddleware:
                 await reply(500, "internal_error", "internal server error")
         finally:
             if counted:
-                self.in_flight -= 1
+                self.pressure.in_flight -= 1
                 self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or ("probe" if scope["path"] in PROBES else "unmatched")

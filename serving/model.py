@@ -1,21 +1,22 @@
 """Load and verify one published version (docs/CONTRACTS.md section 3).
 
 :func:`load_version` does every check before a version may be served: the name,
-the manifest, the sha256 of every listed file, the tables, the SavedModel, the
-ScaNN searcher, the shapes and a warm-up query. It returns an immutable
+the folder (no symbolic link, no file the manifest does not list:
+:mod:`serving.version_files`), the manifest, the sha256 of every listed file,
+the tables, the SavedModel, the ScaNN searcher, the shapes and a warm-up query;
+after loading, that the folder did not change meanwhile. It returns an immutable
 :class:`LoadedModel` holding everything a request needs, precomputed once, or
 raises :class:`LoadError` with a short machine-readable ``reason``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -25,12 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from serving import version_files
 from serving.filter_columns import filter_column, is_list_cell, is_missing_cell
 from serving.ids import DuplicateIdError, IdIndex
 from serving.item_index import IndexOpenError, LocalIndex, open_embeddings, open_searcher
 from serving.items import ItemMetadata
 from serving.ranking import compile_kernel
 from serving.seen import SeenRows, SeenRowsError
+from serving.version_files import Entry, VersionFileError
 
 log = logging.getLogger("serving")
 
@@ -131,34 +134,29 @@ class LoadedModel:
 
 
 def read_latest(model_root: Path) -> str | None:
-    """The name LATEST holds, stripped; None when there is no LATEST or it is empty."""
+    """The name LATEST holds, stripped; None when there is no LATEST or it is empty.
+
+    LATEST is read with a size cap (``serving.version_files.LATEST_MAX_BYTES``)."""
     try:
-        text = (Path(model_root) / LATEST).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoadError("latest_unreadable", f"cannot read LATEST: {exc}") from exc
-    name = text.strip()
-    return name or None
+        return version_files.read_latest(model_root)
+    except VersionFileError as exc:
+        raise LoadError(exc.reason, exc.detail) from exc
 
 
 def version_dir(model_root: Path, name: str) -> Path:
-    """The folder of version ``name``; refuses names that are not plain version numbers."""
+    """The folder of version ``name``; refuses names that are not plain version numbers
+    and a folder that is a symbolic link."""
     if not VERSION_NAME.match(name):
         shown = name[:80].encode("unicode_escape").decode("ascii")
         raise LoadError("invalid_version_name", f"LATEST names {shown!r}, which is not a version number", name)
     path = Path(model_root) / name
-    if not path.is_dir():
-        raise LoadError("missing_version_dir", f"LATEST names version {name}, but {name}/ does not exist", name)
+    try:
+        version_files.check_version_folder(path)
+    except VersionFileError as exc:
+        if exc.reason == "missing_version_dir":
+            raise LoadError(exc.reason, f"LATEST names version {name}, but {name}/ does not exist", name) from exc
+        raise LoadError(exc.reason, f"version {name}: {exc.detail}", name) from exc
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_manifest(path: Path, name: str) -> dict:
@@ -191,25 +189,26 @@ def _read_manifest(path: Path, name: str) -> dict:
     return manifest
 
 
-def _verify_files(path: Path, manifest: dict, name: str) -> None:
+def _verify_files(path: Path, manifest: dict, name: str, entries: dict[str, Entry]) -> None:
+    """Every listed file with its sha256, no unlisted file (``entries``: the walk of the folder)."""
     files: dict = manifest["files"]
-    root = path.resolve()
-    for rel, digest in files.items():
-        pure = PurePosixPath(str(rel))
-        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-            raise LoadError("manifest_invalid", f"manifest of {name} lists an unsafe path {str(rel)[:80]!r}", name)
-        target = (path / pure).resolve()
-        if root not in target.parents:
-            raise LoadError("manifest_invalid", f"manifest of {name} lists a path outside the version: {rel}", name)
-        if not target.is_file():
-            raise LoadError("file_missing", f"{rel} of version {name} is missing", name)
-        if not isinstance(digest, str) or _sha256(target) != digest.lower():
-            raise LoadError("checksum_mismatch", f"{rel} of version {name} does not match its sha256 in the manifest", name)
+    try:
+        version_files.verify_files(path, files, entries)
+        version_files.check_index_assets(path, files)
+    except VersionFileError as exc:
+        raise LoadError(exc.reason, f"version {name}: {exc.detail}", name) from exc
     for rel in REQUIRED_FILES:
         if rel not in files:
             raise LoadError("file_missing", f"version {name}: {rel} is not listed in the manifest", name)
     if not any(str(rel).startswith("index/") for rel in files):
         raise LoadError("file_missing", f"version {name}: no index/ files are listed in the manifest", name)
+
+
+def _scan(path: Path, name: str) -> dict[str, Entry]:
+    try:
+        return version_files.scan(path)
+    except VersionFileError as exc:
+        raise LoadError(exc.reason, f"version {name}: {exc.detail}", name) from exc
 
 
 def _query_inputs(manifest: dict, name: str) -> tuple[QueryInput, ...]:
@@ -284,8 +283,9 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
     at most ``user_vectors_max_bytes`` (0: never)."""
     start = time.perf_counter()
     path = version_dir(model_root, name)
+    entries = _scan(path, name)  # refuses symbolic links and special files before anything is opened
     manifest = _read_manifest(path, name)
-    _verify_files(path, manifest, name)
+    _verify_files(path, manifest, name, entries)
     dim = int(manifest["embedding_dim"])
     num_items = int(manifest["num_items"])
     query_inputs = _query_inputs(manifest, name)
@@ -394,6 +394,10 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
     _warm_up(model)
     compile_kernel()  # the ranking kernel: numba compiles it once per process, here rather than on a request
     object.__setattr__(model, "user_vectors", _user_vectors(model, user_vectors_max_bytes))
+    try:  # what was loaded is what was checked
+        version_files.check_unchanged(path, entries)
+    except VersionFileError as exc:
+        raise LoadError(exc.reason, f"version {name}: {exc.detail}", name) from exc
     object.__setattr__(model, "load_seconds", time.perf_counter() - start)
     object.__setattr__(model, "loaded_at", time.time())
     return model

@@ -1,16 +1,30 @@
 """Request and response models of the v1 API.
 
 The bounds come from the settings (``max_k``, ``max_batch``,
-``max_list_items``), so the models are made per app by :func:`make_schemas`
-and the OpenAPI document shows the real limits.
+``max_list_items``, ``max_items_per_call``), so the models are made per app by
+:func:`make_schemas` and the OpenAPI document shows the real limits.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    StrictBool,
+    StringConstraints,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from serving.settings import ServiceSettings
 
@@ -30,10 +44,76 @@ Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(printable)
 ]
 FeatureText = Annotated[str, StringConstraints(max_length=MAX_FEATURE_TEXT), AfterValidator(printable)]
-FilterValue = Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH), AfterValidator(printable)] | int | float | bool
-FeatureValue = FeatureText | float
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(printable)]
 Strategy = Literal["personal", "features", "popular", "similar"]
+
+# --------------------------------------------------------------------------- numbers
+# Every number a request carries must be finite and fit the type it is used as:
+# query features are fed to the tower as float32, filter values are compared with
+# float64 item metadata. Anything else (1e400, a 309-digit integer, a feature of
+# 1e300 that float32 turns into inf) is a 422 naming the field, never a 500 or an
+# answer silently emptied by NaN scores.
+
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+
+
+def fits_float64(value: int) -> int:
+    """An integer a float64 can hold (``float(value)`` would overflow past about 1.8e308)."""
+    try:
+        float(value)
+    except OverflowError:
+        raise PydanticCustomError(
+            "number_too_large", "must be a finite number a float64 can hold (at most about 1.8e308 in magnitude)"
+        ) from None
+    return value
+
+
+def fits_float32(value: float) -> float:
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise PydanticCustomError(
+            "number_too_large", "must be a finite number a float32 can hold (at most about 3.4e38 in magnitude)"
+        )
+    return value
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Float32 = Annotated[
+    float,
+    Field(allow_inf_nan=False, json_schema_extra={"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}),
+    AfterValidator(fits_float32),
+]
+
+
+def _value_kind(value: Any) -> str:
+    """Which branch of a filter value validates ``value`` (one branch, so an error names one problem)."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return "number"
+
+
+FilterValue = Annotated[
+    Annotated[Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH), AfterValidator(printable)], Tag("text")]
+    | Annotated[int, AfterValidator(fits_float64), Tag("integer")]
+    | Annotated[FiniteFloat, Tag("number")]
+    | Annotated[bool, Tag("boolean")],
+    Discriminator(_value_kind),
+    # JSON Schema's "number" covers integers: one anyOf instead of oneOf branches that overlap
+    WithJsonSchema({"anyOf": [{"type": "string", "maxLength": MAX_ID_LENGTH}, {"type": "number"}, {"type": "boolean"}]}),
+]
+
+
+def _feature_kind(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "list"
+    return "number"
 
 
 class RangeSpec(BaseModel):
@@ -41,8 +121,8 @@ class RangeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"min": 1, "max": 20}]})
 
-    min: float | None = None
-    max: float | None = None
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> RangeSpec:
@@ -149,7 +229,20 @@ class Schemas:
 
 
 def make_schemas(settings: ServiceSettings) -> Schemas:
-    max_k, max_list = settings.max_k, settings.max_list_items
+    max_list, budget = settings.max_list_items, settings.max_items_per_call
+    max_k = min(settings.max_k, budget)  # one request is a call too
+    FeatureValue = Annotated[  # noqa: N806
+        Annotated[FeatureText, Tag("text")]
+        | Annotated[Float32, Tag("number")]
+        | Annotated[list[FeatureText], Field(max_length=max_list), Tag("list")]
+        | Annotated[None, Tag("none")],
+        Discriminator(_feature_kind),
+    ]
+    FilterSpec = Annotated[  # noqa: N806
+        Annotated[list[FilterValue], Field(min_length=1, max_length=max_list), Tag("values")]
+        | Annotated[RangeSpec, Tag("range")],
+        Discriminator(lambda v: "range" if isinstance(v, (dict, RangeSpec)) else "values"),
+    ]
 
     class RecommendationRequest(BaseModel):
         """What to recommend for whom. Give ``user_id`` for a known user, ``features``
@@ -169,7 +262,7 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
         )
 
         user_id: Identifier | None = Field(default=None, description="a user id (known users get personal results)")
-        features: dict[FieldName, FeatureValue | Annotated[list[FeatureText], Field(max_length=max_list)] | None] | None = Field(
+        features: dict[FieldName, FeatureValue] | None = Field(
             default=None,
             max_length=MAX_FEATURES,
             description="query features: override a known user's, or describe an unknown one "
@@ -179,7 +272,7 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
         k: Annotated[int, Strict()] = Field(default=settings.default_k, ge=1, le=max_k, description="number of items wanted")
         exclude_seen: StrictBool = Field(default=True, description="leave out items the user interacted with in training")
         exclude_item_ids: list[Identifier] = Field(default_factory=list, max_length=max_list)
-        filters: dict[FieldName, Annotated[list[FilterValue], Field(min_length=1, max_length=max_list)] | RangeSpec] | None = Field(  # noqa: E501
+        filters: dict[FieldName, FilterSpec] | None = Field(
             default=None,
             max_length=MAX_FILTER_FIELDS,
             description='item metadata filters: {"category": ["books"]} (value in list; any overlap for list columns), '
@@ -192,7 +285,23 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
             json_schema_extra={"examples": [{"requests": [{"user_id": "u000001", "k": 5}, {"k": 3}]}]},
         )
 
-        requests: list[RecommendationRequest] = Field(min_length=1, max_length=settings.max_batch)
+        requests: list[RecommendationRequest] = Field(
+            min_length=1,
+            max_length=settings.max_batch,
+            description=f"the requests; their k add up to at most {budget} (max_items_per_call)",
+        )
+
+        @model_validator(mode="after")
+        def _within_budget(self) -> BatchRequest:
+            total = sum(r.k for r in self.requests)
+            if total > budget:
+                raise PydanticCustomError(
+                    "too_many_items",
+                    "the requests ask for {total} items in all (k summed); one call may ask for at most "
+                    "{limit} (max_items_per_call)",
+                    {"total": total, "limit": budget},
+                )
+            return self
 
     return Schemas(RecommendationRequest=RecommendationRequest, BatchRequest=BatchRequest)
 

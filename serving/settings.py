@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     default_k: int = Field(default=10, ge=1, description="k when a request gives none")
     max_batch: int = Field(default=64, ge=1, le=10_000, description="most requests in one batch call")
     max_list_items: int = Field(default=1000, ge=1, le=1_000_000, description="most entries in an exclusion or filter list")
+    max_items_per_call: int = Field(
+        default=2000, ge=1, description="most answer items one call may ask for: k, summed over a batch call (422 above)"
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body accepted (413 above)")
     api_key: SecretStr | None = Field(default=None, description="if set, X-API-Key must match (except health/metrics)")
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -54,8 +57,25 @@ class ServiceSettings(BaseSettings):
     microbatch_max_size: int = Field(default=64, ge=1, le=4096, description="most queries in one model call")
     max_concurrency: int = Field(default=256, ge=1, description="requests in flight per worker; more get 503 at once")
     request_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per-request deadline (504 after)")
+    request_read_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="a request's headers, and then its body, must arrive within this (408 after)"
+    )
+    idle_timeout_s: float = Field(
+        default=15.0, gt=0, le=3600, description="a connection with no request in progress is closed after this long"
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        description="open connections per worker (also kept below the open-file limit); past it the connection "
+        "waiting longest without a request being worked on is closed",
+    )
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1 << 20, description="largest request head (431 above)")
     docs_enabled: bool = Field(default=True, description="serve /docs, /redoc and /openapi.json")
-    demo_enabled: bool = Field(default=True, description="serve the demo page at / (static files using the public API only)")
+    demo_enabled: bool = Field(
+        default=False,
+        description="development tool: serve the demo page at / and the routes it needs that expose customer data "
+        "(GET /v1/users, GET /v1/users/{user_id}/history); off unless switched on",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = Field(
         default=False, description="uvicorn's line per request (costs about a tenth of the CPU under load; /metrics has latencies)"
@@ -90,6 +110,10 @@ class ServiceSettings(BaseSettings):
     def _consistent(self) -> ServiceSettings:
         if self.default_k > self.max_k:
             raise ValueError(f"default_k ({self.default_k}) must not exceed max_k ({self.max_k})")
+        if self.default_k > self.max_items_per_call:
+            raise ValueError(
+                f"default_k ({self.default_k}) must not exceed max_items_per_call ({self.max_items_per_call})"
+            )
         return self
 
     def to_env(self) -> dict[str, str]:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from towers.history import HistoryEncoder, own_tables
 from towers.spec import FeatureKind, FeatureSpec
 
 
@@ -22,7 +23,7 @@ def raw_column(spec: FeatureSpec, column: pd.Series) -> np.ndarray:
     """
     if spec.kind.dtype == "float32":
         return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
-    if spec.kind is FeatureKind.MULTI_CATEGORICAL:
+    if spec.kind in (FeatureKind.MULTI_CATEGORICAL, FeatureKind.HISTORY):
         sep = spec.separator
 
         def join(v: object) -> str:
@@ -153,10 +154,26 @@ class NumericEncoder(tf.keras.layers.Layer):
         return tf.concat([z, self.embed(bucket)], axis=1)
 
 
-def build_encoder(spec: FeatureSpec, train_values: np.ndarray) -> tf.keras.layers.Layer:
-    """The encoder layer for ``spec``, fitted on the training split's raw values."""
+def build_encoder(
+    spec: FeatureSpec, train_values: np.ndarray, shared_item_ids: LookupEmbedding | None = None
+) -> tf.keras.layers.Layer:
+    """The encoder layer for ``spec``, fitted on the training split's raw values.
+
+    history: ``train_values`` are the item ids (or ``separator``-joined
+    histories) of the training interactions, the vocabulary of its own table;
+    with ``spec.shared_embedding`` it uses ``shared_item_ids`` (the candidate
+    tower's item_id encoder) instead.
+    """
     name = f"{spec.name}_{spec.kind.value}"
     kind = spec.kind
+    if kind is FeatureKind.HISTORY:
+        if spec.shared_embedding:
+            if shared_item_ids is None:
+                raise ValueError(f"{spec.name}: a shared history embedding needs the candidate tower's item_id encoder")
+            return HistoryEncoder(spec, shared_item_ids.lookup, shared_item_ids.embed, name=name)
+        tokens = [t for v in train_values for t in str(v).split(spec.separator) if t]
+        lookup, table = own_tables(_vocabulary(np.array(tokens, dtype=object), spec.max_tokens), spec.embedding_dim, name)
+        return HistoryEncoder(spec, lookup, table, name=name)
     if kind in (FeatureKind.ID, FeatureKind.CATEGORICAL):
         return LookupEmbedding(_vocabulary(train_values, spec.max_tokens), spec.embedding_dim, name=name)
     if kind is FeatureKind.HASHED:

@@ -24,11 +24,20 @@ class FeatureKind(str, Enum):
     TEXT = "text"  # TextVectorization -> pooled token embedding
     NUMERIC = "numeric"  # Normalization (+ optional bucket embedding)
     TIMESTAMP = "timestamp"  # seconds: normalised + Discretization embedding
+    HISTORY = "history"  # the user's recent item ids "i1|i2|..." (oldest first) -> pooled item embedding
 
     @property
     def dtype(self) -> Literal["string", "float32"]:
         """The dtype of the raw input tensor the tower receives."""
         return "float32" if self in (FeatureKind.NUMERIC, FeatureKind.TIMESTAMP) else "string"
+
+
+class HistoryPooling(str, Enum):
+    """How a history's item embeddings become one vector (empty history -> zeros)."""
+
+    MEAN = "mean"  # plain mean
+    RECENCY = "recency"  # softmax of a learned weight per position counted from the most recent
+    ATTENTION = "attention"  # softmax of a learned score of each item's embedding plus its recency weight
 
 
 class FeatureSpec(BaseModel):
@@ -45,6 +54,12 @@ class FeatureSpec(BaseModel):
     sequence_length: int = Field(default=16, ge=1, le=512, description="tokens kept per text")
     buckets: int = Field(default=0, ge=0, le=1000, description="quantile buckets embedded (numeric, timestamp); 0 = none")
     log_transform: bool = Field(default=False, description="log1p before normalising (numeric)")
+    history_length: int = Field(default=50, ge=1, le=1000, description="most recent item ids kept (history)")
+    pooling: HistoryPooling = Field(default=HistoryPooling.MEAN, description="how item embeddings are pooled (history)")
+    shared_embedding: bool = Field(
+        default=False,
+        description="history: look ids up in the candidate tower's item_id table (its width) instead of a table of its own",
+    )
 
     @model_validator(mode="after")
     def _timestamp_has_buckets(self) -> FeatureSpec:
@@ -93,7 +108,18 @@ class ModelSpec(BaseModel):
             raise ValueError("the query tower needs at least one feature")
         if "item_id" not in self.candidate.names:
             raise ValueError("the candidate tower must read item_id (it identifies index rows)")
+        if any(f.kind is FeatureKind.HISTORY for f in self.candidate.features):
+            raise ValueError("history features belong to the query tower")
+        item_id = next(f for f in self.candidate.features if f.name == "item_id")
+        for f in self.query.features:
+            if f.kind is FeatureKind.HISTORY and f.shared_embedding and item_id.kind is not FeatureKind.ID:
+                raise ValueError(f"{f.name}: a shared history embedding needs the candidate's item_id of kind id")
         return self
+
+    @property
+    def history_features(self) -> list[FeatureSpec]:
+        """The query tower's history features (their inputs come from the interactions)."""
+        return [f for f in self.query.features if f.kind is FeatureKind.HISTORY]
 
     @classmethod
     def from_file(cls, path: str | Path) -> ModelSpec:
@@ -106,6 +132,14 @@ def _f(name: str, kind: str, **kw: object) -> FeatureSpec:
     return FeatureSpec(name=name, kind=FeatureKind(kind), **kw)
 
 
+HISTORY_FEATURE = "recent_item_ids"
+
+
+def history_feature(embedding_dim: int = 64, **kw: object) -> FeatureSpec:
+    """The user's recent item ids (``recent_item_ids``, "|"-joined, oldest first)."""
+    return FeatureSpec(name=HISTORY_FEATURE, kind=FeatureKind.HISTORY, embedding_dim=embedding_dim, **kw)
+
+
 def ids_only_spec(embedding_dim: int = 64) -> ModelSpec:
     """User id and item id only: the classic two-tower matrix factorisation."""
     return ModelSpec(
@@ -116,7 +150,8 @@ def ids_only_spec(embedding_dim: int = 64) -> ModelSpec:
 
 
 def storefront_spec(embedding_dim: int = 64) -> ModelSpec:
-    """Default spec for the generated storefront dataset."""
+    """Default spec for the generated storefront dataset (with the user's recent
+    items: the history, own table, attention pooling, won on MovieLens validation)."""
     return ModelSpec(
         embedding_dim=embedding_dim,
         query=TowerSpec(
@@ -125,6 +160,7 @@ def storefront_spec(embedding_dim: int = 64) -> ModelSpec:
                 _f("age", "numeric", buckets=10),
                 _f("country", "categorical", embedding_dim=8),
                 _f("segment", "categorical", embedding_dim=8),
+                history_feature(embedding_dim, pooling=HistoryPooling.ATTENTION),
             ]
         ),
         candidate=TowerSpec(
@@ -141,7 +177,9 @@ def storefront_spec(embedding_dim: int = 64) -> ModelSpec:
 
 
 def movielens_spec(embedding_dim: int = 64) -> ModelSpec:
-    """Default spec for MovieLens: ids plus the user and movie metadata."""
+    """Default spec for MovieLens: ids plus the user and movie metadata, and the
+    user's last 50 items (the history: own table, attention pooling; BENCHMARKS.md
+    section 1 has the comparison on validation)."""
     return ModelSpec(
         embedding_dim=embedding_dim,
         query=TowerSpec(
@@ -151,6 +189,7 @@ def movielens_spec(embedding_dim: int = 64) -> ModelSpec:
                 _f("gender", "categorical", embedding_dim=4),
                 _f("occupation", "categorical", embedding_dim=8),
                 _f("zip_prefix", "categorical", embedding_dim=8),
+                history_feature(embedding_dim, pooling=HistoryPooling.ATTENTION),
             ]
         ),
         candidate=TowerSpec(
@@ -168,9 +207,9 @@ def spec_for_columns(base: ModelSpec, user_columns: set[str], item_columns: set[
     """Drop the features of ``base`` whose columns the data does not have.
 
     MovieLens 25M has no user table, for example: its query tower keeps only
-    ``user_id``.
+    ``user_id`` (and the history, which comes from the interactions).
     """
-    query = [f for f in base.query.features if f.name in user_columns]
+    query = [f for f in base.query.features if f.name in user_columns or f.kind is FeatureKind.HISTORY]
     cand = [f for f in base.candidate.features if f.name in item_columns]
     return base.model_copy(
         update={

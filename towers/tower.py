@@ -13,11 +13,16 @@ from towers.spec import FeatureKind, TowerSpec
 
 
 def tower_inputs(spec: TowerSpec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Raw model inputs for every feature of ``spec``, one array per name."""
-    missing = [f.name for f in spec.features if f.name not in frame.columns]
+    """Raw model inputs for every feature of ``spec``, one array per name.
+
+    History features are skipped unless ``frame`` has their column: their
+    inputs come from the interactions (``training.history``), not from a table.
+    """
+    wanted = [f for f in spec.features if f.kind is not FeatureKind.HISTORY or f.name in frame.columns]
+    missing = [f.name for f in wanted if f.name not in frame.columns]
     if missing:
         raise KeyError(f"columns missing for tower features: {missing}")
-    return {f.name: raw_column(f, frame[f.name]) for f in spec.features}
+    return {f.name: raw_column(f, frame[f.name]) for f in wanted}
 
 
 def input_defaults(spec: TowerSpec, train_inputs: Mapping[str, np.ndarray]) -> dict[str, str | float]:
@@ -39,6 +44,7 @@ def build_tower(
     output_dim: int,
     name: str,
     normalize: bool = False,
+    shared_item_ids: tf.keras.layers.Layer | None = None,
 ) -> tf.keras.Model:
     """Build a Keras functional tower whose encoders are fitted on ``train_inputs``.
 
@@ -46,9 +52,11 @@ def build_tower(
     tower is a plain embedding table (matrix factorisation); otherwise the
     concatenated feature blocks go through the hidden layers and a final linear
     projection to ``output_dim``. With ``normalize`` the output has unit L2 norm.
+    ``shared_item_ids`` is the candidate tower's item_id encoder, for history
+    features that share its table.
     """
     inputs = {f.name: tf.keras.Input(shape=(), dtype=input_dtype(f), name=f.name) for f in spec.features}
-    blocks = [build_encoder(f, train_inputs[f.name])(inputs[f.name]) for f in spec.features]
+    blocks = [build_encoder(f, train_inputs[f.name], shared_item_ids)(inputs[f.name]) for f in spec.features]
     x = blocks[0] if len(blocks) == 1 else tf.keras.layers.Concatenate(name=f"{name}_concat")(blocks)
     plain_mf = (
         len(spec.features) == 1

@@ -12,6 +12,14 @@ class SplitKind(str, Enum):
     TEMPORAL = "temporal"  # P2: per user, the last 20% by time are test
 
 
+class Negatives(str, Enum):
+    """What each training example's softmax is taken over."""
+
+    IN_BATCH = "in_batch"  # the batch's other positives, logQ-corrected (won on MovieLens validation)
+    FULL = "full"  # every item of the catalog (exact softmax; no sampling, so no logQ)
+    MIXED = "mixed"  # the batch's positives plus ``mixed_negatives`` uniform items (Yang et al. 2020)
+
+
 class OptimizerKind(str, Enum):
     ADAM = "adam"
     ADAGRAD = "adagrad"
@@ -34,6 +42,10 @@ class TrainConfig(BaseModel):
         default=1.0, ge=0, le=1, description="exponent on the sampling probability: 1 = full logQ correction"
     )
     remove_accidental_hits: bool = True
+    negatives: Negatives = Field(
+        default=Negatives.IN_BATCH, description="softmax over in-batch, full-catalog or mixed negatives (BENCHMARKS.md section 1)"
+    )
+    mixed_negatives: int = Field(default=1024, ge=1, description="uniformly sampled items per batch (mixed negatives)")
     num_hard_negatives: int | None = Field(default=None, ge=1)
     split: SplitKind = SplitKind.TEMPORAL
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
@@ -51,3 +63,12 @@ class TrainConfig(BaseModel):
     gate_max_drop: float | None = Field(
         default=None, ge=0, description="refuse to publish if the served version's primary metric is higher by more than this"
     )
+    index_target_recall: float = Field(
+        default=0.95, gt=0, le=1, description="recall@10 vs exact the ScaNN index must reach on held-out known users' queries"
+    )
+    index_max_us_per_query: float = Field(
+        default=1000.0, gt=0, description="the index's time budget per query (search + exact re-scoring, batches of 12)"
+    )
+    index_tuning_queries: int = Field(default=2000, ge=2, description="query vectors sampled to tune (half) and check (half) the index")
+    allow_low_recall: bool = Field(default=False, description="publish even if the index misses index_target_recall within the budget")
+

@@ -1,10 +1,18 @@
-"""The ScaNN index over item embeddings: parameters by catalog size, build,
-recall against exact search, serialisation (``scann_ops_pybind``)."""
+"""The ScaNN index over item embeddings: building a searcher from parameters,
+searching the way the service does (candidates re-scored exactly), recall
+against exact search, serialisation (``scann_ops_pybind``).
+
+Which parameters a version gets is decided per index, at build time, on the
+version's own queries: :func:`build_index` hands over to
+:mod:`training.index_tuning`. :func:`index_params` is the former rule by
+catalog size; it remains the first tree shape the tuning tries.
+"""
 
 from __future__ import annotations
 
 import math
-import time
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,35 +26,34 @@ BRUTE_FORCE_BELOW = 20_000
 
 @dataclass
 class IndexInfo:
+    """What the manifest records as ``index`` (docs/CONTRACTS.md)."""
+
     kind: str
     params: dict = field(default_factory=dict)
-    build_seconds: float = 0.0
-    recall_at_10_vs_exact: float | None = None
+    build_seconds: float = 0.0  # the whole build, tuning included
+    recall_at_10_vs_exact: float | None = None  # on the checking queries
+    recall_at_100_vs_exact: float | None = None
+    similar_recall_at_10_vs_exact: float | None = None  # the sampled items as similar-items queries (themselves left out), checking half
+    us_per_query: float | None = None  # search + exact re-scoring, batches of SERVICE_BATCH, thread CPU time
+    meets_target: bool = True
+    tuning: dict = field(default_factory=dict)
 
 
 LARGE_CATALOG = 500_000
 SOAR_LAMBDA = 1.5  # ScaNN's default spilling strength (each item also sits in a second, "orthogonal" leaf)
+AH_PARAMS = {"dimensions_per_block": 2, "anisotropic_quantization_threshold": 0.2}
 
 
 def index_params(num_items: int) -> tuple[str, dict]:
-    """Brute force for small catalogs; tree + asymmetric hashing above, whose best
-    ``reorder`` approximate hits per query are re-scored exactly against
-    ``item_embeddings.npy`` (by the service and by :func:`index_recall`; the
-    index keeps no float copy of the vectors itself).
+    """The former rule by catalog size alone (now the first tree shape
+    :mod:`training.index_tuning` tries, and the reference its tests beat).
 
-    Up to half a million items the tree has about sqrt(n) leaves and a query
-    visits 10% of them; the best 100 (250 from 300K) approximate hits are
-    re-scored exactly: recall@10 0.99 at 100K x 64 (``python -m
-    benchmarks.index``). Above, every visited leaf costs a serving request
-    real time, so the tree gets twice as many, smaller leaves (2,000 at 1M)
-    with SOAR spilling: each item is also filed in a second leaf, chosen so
-    that a query missing its first leaf tends to hit the second, so fewer
-    leaves find the same neighbours. A query visits 1.25% of the leaves (25 at
-    1M) and the best 50 approximate hits are re-scored: on the serving
-    benchmark's 1M catalog recall@10 0.978 at 77 us per query (search plus
-    re-scoring, batches of 12, thread CPU time, medians of 5 interleaved
-    passes over 2,400 known users), against 0.977 at 104 us for the former
-    3% of the leaves without spilling and a pool of 100.
+    Brute force below 20,000 items. Up to half a million items the tree has
+    about sqrt(n) leaves and a query visits 10% of them, re-scoring the best 100
+    (250 from 300K) approximate hits exactly; above, twice as many, smaller
+    leaves with SOAR spilling, 1.25% of them visited and a pool of 50. Tuned on
+    the index benchmark's generated embeddings (recall@10 0.99 at 100K, 0.978
+    at 1M); on trained models it misses (0.885 at 60K items), hence the tuning.
     """
     if num_items < BRUTE_FORCE_BELOW:
         return "brute_force", {}
@@ -63,8 +70,7 @@ def index_params(num_items: int) -> tuple[str, dict]:
         "num_leaves": leaves,
         "num_leaves_to_search": to_search,
         "training_sample_size": int(min(num_items, 250_000)),
-        "dimensions_per_block": 2,
-        "anisotropic_quantization_threshold": 0.2,
+        **AH_PARAMS,
         "reorder": reorder,
         **spilling,
     }
@@ -90,6 +96,28 @@ def build_searcher(item_embeddings: np.ndarray, kind: str, params: dict, k: int 
     )
 
 
+def autopilot_params(num_items: int, dim: int, k: int = 10) -> dict | None:
+    """ScaNN's ``autopilot()`` suggestion (scann 1.4.2, ``suggest_autopilot``) as tree + AH
+    parameters, or None where autopilot would search by brute force. Its float re-ordering
+    of ``approx_num_neighbors`` becomes the pool re-scored from the item embeddings (the
+    same answers, without a second float copy of the vectors in the index)."""
+    db = np.zeros((1, dim), np.float32)  # autopilot reads only the sizes given to it
+    config = scann.scann_ops_pybind.builder(db, k, "dot_product").autopilot().create_config()
+    from scann.scann_ops.py import scann_ops_pybind as pybind
+
+    suggested = pybind.scann_pybind.ScannNumpy.suggest_autopilot(config, num_items, dim)
+    leaves = re.search(r"num_children:\s*(\d+)", suggested)
+    if leaves is None:
+        return None
+    return {
+        "num_leaves": int(leaves.group(1)),
+        "num_leaves_to_search": int(re.search(r"max_spill_centers:\s*(\d+)", suggested).group(1)),
+        "training_sample_size": int(min(num_items, int(re.search(r"expected_sample_size:\s*(\d+)", suggested).group(1)))),
+        **AH_PARAMS,
+        "reorder": int(re.search(r"approx_num_neighbors:\s*(\d+)", suggested).group(1)),
+    }
+
+
 def search_rescored(
     searcher: scann.scann_ops_pybind.ScannSearcher, items: np.ndarray, queries: np.ndarray, k: int, pool: int = 0, **search_args: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +125,7 @@ def search_rescored(
     candidates re-scored against ``items`` (what the service does; ``pool`` 0 for brute force)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     width = min(max(k, pool), len(items))
-    idx, _ = searcher.search_batched(queries, final_num_neighbors=width, **search_args)
+    idx, _ = searcher.search_batched(queries, final_num_neighbors=width, pre_reorder_num_neighbors=width, **search_args)
     idx = np.asarray(idx, dtype=np.int64)
     valid = (idx >= 0) & (idx < len(items))
     rows = np.where(valid, idx, 0)
@@ -107,26 +135,60 @@ def search_rescored(
     return np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
-def build_index(item_embeddings: np.ndarray, queries: np.ndarray | None = None) -> tuple[scann.scann_ops_pybind.ScannSearcher, IndexInfo]:
-    """Build the searcher and measure its recall@10 against exact dot-product
-    search on ``queries`` (real query embeddings)."""
-    kind, params = index_params(len(item_embeddings))
-    start = time.perf_counter()
-    searcher = build_searcher(item_embeddings, kind, params)
-    info = IndexInfo(kind=kind, params=params, build_seconds=time.perf_counter() - start)
-    if queries is not None and len(queries):
-        info.recall_at_10_vs_exact = index_recall(searcher, item_embeddings, queries, k=10, pool=params.get("reorder", 0))
-    return searcher, info
+def build_index(
+    item_embeddings: np.ndarray,
+    queries: np.ndarray | None = None,
+    *,
+    target_recall: float | None = None,
+    max_us_per_query: float | None = None,
+    sample_size: int | None = None,
+    seed: int = 0,
+) -> tuple[scann.scann_ops_pybind.ScannSearcher, IndexInfo]:
+    """Build the searcher whose operating point :func:`training.index_tuning.tune_index`
+    chooses on ``queries`` (the version's known users' query vectors; None or few:
+    item vectors top them up, see :mod:`training.index_queries`). The one path
+    every command that builds an index takes (training, the benchmarks)."""
+    from training.index_queries import sample_queries
+    from training.index_tuning import TuningTarget, tune_index
+
+    target = TuningTarget.with_overrides(target_recall=target_recall, max_us_per_query=max_us_per_query)
+    sample = sample_queries(queries, item_embeddings, seed=seed, **({"size": sample_size} if sample_size else {}))
+    return tune_index(item_embeddings, sample, target)
 
 
 def index_recall(
     searcher: scann.scann_ops_pybind.ScannSearcher, items: np.ndarray, queries: np.ndarray, k: int = 10, pool: int = 0
 ) -> float:
-    """Recall@k against exact search of what the service returns (``pool`` candidates re-scored)."""
+    """Recall@k against exact search (numpy) of what the service returns (``pool`` candidates re-scored)."""
     k = min(k, len(items))
     approx, _ = search_rescored(searcher, items, queries, k, pool)
     exact = top_k_indices(queries @ items.T, k)
     return recall_vs_exact(approx, exact)
+
+
+def with_default_leaves(searcher: scann.scann_ops_pybind.ScannSearcher, leaves_to_search: int) -> scann.scann_ops_pybind.ScannSearcher:
+    """The same tree + AH searcher with ``leaves_to_search`` as the number of leaves a
+    search visits when the caller names none (the service names none): serialised,
+    that setting (``partitioning.query_spilling.max_spill_centers`` of
+    ``scann_config.pb``) rewritten, loaded back. Nothing is retrained."""
+    from scann.proto import scann_pb2
+
+    with tempfile.TemporaryDirectory(prefix="scann-leaves-") as tmp:
+        searcher.serialize(tmp, relative_path=True)
+        path = Path(tmp) / "scann_config.pb"
+        config = scann_pb2.ScannConfig()
+        config.ParseFromString(path.read_bytes())
+        if not config.HasField("partitioning"):
+            raise ValueError("only a tree searcher has leaves to search")
+        config.partitioning.query_spilling.max_spill_centers = int(leaves_to_search)
+        path.write_bytes(config.SerializeToString())
+        return scann.scann_ops_pybind.load_searcher(tmp)
+
+
+def leaves_to_search(searcher: scann.scann_ops_pybind.ScannSearcher) -> int | None:
+    """The serialised default number of leaves a search visits (None for brute force)."""
+    found = re.search(r"max_spill_centers:\s*(\d+)", str(searcher.config()))
+    return int(found.group(1)) if found else None
 
 
 def save_searcher(searcher: scann.scann_ops_pybind.ScannSearcher, directory: Path) -> None:
@@ -137,3 +199,4 @@ def save_searcher(searcher: scann.scann_ops_pybind.ScannSearcher, directory: Pat
 
 def load_searcher(directory: Path) -> scann.scann_ops_pybind.ScannSearcher:
     return scann.scann_ops_pybind.load_searcher(str(directory))
+

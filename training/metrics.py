@@ -48,7 +48,7 @@ def top_k_accuracy(
     return {f"top_{k}_accuracy": hits[k] / n for k in ks}
 
 
-def ranking_metrics(
+def ranking_metrics_per_user(
     score_fn: ScoreFn,
     users: np.ndarray,
     test_items: Sequence[np.ndarray],
@@ -58,13 +58,14 @@ def ranking_metrics(
     ndcg_k: int = 10,
     coverage_k: int = 10,
     batch: int = 256,
-) -> dict[str, float]:
-    """P2: per user, recommend top K excluding the user's training items; report
-    Recall@K (hits / |test items|), NDCG@k (binary relevance), averaged over
-    users, and catalog coverage@k (distinct recommended items / catalog size)."""
+) -> tuple[dict[str, np.ndarray], float]:
+    """P2 per user: recommend top K excluding the user's training items;
+    Recall@K (hits / |test items|) and NDCG@k (binary relevance) for every
+    user with test items (arrays in ``users`` order, those users only), and
+    catalog coverage@k (distinct recommended items / catalog size)."""
     kmax = max(max(recall_ks), ndcg_k, coverage_k)
-    recall_sum = {k: 0.0 for k in recall_ks}
-    ndcg_sum = 0.0
+    recall: dict[int, list[float]] = {k: [] for k in recall_ks}
+    ndcg: list[float] = []
     covered = np.zeros(num_items, dtype=bool)
     discounts = 1.0 / np.log2(np.arange(2, kmax + 2))
     for start in range(0, len(users), batch):
@@ -83,16 +84,57 @@ def ranking_metrics(
                 continue
             hit = relevant[top[j]]
             for k in recall_ks:
-                recall_sum[k] += hit[:k].sum() / n_rel
+                recall[k].append(hit[:k].sum() / n_rel)
             dcg = float((hit[:ndcg_k] * discounts[:ndcg_k]).sum())
             idcg = float(discounts[: min(n_rel, ndcg_k)].sum())
-            ndcg_sum += dcg / idcg
+            ndcg.append(dcg / idcg)
             covered[top[j, :coverage_k]] = True
+    out = {f"recall_at_{k}": np.asarray(recall[k], dtype=np.float64) for k in recall_ks}
+    out[f"ndcg_at_{ndcg_k}"] = np.asarray(ndcg, dtype=np.float64)
+    return out, float(covered.sum() / max(num_items, 1))
+
+
+def ranking_metrics(
+    score_fn: ScoreFn,
+    users: np.ndarray,
+    test_items: Sequence[np.ndarray],
+    train_items: Sequence[np.ndarray],
+    num_items: int,
+    recall_ks: Sequence[int] = (10, 100),
+    ndcg_k: int = 10,
+    coverage_k: int = 10,
+    batch: int = 256,
+) -> dict[str, float]:
+    """P2: per user, recommend top K excluding the user's training items; report
+    Recall@K (hits / |test items|), NDCG@k (binary relevance), averaged over
+    users, and catalog coverage@k (distinct recommended items / catalog size)."""
+    per_user, coverage = ranking_metrics_per_user(
+        score_fn, users, test_items, train_items, num_items, recall_ks, ndcg_k, coverage_k, batch
+    )
     n = max(sum(1 for t in test_items if len(t)), 1)
-    out = {f"recall_at_{k}": recall_sum[k] / n for k in recall_ks}
-    out[f"ndcg_at_{ndcg_k}"] = ndcg_sum / n
-    out[f"coverage_at_{coverage_k}"] = float(covered.sum() / max(num_items, 1))
+    out = {k: float(v.sum() / n) for k, v in per_user.items()}
+    out[f"coverage_at_{coverage_k}"] = coverage
     return out
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Paired bootstrap over users of mean(a) - mean(b) (per-user values of two
+    models on the same users): the observed difference, its 95% interval, and
+    the share of resamples in which ``a`` is not ahead (a one-sided p-value)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError("paired bootstrap needs two equally long, non-empty 1-D arrays")
+    diff = a - b
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[idx].mean(axis=1)
+    return {
+        "difference": float(diff.mean()),
+        "ci95_low": float(np.quantile(means, 0.025)),
+        "ci95_high": float(np.quantile(means, 0.975)),
+        "p_not_better": float((means <= 0).mean()),
+        "resamples": resamples,
+        "users": len(diff),
+    }
 
 
 def popularity_score_fn(train_item_rows: np.ndarray, num_items: int) -> ScoreFn:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from towers.features import as_tensor
-from training.config import TrainConfig
+from training.config import Negatives, TrainConfig
 
 QUERY_PREFIX = "q_"
 CANDIDATE_PREFIX = "c_"
@@ -18,12 +18,21 @@ SAMPLING_PROBABILITY = "_sampling_probability"
 
 
 class TwoTowerModel(tfrs.Model):
-    """Query tower and candidate tower trained with in-batch softmax.
+    """Query tower and candidate tower trained with a sampled or full softmax.
 
     Features arrive as one dict per batch: ``q_<name>`` for query inputs,
     ``c_<name>`` for candidate inputs, ``_item_row`` (the item's catalog row,
     used to drop accidental hits) and ``_sampling_probability`` (the item's
     share of training interactions, for the logQ correction).
+
+    Negatives (``config.negatives``, resolved): ``in_batch`` scores each query
+    against the batch's positives (logQ-corrected); ``full`` against every
+    item of ``catalog`` (the candidate tower runs over the whole catalog each
+    step; no sampling, so no correction); ``mixed`` against the batch's
+    positives plus ``config.mixed_negatives`` items drawn uniformly from
+    ``catalog`` each step, corrected by each item's expected count in that
+    pool (Yang et al., "Mixed Negative Sampling", 2020). All three go through
+    the same ``tfrs.tasks.Retrieval``.
 
     ``FactorizedTopK`` scores every example against the whole catalog, which
     would dominate training time, so the task gets it only for evaluation
@@ -37,7 +46,12 @@ class TwoTowerModel(tfrs.Model):
         query_names: Sequence[str],
         candidate_names: Sequence[str],
         config: TrainConfig,
+        catalog: Mapping[str, np.ndarray] | None = None,
+        sampling_probability: np.ndarray | None = None,
     ) -> None:
+        """``catalog``: the candidate tower's raw inputs of every item (row =
+        item row) and ``sampling_probability`` the logQ table; both are needed
+        by the full and mixed softmax only."""
         super().__init__()
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
@@ -46,6 +60,17 @@ class TwoTowerModel(tfrs.Model):
         self.embedding_l2 = float(config.embedding_l2)
         self.logq = bool(config.logq_correction)
         self.remove_hits = bool(config.remove_accidental_hits)
+        self.negatives = config.negatives
+        self.mixed_negatives = int(config.mixed_negatives)
+        self._catalog: dict[str, tf.Tensor] = {}
+        if self.negatives is not Negatives.IN_BATCH:
+            if catalog is None or (self.negatives is Negatives.MIXED and sampling_probability is None):
+                raise ValueError(f"{self.negatives.value} negatives need the catalog's inputs and sampling probabilities")
+            self._catalog = {n: as_tensor(np.asarray(v)) for n, v in catalog.items()}
+            self.num_items = len(next(iter(catalog.values())))
+            self._probability = tf.constant(
+                sampling_probability if sampling_probability is not None else np.ones(self.num_items), tf.float32
+            )
         self.task = tfrs.tasks.Retrieval(
             temperature=config.temperature,
             num_hard_negatives=config.num_hard_negatives,
@@ -67,23 +92,64 @@ class TwoTowerModel(tfrs.Model):
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         query = self.query_tower({n: features[QUERY_PREFIX + n] for n in self.query_names}, training=training)
-        candidate = self.candidate_tower(
-            {n: features[CANDIDATE_PREFIX + n] for n in self.candidate_names}, training=training
-        )
-        loss = self.task(
-            query,
-            candidate,
-            candidate_sampling_probability=features[SAMPLING_PROBABILITY] if self.logq else None,
-            candidate_ids=features[ITEM_ROW] if self.remove_hits else None,
-            compute_metrics=not training,
-            compute_batch_metrics=False,
-        )
+        rows = features[ITEM_ROW]
+        # Evaluation (FactorizedTopK, which wants one id per query) takes the in-batch path.
+        if self.negatives is Negatives.FULL and training:
+            loss, candidate = self._full_softmax(query, rows, training)
+        else:
+            candidate = self.candidate_tower(
+                {n: features[CANDIDATE_PREFIX + n] for n in self.candidate_names}, training=training
+            )
+            candidates, ids, probability = candidate, rows, features[SAMPLING_PROBABILITY]
+            if self.negatives is Negatives.MIXED and training:
+                candidates, ids, probability = self._with_uniform_negatives(candidate, rows, probability, training)
+            loss = self.task(
+                query,
+                candidates,
+                candidate_sampling_probability=probability if self.logq else None,
+                candidate_ids=ids if self.remove_hits else None,
+                compute_metrics=not training,
+                compute_batch_metrics=False,
+            )
         if self.embedding_l2 > 0:
             penalty = tf.reduce_mean(tf.reduce_sum(tf.square(query), axis=1)) + tf.reduce_mean(
                 tf.reduce_sum(tf.square(candidate), axis=1)
             )
             loss = loss + self.embedding_l2 * penalty
         return loss
+
+
+    def _full_softmax(self, query: tf.Tensor, rows: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """Each query against every item: candidates = [the batch's positives, the
+        catalog]; the mask keeps, per row, its own positive and every catalog
+        item but that positive's second copy."""
+        catalog = self.candidate_tower(self._catalog, training=training)
+        positives = tf.gather(catalog, rows)
+        batch = tf.shape(query)[0]
+        own = tf.eye(batch, dtype=tf.bool)
+        every = tf.range(self.num_items, dtype=rows.dtype)
+        others = tf.not_equal(rows[:, tf.newaxis], every[tf.newaxis, :])
+        loss = self.task(
+            query,
+            tf.concat([positives, catalog], axis=0),
+            candidate_ids=tf.concat([rows, every], axis=0),  # the task's accidental-hit removal agrees with the mask
+            score_mask=tf.concat([own, others], axis=1),
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )
+        return loss, positives
+
+    def _with_uniform_negatives(
+        self, candidate: tf.Tensor, rows: tf.Tensor, probability: tf.Tensor, training: bool
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Append ``mixed_negatives`` uniformly drawn items; each candidate's
+        logQ term is its expected count in the pool: B * p(item) + M / N."""
+        sampled = tf.random.uniform([self.mixed_negatives], 0, self.num_items, dtype=rows.dtype)
+        negatives = self.candidate_tower({n: tf.gather(t, sampled) for n, t in self._catalog.items()}, training=training)
+        batch = tf.cast(tf.shape(candidate)[0], tf.float32)
+        uniform = self.mixed_negatives / self.num_items
+        expected = tf.concat([probability, tf.gather(self._probability, sampled)], axis=0) * batch + uniform
+        return tf.concat([candidate, negatives], axis=0), tf.concat([rows, sampled], axis=0), expected
 
 
 def make_optimizer(config: TrainConfig) -> tf.keras.optimizers.Optimizer:

@@ -26,7 +26,7 @@ from training.index import build_index
 from training.model import embed
 from training.prepared import PreparedData, make_dataset, prepare, sampling_probabilities, subset_inputs
 from training.publish import publish
-from training.quality_gate import quality_gate
+from training.quality_gate import index_gate, quality_gate
 from training.report import write_report
 from training.split import Split, make_split
 from training.trainer import TrainResult, train
@@ -36,6 +36,10 @@ console = Console(stderr=True)
 
 class QualityGateError(RuntimeError):
     """The new version is worse than the served one by more than the allowed margin."""
+
+
+class IndexRecallError(QualityGateError):
+    """The version's index misses its recall target within its time budget (``recsys train`` exits 5)."""
 
 
 @contextmanager
@@ -83,6 +87,7 @@ class PipelineResult:
     metrics: dict
     train: TrainResult
     spec: ModelSpec
+    query_embeddings: np.ndarray | None = None  # per user row: the query vectors evaluation scored
 
 
 def _tables_for_export(prep: PreparedData, train_rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -90,7 +95,7 @@ def _tables_for_export(prep: PreparedData, train_rows: np.ndarray) -> tuple[pd.D
     items["item_id"] = prep.item_ids
     items["popularity"] = np.bincount(prep.item_rows[train_rows], minlength=prep.num_items).astype(np.int64)
     users = pd.DataFrame({"user_id": prep.user_ids})
-    for name, values in prep.user_inputs.items():
+    for name, values in prep.query_inputs(train_rows).items():  # history: each user's last training items
         users[name] = values.astype(str) if values.dtype == object else values
     seen_lists = prep.items_by_user(train_rows)
     seen = pd.DataFrame(
@@ -109,7 +114,9 @@ def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, ite
     if len(rows) > config.max_eval_queries:
         rows = np.sort(np.random.default_rng(config.seed).choice(rows, config.max_eval_queries, replace=False))
     result.model.attach_top_k_metrics(item_emb)
-    ds = make_dataset(prep, rows, sampling_probabilities(prep, split.train), config.batch_size, config.seed, shuffle=False)
+    ds = make_dataset(
+        prep, rows, sampling_probabilities(prep, split.train), config.batch_size, config.seed, shuffle=False, query_rows=split.train
+    )
     out = result.model.evaluate(ds, return_dict=True, verbose=0)
     result.model.task.factorized_metrics = []
     return {k.split("/")[-1]: float(v) for k, v in out.items() if "factorized_top_k" in k}
@@ -150,13 +157,16 @@ def run_pipeline(
         result.validation_metric = selection.validation_metric
 
     with step("evaluating on the test split"):
-        user_emb = embed(result.model.query_tower, prep.user_inputs)
+        user_emb = embed(result.model.query_tower, prep.query_inputs(split.train))  # = users.parquet's queries
         item_emb = embed(result.model.candidate_tower, prep.item_inputs)
         evaluation = evaluate_split(prep, split, user_emb, item_emb, config)
         evaluation["factorized_top_k"] = top_k_cross_check(result, prep, split, item_emb, config)
     with step(f"building the ScaNN index over {prep.num_items:,} items"):
-        queries = user_emb[np.random.default_rng(config.seed).choice(len(user_emb), min(1000, len(user_emb)), replace=False)]
-        searcher, index_info = build_index(item_emb, queries)
+        # tuned on a seeded sample of the known users' query vectors (training.index_tuning)
+        searcher, index_info = build_index(
+            item_emb, user_emb, target_recall=config.index_target_recall, max_us_per_query=config.index_max_us_per_query,
+            sample_size=config.index_tuning_queries, seed=config.seed,
+        )
     metrics = {
         "evaluation": evaluation,
         "training": {
@@ -172,6 +182,12 @@ def run_pipeline(
     _log_summary(evaluation, index_info.__dict__)
 
     version = None
+    if publish_version:
+        index_check = index_gate(index_info.__dict__, config.allow_low_recall)
+        console.log(f"index gate: {index_check.message}")
+        metrics["index_gate"] = {"passed": index_check.passed, "message": index_check.message}
+        if not index_check.passed:
+            raise IndexRecallError(f"index gate refused the new version: {index_check.message}")
     if publish_version and config.gate_max_drop is not None:
         gate = quality_gate(model_root, metrics, config.gate_max_drop)
         console.log(f"quality gate: {gate.message}")
@@ -213,7 +229,7 @@ def run_pipeline(
             version = publish(model_root, lambda dest, v: write_version(dest, artifact, v), retain=config.retain_versions)
         console.log(f"published version {version}")
         shutil.rmtree(run_dir, ignore_errors=True)
-    return PipelineResult(version=version, metrics=metrics, train=result, spec=spec)
+    return PipelineResult(version=version, metrics=metrics, train=result, spec=spec, query_embeddings=user_emb)
 
 
 def _log_summary(evaluation: dict, index: dict) -> None:

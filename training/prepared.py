@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from towers.features import as_tensor
-from towers.spec import ModelSpec
+from towers.spec import FeatureSpec, ModelSpec
 from towers.tower import tower_inputs
 from training.data.tables import CanonicalData
+from training.history import example_windows, joined, user_windows
 from training.model import CANDIDATE_PREFIX, ITEM_ROW, QUERY_PREFIX, SAMPLING_PROBABILITY
 
 
@@ -28,8 +30,9 @@ class PreparedData:
     item_ids: np.ndarray
     user_rows: np.ndarray  # per interaction
     item_rows: np.ndarray  # per interaction
-    user_inputs: dict[str, np.ndarray]  # raw query-tower inputs, one row per user
+    user_inputs: dict[str, np.ndarray]  # raw query-tower inputs, one row per user (history: every interaction known)
     item_inputs: dict[str, np.ndarray]  # raw candidate-tower inputs, one row per item
+    history: list[FeatureSpec] = field(default_factory=list)  # the query tower's history features
 
     @property
     def num_users(self) -> int:
@@ -38,6 +41,26 @@ class PreparedData:
     @property
     def num_items(self) -> int:
         return len(self.item_ids)
+
+    @cached_property
+    def times(self) -> np.ndarray:
+        """Per interaction, its time (the timestamp column, else its position)."""
+        inter = self.data.interactions
+        if "timestamp" in inter.columns:
+            return inter["timestamp"].to_numpy(dtype=np.int64)
+        return np.arange(len(inter), dtype=np.int64)
+
+    def query_inputs(self, known_rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The query tower's raw inputs per user row when the interactions
+        ``known_rows`` are all that is known: ``user_inputs`` with each history
+        feature the user's last ``history_length`` known items, oldest first,
+        joined by its separator. Evaluation passes the training rows; the
+        published users.parquet holds the same columns."""
+        out = dict(self.user_inputs)
+        for f in self.history:
+            windows = user_windows(self.user_rows, self.times, known_rows, self.num_users, f.history_length)
+            out[f.name] = joined(self.item_ids, self.item_rows, windows, f.separator)
+        return out
 
     def items_by_user(self, rows: np.ndarray) -> list[np.ndarray]:
         """For each user row, the distinct item rows among interactions ``rows``."""
@@ -61,7 +84,11 @@ def prepare(data: CanonicalData, spec: ModelSpec) -> PreparedData:
     item_rows = item_pos.get_indexer(inter["item_id"].astype(str))
     if (user_rows < 0).any() or (item_rows < 0).any():
         raise ValueError("interactions reference unknown users or items (validate_canonical should have caught it)")
-    return PreparedData(
+    for f in spec.history_features:
+        clash = [i for i in item_ids if f.separator in i][:3]
+        if clash:
+            raise ValueError(f"history feature {f.name}: item ids contain its separator {f.separator!r}: {clash}")
+    prep = PreparedData(
         data=data,
         user_ids=user_ids,
         item_ids=item_ids,
@@ -69,7 +96,11 @@ def prepare(data: CanonicalData, spec: ModelSpec) -> PreparedData:
         item_rows=item_rows.astype(np.int64),
         user_inputs=tower_inputs(spec.query, users),
         item_inputs=tower_inputs(spec.candidate, items),
+        history=spec.history_features,
     )
+    if prep.history:
+        prep.user_inputs = prep.query_inputs(np.arange(len(inter)))
+    return prep
 
 
 def subset_inputs(inputs: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,19 +124,38 @@ def make_dataset(
     batch_size: int,
     seed: int,
     shuffle: bool = True,
+    query_rows: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of interaction features: shuffle (user row, item row) pairs, batch,
-    then gather each tower's raw inputs from constant per-user/per-item tables."""
-    user_tables = {n: as_tensor(v) for n, v in prep.user_inputs.items()}
+    then gather each tower's raw inputs from constant per-user/per-item tables.
+
+    History features: with ``query_rows`` None (training), each example's
+    history is its user's ``rows`` strictly before it in time
+    (:func:`training.history.example_windows`), joined per batch from offsets;
+    with ``query_rows`` given (evaluation), every example gets its user's query
+    inputs when ``query_rows`` are known (:meth:`PreparedData.query_inputs`),
+    as the published version answers."""
+    per_example = prep.history if query_rows is None else []
+    users_known = prep.user_inputs if query_rows is None else prep.query_inputs(query_rows)
+    user_tables = {n: as_tensor(v) for n, v in users_known.items() if n not in {f.name for f in per_example}}
     item_tables = {n: as_tensor(v) for n, v in prep.item_inputs.items()}
     p_table = tf.constant(sampling_p)
-    ds = tf.data.Dataset.from_tensor_slices((prep.user_rows[rows], prep.item_rows[rows]))
+    windows = {f.name: example_windows(prep.user_rows, prep.times, rows, f.history_length) for f in per_example}
+    sequence = (
+        tf.constant(prep.item_ids[prep.item_rows[next(iter(windows.values())).order]].astype(str)) if windows else None
+    )  # the rows' item ids by (user, time, position): every window indexes it
+    bounds = {n: (w.start, w.end) for n, w in windows.items()}
+    ds = tf.data.Dataset.from_tensor_slices((prep.user_rows[rows], prep.item_rows[rows], bounds))
     if shuffle:
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    separators = {f.name: f.separator for f in per_example}
 
-    def gather(u: tf.Tensor, i: tf.Tensor) -> dict[str, tf.Tensor]:
+    def gather(u: tf.Tensor, i: tf.Tensor, b: dict[str, tuple[tf.Tensor, tf.Tensor]]) -> dict[str, tf.Tensor]:
         feats = {QUERY_PREFIX + n: tf.gather(t, u) for n, t in user_tables.items()}
+        for n, (start, end) in b.items():
+            ids = tf.gather(sequence, tf.ragged.range(start, end))
+            feats[QUERY_PREFIX + n] = tf.strings.reduce_join(ids, axis=1, separator=separators[n])
         feats.update({CANDIDATE_PREFIX + n: tf.gather(t, i) for n, t in item_tables.items()})
         feats[ITEM_ROW] = i
         feats[SAMPLING_PROBABILITY] = tf.gather(p_table, i)

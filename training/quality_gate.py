@@ -48,6 +48,25 @@ class GateResult:
     message: str
 
 
+def index_gate(index: dict, allow_low_recall: bool = False) -> GateResult:
+    """Pass when the version's index reached its recall@10 target within its time budget
+    (``index.meets_target``, chosen at build time by ``training.index_tuning``), or when
+    ``allow_low_recall`` says to publish anyway; the message names the reason."""
+    tuning = index.get("tuning") or {}
+    params = index.get("params") or {}
+    setting = ", ".join(f"{k} {v}" for k, v in params.items() if k in ("num_leaves", "num_leaves_to_search", "reorder", "soar_lambda"))
+    figures = (
+        f"index {index.get('kind')}{f' ({setting})' if setting else ''}: recall@10 vs exact {index.get('recall_at_10_vs_exact')} "
+        f"at {index.get('us_per_query')} us per query (target {tuning.get('target_recall_at_10')} within {tuning.get('max_us_per_query')} us)"
+    )
+    if index.get("meets_target", True):
+        return GateResult(True, figures)
+    reason = f"{tuning.get('reason', 'the index misses its recall target')}; {figures}"
+    if allow_low_recall:
+        return GateResult(True, f"published although {reason} (--allow-low-recall)")
+    return GateResult(False, reason)
+
+
 def quality_gate(model_root: Path, new_metrics: dict, max_drop: float) -> GateResult:
     """Pass unless the served version's primary metric exceeds the new one's by more than ``max_drop``."""
     served = read_latest(Path(model_root))

@@ -64,6 +64,7 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.prep = prep
+        self.query_inputs = prep.query_inputs(fit_rows)  # validation queries know the fit rows, as test queries know train
         self.k = k = config.validation_metric_k
         self.per_pair = config.split is SplitKind.RANDOM
         self.metric = f"top_{k}_accuracy" if self.per_pair else f"recall_at_{k}"
@@ -91,7 +92,7 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
 
     def compute(self, model: TwoTowerModel) -> float:
         score = embedding_score_fn(
-            embed(model.query_tower, self.prep.user_inputs), embed(model.candidate_tower, self.prep.item_inputs)
+            embed(model.query_tower, self.query_inputs), embed(model.candidate_tower, self.prep.item_inputs)
         )
         if self.per_pair:
             return top_k_accuracy(score, *self.pairs, ks=(self.k,))[self.metric]
@@ -115,16 +116,24 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
 
 
 def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_rows: np.ndarray) -> TwoTowerModel:
-    """Towers whose vocabularies and statistics come from the fit rows only."""
+    """Towers whose vocabularies and statistics come from the fit rows only
+    (a history's own vocabulary: the items of the fit rows). The candidate
+    tower is built first: a shared history embedding is its item_id table."""
     train_users = np.unique(prep.user_rows[fit_rows])
     train_items = np.unique(prep.item_rows[fit_rows])
-    query_tower = build_tower(
-        spec.query, subset_inputs(prep.user_inputs, train_users), spec.embedding_dim, "query_tower", spec.normalize_embeddings
-    )
     candidate_tower = build_tower(
         spec.candidate, subset_inputs(prep.item_inputs, train_items), spec.embedding_dim, "candidate_tower", spec.normalize_embeddings
     )
-    model = TwoTowerModel(query_tower, candidate_tower, spec.query.names, spec.candidate.names, config)
+    query_train = subset_inputs(prep.user_inputs, train_users)
+    query_train.update({f.name: prep.item_ids[prep.item_rows[fit_rows]] for f in spec.history_features})
+    shared = candidate_tower.get_layer("item_id_id") if any(f.shared_embedding for f in spec.history_features) else None
+    query_tower = build_tower(
+        spec.query, query_train, spec.embedding_dim, "query_tower", spec.normalize_embeddings, shared_item_ids=shared
+    )
+    model = TwoTowerModel(
+        query_tower, candidate_tower, spec.query.names, spec.candidate.names, config,
+        catalog=prep.item_inputs, sampling_probability=sampling_probabilities(prep, fit_rows, config.logq_strength),
+    )
     model.compile(optimizer=make_optimizer(config))
     return model
 

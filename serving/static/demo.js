@@ -497,11 +497,29 @@
       if (await loadModel()) $("key-hint").textContent = "Key accepted; it is sent as X-API-Key and kept in this page only.";
     });
     if (document.body.dataset.apiKey === "required") {
+      startWithKey();
+    } else {
+      loadModel();
+    }
+  });
+
+  // The service needs an API key, and this page was only served with it: whatever sent
+  // the key for the page (a proxy, a browser extension) may send it with the page's own
+  // API calls too. Ask for the key only when they are refused.
+  async function startWithKey() {
+    $("model-version").textContent = "checking the API key…";
+    let status = 0;
+    try {
+      status = (await fetch("/v1/model", { headers: { Accept: "application/json" } })).status;
+    } catch (_) {
+      status = 0;
+    }
+    if (status === 401) {
       showKeyForm();
       $("model-version").textContent = "waiting for the API key";
       $("api-key").focus();
     } else {
       loadModel();
     }
-  });
+  }
 })();

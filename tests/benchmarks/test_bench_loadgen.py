@@ -197,8 +197,8 @@ def test_wrk_script_escapes_bodies():
     assert "__SPECS__" not in script and "count_versions = true" in script
 
 
-@pytest.mark.skipif(loadgen.wrk_path() is None, reason="wrk not installed (benchmarks/install_wrk.sh)")
 def test_wrk_counts_status_failures_and_timeouts():
+    assert loadgen.wrk_path() is not None, "wrk is missing: the test command installs it with benchmarks/install_wrk.sh"
     specs = [RequestSpec("GET", "/ok"), RequestSpec("POST", "/fail", b"{}")]
     with stub_server() as url:
         res = run_wrk(url, specs, concurrency=2, duration_s=1, timeout_s=1, count_versions=True)

@@ -107,13 +107,13 @@ def test_generated_version_is_accepted_by_the_service_loader(tmp_path):
     from serving.engine import build_job, run_jobs
     from serving.model import load_version
 
-    info = publish_catalog(tmp_path, num_items=20_500, num_users=200, dim=16, seed=0)
+    info = publish_catalog(tmp_path, num_items=20_500, num_users=200, dim=64, seed=0)
     assert (tmp_path / "LATEST").read_text().strip() == info["version"]
     manifest = json.loads((tmp_path / info["version"] / "manifest.json").read_text())
     assert manifest["index"]["kind"] == "tree_ah" and manifest["num_items"] == 20_500
     assert set(info["timings"]) >= {"generate_seconds", "towers_seconds", "index_seconds", "publish_seconds", "total_seconds"}
     model = load_version(tmp_path, info["version"])  # every check the server makes before serving
-    cat = generate_catalog(20_500, 200, dim=16, seed=0)
+    cat = generate_catalog(20_500, 200, dim=64, seed=0)
     uid = user_id(5)
     q = model.embed({"user_id": np.asarray([uid], dtype=object), "age": np.asarray([30.0], np.float32),
                      "country": np.asarray([""], dtype=object), "segment": np.asarray([""], dtype=object)})[0]

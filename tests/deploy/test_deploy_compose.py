@@ -138,12 +138,31 @@ def test_api_waits_for_the_trainer_and_serves_the_volume_read_only() -> None:
     opts = dict(zip(argv[2::2], argv[3::2], strict=True))
     assert opts == {"--model-root": "/models", "--host": "0.0.0.0", "--port": "8000", "--workers": "1"}
     assert env["RECSYS_MODEL_ROOT"] == "/models"
-    assert api["ports"] == ["8000:8000"]
     assert api["volumes"] == ["models:/models:ro"]
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
     limits = api["deploy"]["resources"]["limits"]
     assert float(limits["cpus"]) > 0 and limits["memory"]
     assert "profiles" not in api
+
+
+@pytest.mark.parametrize("variables", [{}, EXAMPLE_VARIABLES], ids=["defaults", "example-env"])
+def test_api_is_published_on_loopback_only_with_the_demo_off(variables: dict) -> None:
+    """The host port is bound to 127.0.0.1 (a short "8000:8000" binds every interface),
+    and the demo, whose routes list user ids and their histories, is off explicitly."""
+    api = load_compose(variables=variables)["services"]["api"]
+    port = variables.get("API_PORT", "8000")
+    assert api["ports"] == [f"127.0.0.1:{port}:8000"]
+    for entry in api["ports"]:
+        host_ip, host_port, container_port = entry.split(":")
+        assert host_ip == "127.0.0.1" and host_port == port and container_port == "8000"
+    _, env = compose_service_command("api", variables=variables)
+    assert env["RECSYS_DEMO_ENABLED"] == "false"
+
+    from serving.settings import ServiceSettings
+
+    settings = {k[len("RECSYS_"):].lower(): v for k, v in env.items() if k.startswith("RECSYS_")}
+    assert ServiceSettings(**settings).demo_enabled is False  # what the service makes of the environment
+    assert ServiceSettings().demo_enabled is False  # and without it
 
 
 def test_api_healthcheck_really_probes_readyz() -> None:
@@ -176,6 +195,9 @@ def test_loadtest_profile_runs_bounded_headless_locust_against_the_api() -> None
     assert 0 < int(opts["--users"]) <= 1000
     assert 0 < int(opts["--spawn-rate"]) <= int(opts["--users"])
     assert opts["--run-time"] == "60s"
+    # the api lists no user ids (demo off): the known users are given
+    user_ids = opts["--user-ids"].split(",")
+    assert len(user_ids) >= 5 and all(u.startswith("u") and len(u) == 7 for u in user_ids)
     # The locustfile path inside the container maps to benchmarks/locustfile.py.
     container_path = opts["-f"]
     host_path = None

@@ -38,7 +38,7 @@ from deploy_support import (
 K8S_VERSIONS = ["1.30", kubernetes_validate.utils.latest_version()]
 KNOWN_SETTINGS = {
     "RECSYS_MODEL_ROOT", "RECSYS_POLL_INTERVAL_S", "RECSYS_MAX_K", "RECSYS_API_KEY",
-    "RECSYS_HOST", "RECSYS_PORT", "RECSYS_WORKERS",
+    "RECSYS_HOST", "RECSYS_PORT", "RECSYS_WORKERS", "RECSYS_DEMO_ENABLED",
 }
 EXPECTED = {
     ("ServiceAccount", "recsys"),
@@ -200,6 +200,19 @@ def test_settings_configmap_is_used_via_envfrom(overlay: str) -> None:
     assert {"RECSYS_MODEL_ROOT", "RECSYS_POLL_INTERVAL_S", "RECSYS_WORKERS"} <= set(settings)
     secret = next(e for e in c["env"] if e["name"] == "RECSYS_API_KEY")
     assert secret["valueFrom"]["secretKeyRef"]["optional"] is True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_runs_with_the_demo_off(overlay: str) -> None:
+    """The demo (a page and routes listing user ids and their histories) is off, explicitly,
+    in what the API container gets (ConfigMap and env), and the service reads it so."""
+    from serving.settings import ServiceSettings
+
+    docs = rendered(overlay)
+    env = container_env(api_container(docs), docs)
+    assert env["RECSYS_DEMO_ENABLED"] == "false"
+    settings = {k[len("RECSYS_"):].lower(): v for k, v in env.items() if k.startswith("RECSYS_") and k != "RECSYS_API_KEY"}
+    assert ServiceSettings(**settings).demo_enabled is False
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -1,16 +1,20 @@
 """The demo page's files and the routes it needs (in process): example users, a
 user's training history, the evaluation report (HTML and PNG), the switch
-``demo_enabled`` and the API key. The page itself, in a browser, is
-``test_serving_demo_browser.py``."""
+``demo_enabled`` (off by default) and the API key. The page itself, in a
+browser, is ``test_serving_demo_browser.py``; the same switches against a real
+``recsys serve`` are ``test_serving_exposure.py``."""
 
 import base64
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+DEMO_ONLY = ("/", "/static/demo.js", "/static/demo.css", "/v1/users", "/v1/users/u000001/history")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -28,10 +32,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
     return predicate()
 
 
+@pytest.fixture(scope="module")
+def demo_client(trained, make_client) -> Iterator:
+    """The trained root served with the demo on (``RECSYS_DEMO_ENABLED=true``, as scripts/demo.sh does)."""
+    root, _ = trained
+    with make_client(root, poll_interval_s=30, demo_enabled=True) as c:
+        yield c
+
+
 # --------------------------------------------------------------------------- the page
 
 
-def test_demo_page_and_assets_are_served(client) -> None:
+def test_demo_page_and_assets_are_served(demo_client) -> None:
+    client = demo_client
     page = client.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -60,32 +73,44 @@ def test_demo_uses_only_the_public_api() -> None:
     assert "innerHTML" not in script and "eval(" not in script
 
 
-def test_demo_disabled_gives_404(trained, make_client) -> None:
-    root, version = trained
-    with make_client(root, demo_enabled=False) as c:
-        for path in ("/", "/static/demo.js", "/static/demo.css"):
-            r = c.get(path)
-            assert r.status_code == 404, path
-            assert r.json()["error"]["code"] == "not_found"
-        assert c.get("/v1/model").json()["model_version"] == version  # the API is unchanged
+def test_demo_is_off_by_default(client, truth, demo_client) -> None:
+    """Default settings (the shared ``client``): no page, no user listing, no history; the rest unchanged."""
+    from serving.settings import ServiceSettings
+
+    assert ServiceSettings().demo_enabled is False
+    assert "u000001" in set(truth.users["user_id"])  # a known user: the 404 below is the missing route
+    for path in DEMO_ONLY:
+        r = client.get(path)
+        assert r.status_code == 404, path
+        assert r.json()["error"]["code"] == "not_found", path
+        assert demo_client.get(path).status_code == 200, path  # the same request with the demo on
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/users" not in paths and "/v1/users/{user_id}/history" not in paths
+    assert "/v1/model/report" in paths and "/v1/model/report.png" in paths  # no customer data: always there
+    assert client.get("/v1/model").json()["model_version"] == truth.version  # the API is unchanged
+    assert client.get("/v1/users/u000001/recommendations").status_code == 200
 
 
-def test_page_loads_without_key_but_every_api_call_needs_it(trained, make_client) -> None:
+def test_with_an_api_key_the_page_and_every_demo_route_need_it(trained, make_client) -> None:
     root, version = trained
-    with make_client(root, api_key="sek") as c:
-        page = c.get("/")
-        assert page.status_code == 200 and 'data-api-key="required"' in page.text
-        assert "sek" not in page.text
-        assert c.get("/static/demo.js").status_code == 200
-        for path in ("/v1/model", "/v1/users", "/v1/users/u000001/history", "/v1/model/report", "/v1/model/report.png"):
-            assert c.get(path).status_code == 401, path
+    with make_client(root, api_key="sek", demo_enabled=True) as c:
+        for path in (*DEMO_ONLY, "/v1/model", "/v1/model/report", "/v1/model/report.png"):
+            refused = c.get(path)
+            assert refused.status_code == 401, path
+            assert refused.json()["error"]["code"] == "unauthorized" and "sek" not in refused.text
+            assert c.get(path, headers={"X-API-Key": "wrong"}).status_code == 401, path
             assert c.get(path, headers={"X-API-Key": "sek"}).status_code == 200, path
+        assert c.head("/").status_code == 401
+        page = c.get("/", headers={"X-API-Key": "sek"})
+        assert 'data-api-key="required"' in page.text, "the page knows the service needs a key"
+        assert "sek" not in page.text
 
 
 # --------------------------------------------------------------------------- example users and history
 
 
-def test_example_users_are_known_with_history_first(client, truth) -> None:
+def test_example_users_are_known_with_history_first(demo_client, truth) -> None:
+    client = demo_client
     body = client.get("/v1/users").json()
     assert body["model_version"] == truth.version
     assert body["num_users"] == len(truth.users)
@@ -100,7 +125,8 @@ def test_example_users_are_known_with_history_first(client, truth) -> None:
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
 
 
-def test_history_is_the_seen_table_with_metadata(client, truth) -> None:
+def test_history_is_the_seen_table_with_metadata(demo_client, truth) -> None:
+    client = demo_client
     uid = max(truth.seen, key=lambda u: len(truth.seen[u]))
     rows = sorted(truth.seen[uid])
     body = client.get(f"/v1/users/{uid}/history", params={"limit": 1000}).json()
@@ -191,8 +217,8 @@ def test_report_png_missing_or_changed_is_404(versions, make_client) -> None:
         assert page.status_code == 200 and "No chart: the served version has no report.png." in page.text
 
 
-def test_openapi_documents_the_new_routes(client) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+def test_openapi_documents_the_new_routes(demo_client) -> None:
+    paths = demo_client.get("/openapi.json").json()["paths"]
     users = paths["/v1/users"]["get"]
     limit = next(p for p in users["parameters"] if p["name"] == "limit")
     assert limit["schema"]["maximum"] == 100 and limit["schema"]["minimum"] == 1

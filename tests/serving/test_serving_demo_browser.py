@@ -3,7 +3,9 @@ a real ``recsys serve`` on 127.0.0.1 over the session's tiny trained model.
 
 What the page renders must be what the API answers for the same request (item
 ids in order), errors must be visible, and the page must work with the keyboard
-and with an API key. Screenshots go to the test's ``tmp_path``.
+and with an API key. The demo is a development tool, off by default: these
+servers switch it on (``RECSYS_DEMO_ENABLED=true``, as scripts/demo.sh does).
+Screenshots go to the test's ``tmp_path``.
 
 Needs ``playwright`` (the Python driver; no browser download) and chromium at
 /usr/bin/chromium: ``scripts/install_browser.sh`` installs it. Missing either is
@@ -54,22 +56,27 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def server(trained, start_server) -> Iterator[object]:
     root, _ = trained
-    s = start_server(root, RECSYS_POLL_INTERVAL_S="30")
+    s = start_server(root, RECSYS_POLL_INTERVAL_S="30", RECSYS_DEMO_ENABLED="true")
     s.wait_ready()
     yield s
     s.stop()
 
 
 class Page:
-    """A browser tab on the demo, recording uncaught script errors."""
+    """A browser tab on the demo, recording uncaught script errors. ``opener`` is the
+    browser or a browser context (e.g. one sending extra headers); ``route`` is
+    installed before the page loads."""
 
-    def __init__(self, browser: object, url: str, shots: Path) -> None:
-        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    def __init__(self, opener: object, url: str, shots: Path, route: object = None) -> None:
+        self.page = opener.new_page()  # type: ignore[attr-defined]
+        self.page.set_viewport_size({"width": 1400, "height": 1000})
         self.page.set_default_timeout(TIMEOUT_MS)
         self.script_errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.script_errors.append(str(exc)))
         self.shots = shots
-        self.page.goto(url + "/")
+        if route is not None:
+            self.page.route("**/*", route)
+        self.response = self.page.goto(url + "/")
 
     def shot(self, name: str, full_page: bool = True) -> Path:
         path = self.shots / f"{name}.png"
@@ -196,7 +203,7 @@ def test_page_shows_what_the_api_answers(browser, server, truth, tmp_path: Path)
     tab.shot("4-error-k", full_page=False)
 
     page.locator("#k").fill("5")
-    page.get_by_label("Item id").fill("no-such-item")
+    page.get_by_label("Item id", exact=True).fill("no-such-item")
     page.get_by_role("button", name="Show similar").click()
     expect(error).to_have_count(1)
     expect(error).to_contain_text("Similar items failed — HTTP 404 unknown_item")
@@ -239,13 +246,54 @@ def test_report_page_renders(browser, server, tmp_path: Path) -> None:
 
 
 def test_page_with_an_api_key(browser, trained, start_server, truth, tmp_path: Path) -> None:
+    """With ``RECSYS_API_KEY`` the page's own files need the key too (every route but the
+    probes does). A browser that sends the key with every request (a proxy or an
+    extension adding the header) gets a working page at once; one that sent it only for
+    the page's files is asked for it, and the page then sends it as ``X-API-Key``."""
     from playwright.sync_api import expect
 
     root, _ = trained
-    keyed = start_server(root, RECSYS_API_KEY="sek-demo", RECSYS_POLL_INTERVAL_S="30")
+    keyed = start_server(root, RECSYS_API_KEY="sek-demo", RECSYS_POLL_INTERVAL_S="30", RECSYS_DEMO_ENABLED="true")
     keyed.wait_ready()
+    key = {"X-API-Key": "sek-demo"}
     try:
-        tab = Page(browser, keyed.url, tmp_path)
+        # no key: not even the page
+        bare = browser.new_page()
+        response = bare.goto(keyed.url + "/")
+        assert response is not None and response.status == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert bare.locator("#key-form").count() == 0
+        bare.close()
+
+        # the key on every request: no key form, the page works
+        context = browser.new_context(extra_http_headers=key)
+        try:
+            tab = Page(context, keyed.url, tmp_path)
+            page = tab.page
+            assert tab.response is not None and tab.response.status == 200
+            expect(page.locator("#model-version")).to_have_text(truth.version)
+            expect(page.locator("#key-form")).to_be_hidden()
+            uid = page.locator("#example-users .chip").first.inner_text()
+            page.locator("#example-users .chip").first.click()
+            expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
+            want = httpx.post(
+                keyed.url + "/v1/recommendations", json={"user_id": uid, "k": 10, "exclude_seen": True}, headers=key, timeout=10,
+            ).json()
+            assert tab.ids("results-list") == _ids(want)
+            tab.shot("key-sent-by-the-browser")
+            tab.close()
+        finally:
+            context.close()
+
+        # the key only with the page's own files: the page asks for it
+        def key_for_page_files(route, request) -> None:
+            path = httpx.URL(request.url).path
+            if path == "/" or path.startswith("/static/"):
+                route.continue_(headers={**request.headers, "x-api-key": "sek-demo"})
+            else:
+                route.continue_()
+
+        tab = Page(browser, keyed.url, tmp_path, route=key_for_page_files)
         page = tab.page
         expect(page.locator("#key-form")).to_be_visible()
         expect(page.locator("#model-version")).to_have_text("waiting for the API key")
@@ -264,8 +312,7 @@ def test_page_with_an_api_key(browser, trained, start_server, truth, tmp_path: P
         page.locator("#example-users .chip").first.click()
         expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
         want = httpx.post(
-            keyed.url + "/v1/recommendations", json={"user_id": uid, "k": 10, "exclude_seen": True},
-            headers={"X-API-Key": "sek-demo"}, timeout=10,
+            keyed.url + "/v1/recommendations", json={"user_id": uid, "k": 10, "exclude_seen": True}, headers=key, timeout=10,
         ).json()
         assert tab.ids("results-list") == _ids(want)
         expect(page.locator("#report-img")).to_have_attribute("src", re.compile(r"^blob:"))  # fetched with the key

@@ -35,7 +35,7 @@ class CountingQuery:
 
 def with_searcher(model, searcher, **settings):
     """``model`` answering from ``searcher`` (a LocalIndex over the same item vectors); ``settings``
-    overrides reorder_k, rescore_k, exact_scores."""
+    overrides reorder_k, rescore_k, group_width, exact_chunk_rows, exact_scores."""
     from serving.item_index import LocalIndex
 
     base = model.index
@@ -44,6 +44,8 @@ def with_searcher(model, searcher, **settings):
         model.item_embeddings,
         reorder_k=settings.get("reorder_k", base.reorder_k),
         rescore_k=settings.get("rescore_k", base.rescore_k),
+        group_width=settings.get("group_width", base.group_width),
+        exact_chunk_rows=settings.get("exact_chunk_rows", base.exact_chunk_rows),
     )
     index.exact_scores = settings.get("exact_scores", base.exact_scores)
     return dataclasses.replace(model, index=index)

@@ -61,7 +61,8 @@ def test_overrides_beat_the_environment(monkeypatch) -> None:
 @pytest.mark.parametrize(
     "bad",
     [{"max_k": 0}, {"default_k": 20, "max_k": 10}, {"port": 70000}, {"workers": 0}, {"log_level": "loud"},
-     {"max_body_bytes": 10}, {"poll_interval_s": 0}],
+     {"max_body_bytes": 10}, {"poll_interval_s": 0}, {"default_k": 50, "max_items_per_call": 20},
+     {"idle_timeout_s": 0}, {"request_read_timeout_s": 0}, {"max_connections": 0}, {"max_header_bytes": 100}],
 )
 def test_invalid_settings_are_refused(bad) -> None:
     with pytest.raises(ValidationError):

@@ -233,3 +233,68 @@ def test_in_flight_request_finishes_on_the_old_version(versions, make_client, mo
         fresh = client.post("/v1/recommendations", json=GOLDEN)
         assert fresh.json()["model_version"] == new and fresh.headers["x-model-version"] == new
         assert metric(client, "recsys_model_reloads_total", outcome="success", reason="") == 2
+
+
+# --------------------------------------------------------------------------- a swap yields to serving
+
+
+def _tracked(obj: object) -> bool:
+    """Whether ``obj`` is in a collector generation (``gc.get_objects`` leaves frozen objects out)."""
+    import gc
+
+    return any(o is obj for o in gc.get_objects())
+
+
+def test_a_swap_loads_at_lowered_priority_in_a_thread_of_its_own(versions, make_client, monkeypatch) -> None:
+    """The first load runs at normal priority (TensorFlow starts its thread pools there); a load
+    while a version serves runs in a new thread whose nice value is LOADER_NICE higher, and
+    no pooled thread keeps that priority afterwards."""
+    import asyncio
+    import os
+
+    import serving.runtime
+    from serving.model import load_version
+
+    seen: list[tuple[str, int, int]] = []
+
+    def recording_load(*args, **kwargs):
+        tid = threading.get_native_id()
+        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, tid), tid))
+        return load_version(*args, **kwargs)
+
+    monkeypatch.setattr(serving.runtime, "load_version", recording_load)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    first = versions.clone()
+    versions.set_latest(first)
+    with make_client(versions.root) as client:
+        newer = versions.publish_clone()
+        assert wait_until(lambda: served_version(client) == newer, timeout=60)
+        pooled = client.portal.call(lambda: asyncio.to_thread(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    assert len(seen) == 2, seen
+    (_, first_nice, _), (swap_thread, swap_nice, swap_tid) = seen
+    assert first_nice == base
+    assert swap_thread == "recsys-loader" and swap_nice == min(19, base + serving.runtime.LOADER_NICE)
+    assert pooled == base and swap_tid != threading.get_native_id()
+
+
+def test_libraries_stay_frozen_and_a_swap_collects_only_the_versions(versions, make_client) -> None:
+    """The heap settle after a swap walks the versions only: the libraries were frozen once,
+    before the first load, and are never unfrozen; the versions are never frozen, so the old
+    one is reclaimed by that collection."""
+    import gc
+    import sys
+    import weakref
+
+    first = versions.clone()
+    versions.set_latest(first)
+    with make_client(versions.root) as client:
+        holder = client.app.state.holder
+        old = weakref.ref(holder.model.query_module)
+        frozen = gc.get_freeze_count()
+        assert frozen > 100_000 and not _tracked(sys.modules["tensorflow"])  # the libraries: frozen
+        assert _tracked(holder.model.query_module)  # the version: not frozen
+        newer = versions.publish_clone()
+        assert wait_until(lambda: served_version(client) == newer, timeout=60)
+        assert wait_until(lambda: old() is None, timeout=10)  # the old version's cycles are gone
+        assert gc.get_freeze_count() == frozen and not _tracked(sys.modules["tensorflow"])
+        assert _tracked(holder.model.query_module)

@@ -32,7 +32,7 @@ def test_spec_rejects_duplicates_unknown_kinds_and_missing_item_id():
 
 def test_spec_for_columns_drops_features_the_data_lacks():
     spec = spec_for_columns(movielens_spec(), {"user_id"}, {"item_id", "title", "genres", "year"})
-    assert spec.query.names == ["user_id"]
+    assert spec.query.names == ["user_id", "recent_item_ids"]  # the history comes from the interactions
     assert spec.candidate.names == ["item_id", "genres", "title", "year"]
 
 

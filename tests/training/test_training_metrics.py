@@ -58,3 +58,35 @@ def test_popularity_scores_by_training_counts():
 
 def test_recall_vs_exact():
     assert recall_vs_exact(np.array([[1, 2], [3, 4]]), np.array([[2, 1], [3, 5]])) == pytest.approx(0.75)
+
+
+def test_per_user_values_average_to_the_reported_metrics():
+    from training.metrics import ranking_metrics_per_user
+
+    rng = np.random.default_rng(0)
+    scores = rng.random((6, 20)).astype(np.float32)
+    users = np.arange(6)
+    test = [rng.choice(20, 3, replace=False) for _ in users]
+    test[4] = np.zeros(0, dtype=np.int64)  # a user without test items is not counted
+    train = [np.array([u]) for u in users]
+    per_user, coverage = ranking_metrics_per_user(lambda u: scores[u], users, test, train, 20)
+    averaged = ranking_metrics(lambda u: scores[u], users, test, train, 20)
+    assert len(per_user["ndcg_at_10"]) == 5
+    for key, values in per_user.items():
+        assert averaged[key] == pytest.approx(values.mean())
+    assert averaged["coverage_at_10"] == coverage
+
+
+def test_paired_bootstrap_separates_a_real_difference_from_none():
+    from training.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(1)
+    b = rng.random(500)
+    same = paired_bootstrap(b, b.copy())
+    assert same["difference"] == 0.0 and same["ci95_low"] == 0.0 == same["ci95_high"] and same["p_not_better"] == 1.0
+    better = paired_bootstrap(b + 0.05 + 0.01 * rng.standard_normal(500), b, resamples=1000, seed=3)
+    assert better["ci95_low"] > 0.04 and better["ci95_high"] < 0.06 and better["p_not_better"] == 0.0
+    noisy = paired_bootstrap(b + rng.standard_normal(500), b)  # no real difference, much noise
+    assert noisy["ci95_low"] < 0 < noisy["ci95_high"] and 0.05 < noisy["p_not_better"] < 0.95
+    with pytest.raises(ValueError):
+        paired_bootstrap(b, b[:-1])

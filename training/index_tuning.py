@@ -1,0 +1,398 @@
+"""Choosing a version's ScaNN operating point at build time, on its own queries.
+
+What FAISS's auto-tuning does (explore a small parameter space, keep the
+Pareto frontier of recall against time, take the cheapest point above a
+target), for tree + AH ScaNN indexes against brute force:
+
+1. The exact top-10 of the tuning queries and top-100 of the checking queries
+   (:mod:`training.index_queries`), by a brute-force searcher: the one the
+   version gets if brute force wins; and of the sampled items as similar-items
+   queries (the service's ``/similar``: the item's own vector, the item itself
+   left out), the exact top-10 of the other items. Every recall below is
+   measured on both kinds, and a setting reaches the target only where both
+   do (``recall_at_10`` of a point is the lower of the two).
+2. Trees, each trained once (:func:`tree_shapes`): the former rule by size
+   (``training.index.index_params``); below 500K items also the same leaves
+   with SOAR spilling toggled (at 1M a third tree would break the build-time
+   budget of twice the former build); ScaNN's ``autopilot()`` suggestion
+   where it suggests a tree (from about 200K items at 64-d).
+3. Per tree and re-scoring pool (50, 100, 200, 400, and the tree's own),
+   the fewest leaves searched whose recall@10 on the tuning half reaches the
+   target. Leaves searched is a per-call argument of ``search_batched``, so
+   nothing is retrained: the ladder is walked up until the target, the time
+   budget, or a plateau (more leaves no longer help at that pool), and down
+   again for larger pools. Each point is timed the way the service pays:
+   ``search_batched`` on batches of :data:`SERVICE_BATCH` queries plus the
+   exact re-scoring of the pool, thread CPU time.
+4. Those cheapest points (and each tree's own default point where it
+   reaches the target) are timed again, interleaved; in order of cost, the
+   first whose recall@10 on the checking half reaches the target is the
+   chosen point, unless brute force is as cheap. A point that falls short on
+   the checking half makes way for the next rung of leaves above it (same
+   tree and pool), which joins the queue at its own cost.
+5. None: brute force where it fits the time budget; else the version misses
+   its target (``meets_target`` false, the quality gate refuses it) and keeps
+   the highest-recall point within the budget.
+
+The chosen number of leaves to search is written into the serialised searcher
+(``training.index.with_default_leaves``) and the pool into
+``params.reorder``: the service searches with exactly those.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from training.index import (
+    SOAR_LAMBDA,
+    IndexInfo,
+    autopilot_params,
+    build_searcher,
+    index_params,
+    search_rescored,
+    with_default_leaves,
+)
+from training.index_queries import QuerySample
+from training.metrics import recall_vs_exact
+
+log = logging.getLogger(__name__)
+
+SERVICE_BATCH = 12  # queries per search_batched call the cost is measured at (the service's usual micro-batch)
+MIN_TREE_ITEMS = 1_000  # below: brute force only (a tree of <= 31 leaves; brute force costs a few us a query)
+POOLS = (50, 100, 200, 400)
+LEAF_FRACTIONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5)
+PLATEAU = 0.002  # recall@10 gained by the next rung of leaves below which the walk up stops
+TIMING_QUERIES = 240  # tuning queries each finalist is re-timed on, per pass
+TIMING_PASSES = 3
+BRUTE_FORCE_TIMING_WORK = 24_000_000  # items x queries scored per brute-force timing pass (bounds it at 1M items)
+
+
+@dataclass(frozen=True)
+class TuningTarget:
+    target_recall: float = 0.95  # recall@10 vs exact on the checking queries
+    max_us_per_query: float = 1_000.0  # per-query time budget (search + re-scoring at SERVICE_BATCH)
+    batch_size: int = SERVICE_BATCH
+
+    @classmethod
+    def with_overrides(cls, **values: float | None) -> TuningTarget:
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+@dataclass
+class Tree:
+    shape: str  # "size rule" | "size rule, spilling toggled" | "autopilot"
+    params: dict
+    searcher: object
+    build_seconds: float
+
+
+@dataclass
+class Point:
+    tree: int  # index into the trees
+    leaves: int
+    pool: int
+    recall: float  # recall@10 on the tuning half: the lower of users' and similar-items'
+    us: float  # us per query from the recall pass (user queries)
+    retimed_us: float | None = None
+    checking_recall: float | None = None  # user queries, checking half
+    user_recall: float | None = None  # tuning half
+    similar_recall: float | None = None  # tuning half
+    similar_checking_recall: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def checked(self, target: float) -> bool:
+        """Both kinds of query reach ``target`` on their checking halves."""
+        return self.checking_recall is not None and self.checking_recall >= target and (
+            self.similar_checking_recall is None or self.similar_checking_recall >= target)
+
+    def record(self) -> dict:
+        out = {"tree": self.tree, "leaves_to_search": self.leaves, "reorder": self.pool, "recall_at_10": round(self.recall, 4),
+               "us_per_query": round(self.us, 1)}
+        for name, value in (("users_recall_at_10", self.user_recall), ("similar_recall_at_10", self.similar_recall)):
+            if value is not None:
+                out[name] = round(value, 4)
+        if self.retimed_us is not None:
+            out["us_per_query_retimed"] = round(self.retimed_us, 1)
+        if self.checking_recall is not None:
+            out["checking_recall_at_10"] = round(self.checking_recall, 4)
+        if self.similar_checking_recall is not None:
+            out["similar_checking_recall_at_10"] = round(self.similar_checking_recall, 4)
+        return {**out, **self.extra}
+
+
+def tree_shapes(num_items: int, dim: int) -> list[tuple[str, dict]]:
+    """The trees tried for a catalog of ``num_items`` x ``dim``."""
+    if num_items < MIN_TREE_ITEMS:
+        return []
+    kind, rule = index_params(num_items)
+    if kind != "tree_ah":  # the former rule's brute-force range: its shape, with sqrt(n) leaves
+        leaves = max(2, int(np.sqrt(num_items)))
+        rule = {**index_params(20_000)[1], "num_leaves": leaves, "num_leaves_to_search": max(1, leaves // 10),
+                "training_sample_size": num_items}
+    shapes = [("size rule", rule)]
+    if num_items < 500_000:
+        toggled = {k: v for k, v in rule.items() if k != "soar_lambda"}
+        if "soar_lambda" not in rule:
+            toggled["soar_lambda"] = SOAR_LAMBDA
+        shapes.append(("size rule, spilling toggled", toggled))
+    auto = autopilot_params(num_items, dim)
+    if auto is not None:
+        shapes.append(("autopilot", auto))
+    return shapes
+
+
+def ladder(num_leaves: int, own: int) -> list[int]:
+    """Leaves-searched values tried on a tree of ``num_leaves`` leaves."""
+    return sorted({max(1, round(f * num_leaves)) for f in LEAF_FRACTIONS} | {min(own, num_leaves)})
+
+
+def run_searcher(
+    searcher: object, items: np.ndarray, queries: np.ndarray, pool: int, k: int = 10, batch: int = SERVICE_BATCH, leaves: int | None = None
+) -> tuple[np.ndarray, float]:
+    """(top-k rows per query, us per query) of a tree + AH searcher as the service runs it: a
+    ``search_batched`` call per ``batch`` queries for a pool re-scored exactly; thread CPU time.
+    ``leaves``: leaves searched (None: the searcher's serialised default)."""
+    out, spent = [], 0
+    for start in range(0, len(queries), batch):
+        t0 = time.thread_time_ns()
+        rows, _ = search_rescored(searcher, items, queries[start : start + batch], k, pool, leaves_to_search=leaves)  # type: ignore[arg-type]
+        spent += time.thread_time_ns() - t0
+        out.append(rows)
+    return np.concatenate(out), spent / 1e3 / max(len(queries), 1)
+
+
+def without_self(rows: np.ndarray, self_rows: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` of each row of neighbours other than the query item itself (a
+    similar-items answer: the service re-scores its pool, leaves the item out, keeps the best k)."""
+    keep = rows != self_rows[:, None]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(rows, order, axis=1)
+
+
+def run_brute(searcher: object, queries: np.ndarray, k: int = 10, batch: int = SERVICE_BATCH) -> float:
+    """us per query of the brute-force searcher asked for ``k`` (its distances are exact: no re-scoring)."""
+    spent = 0
+    for start in range(0, len(queries), batch):
+        t0 = time.thread_time_ns()
+        searcher.search_batched(queries[start : start + batch], final_num_neighbors=k)  # type: ignore[attr-defined]
+        spent += time.thread_time_ns() - t0
+    return spent / 1e3 / max(len(queries), 1)
+
+
+def pareto(points: list[Point]) -> list[Point]:
+    """Points no other point beats on both recall (>=) and time (<, or <= with more recall)."""
+    return [
+        p for p in points
+        if not any((q.recall >= p.recall and q.us < p.us) or (q.recall > p.recall and q.us <= p.us) for q in points)
+    ]
+
+
+class _Tuner:
+    """One tuning run's state: the catalog, the queries, their exact neighbours, the points tried."""
+
+    def __init__(self, items: np.ndarray, sample: QuerySample, target: TuningTarget) -> None:
+        self.items = np.ascontiguousarray(items, dtype=np.float32)
+        self.sample = sample
+        self.target = target
+        self.k = min(10, len(items))
+        self.brute = build_searcher(self.items, "brute_force", {})
+        k100 = min(100, len(items))
+        self.truth_tuning = np.asarray(self.brute.search_batched_parallel(sample.tuning, final_num_neighbors=self.k)[0])
+        self.truth_checking = np.asarray(self.brute.search_batched_parallel(sample.checking, final_num_neighbors=k100)[0])
+        # similar-items queries: the item's vector, the item itself left out (only where trees are tried)
+        self.similar = len(items) >= MIN_TREE_ITEMS and len(sample.similar_tuning) > 0
+        self.k_similar = min(10, len(items) - 1)
+        if self.similar:
+            self.similar_truth = {
+                name: without_self(np.asarray(self.brute.search_batched_parallel(
+                    self.items[rows], final_num_neighbors=self.k_similar + 1)[0]), rows, self.k_similar)
+                for name, rows in (("tuning", sample.similar_tuning), ("checking", sample.similar_checking))
+            }
+        self.trees: list[Tree] = []
+        self.points: list[Point] = []
+        self.caches: dict[int, dict] = {}  # per tree: (leaves, pool) -> Point
+        self.rungs: dict[int, list[int]] = {}  # per tree: its ladder of leaves searched
+
+    # ---------------------------------------------------------------- measuring
+    def evaluate(self, ti: int, leaves: int, pool: int) -> Point:
+        cache = self.caches.setdefault(ti, {})
+        if (leaves, pool) not in cache:
+            rows, us = run_searcher(self.trees[ti].searcher, self.items, self.sample.tuning, pool, self.k, self.target.batch_size, leaves)
+            users = recall_vs_exact(rows, self.truth_tuning)
+            point = Point(ti, leaves, pool, users, us, user_recall=users)
+            if self.similar:
+                point.similar_recall = self.similar_recall(point, "tuning")
+                point.recall = min(users, point.similar_recall)
+            cache[(leaves, pool)] = point
+            self.points.append(point)
+        return cache[(leaves, pool)]
+
+    def run(self, p: Point, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        return run_searcher(self.trees[p.tree].searcher, self.items, queries, p.pool, k, self.target.batch_size, p.leaves)
+
+    def reaches(self, p: Point) -> bool:
+        return p.recall >= self.target.target_recall and p.us <= self.target.max_us_per_query
+
+    def sweep(self, ti: int) -> list[Point]:
+        """Per pool, the fewest leaves searched reaching the target on the tuning half."""
+        tree = self.trees[ti]
+        rungs = self.rungs[ti] = ladder(tree.params["num_leaves"], tree.params["num_leaves_to_search"])
+        n = len(self.items)
+        pools = sorted({min(p, n) for p in POOLS} | {min(tree.params["reorder"], n)})
+        found = []
+        start = 0
+        for pool in pools:
+            i = start
+            if self.reaches(self.evaluate(ti, rungs[i], pool)):
+                while i > 0 and self.reaches(self.evaluate(ti, rungs[i - 1], pool)):
+                    i -= 1
+                found.append(self.evaluate(ti, rungs[i], pool))
+                start = i
+                continue
+            previous = None
+            while True:
+                here = self.evaluate(ti, rungs[i], pool)
+                if self.reaches(here):
+                    found.append(here)
+                    break
+                stalled = previous is not None and here.recall - previous.recall < PLATEAU
+                if here.us > self.target.max_us_per_query or stalled or i + 1 == len(rungs):
+                    break
+                previous = here
+                i += 1
+            start = i
+        own = self.evaluate(ti, min(tree.params["num_leaves_to_search"], tree.params["num_leaves"]), min(tree.params["reorder"], n))
+        own.extra["own_default"] = True
+        if self.reaches(own) and own not in found:
+            found.append(own)
+        return found
+
+    def retime(self, finalists: list[Point]) -> float:
+        """Time the finalists again, interleaved (medians of TIMING_PASSES passes); returns brute force's us."""
+        queries = self.sample.tuning[:TIMING_QUERIES]
+        brute_q = self.sample.tuning[: max(self.target.batch_size, min(len(queries), BRUTE_FORCE_TIMING_WORK // len(self.items)))]
+        samples: dict[int, list[float]] = {id(p): [] for p in finalists}
+        brute: list[float] = []
+        for _ in range(TIMING_PASSES):
+            for p in finalists:
+                samples[id(p)].append(self.run(p, queries, self.k)[1])
+            brute.append(run_brute(self.brute, brute_q, self.k, self.target.batch_size))
+        for p in finalists:
+            p.retimed_us = float(np.median(samples[id(p)]))
+        return float(np.median(brute))
+
+    def next_rung(self, p: Point) -> Point | None:
+        """The point one rung of leaves above ``p`` (same tree and pool), measured on the
+        tuning half and timed like the finalists; None at the top of the ladder or already checked."""
+        rungs = self.rungs[p.tree]
+        i = rungs.index(p.leaves) if p.leaves in rungs else len(rungs)
+        if i + 1 >= len(rungs):
+            return None
+        wider = self.evaluate(p.tree, rungs[i + 1], p.pool)
+        if wider.checking_recall is not None:
+            return None
+        if wider.retimed_us is None:
+            wider.retimed_us = float(np.median([self.run(wider, self.sample.tuning[:TIMING_QUERIES], self.k)[1] for _ in range(TIMING_PASSES)]))
+        return wider
+
+    def checking_recall(self, p: Point, k: int) -> float:
+        k = min(k, len(self.items))
+        rows, _ = self.run(p, self.sample.checking, k)
+        return recall_vs_exact(rows, self.truth_checking[:, :k])
+
+    def similar_recall(self, p: Point, half: str) -> float:
+        """recall@10 of ``p`` on the sampled items as similar-items queries (``half``: tuning or checking)."""
+        own = self.sample.similar_tuning if half == "tuning" else self.sample.similar_checking
+        rows, _ = self.run(p, self.items[own], self.k_similar + 1)
+        return recall_vs_exact(without_self(rows, own, self.k_similar), self.similar_truth[half])
+
+    def check(self, p: Point) -> bool:
+        """Measure ``p`` on the checking halves (users', and similar-items'); whether both reach the target."""
+        p.checking_recall = self.checking_recall(p, 10)
+        if self.similar:
+            p.similar_checking_recall = self.similar_recall(p, "checking")
+        return p.checked(self.target.target_recall)
+
+    # ---------------------------------------------------------------- the run
+    def tune(self) -> tuple[object, IndexInfo]:
+        finalists: list[Point] = []
+        for shape, params in tree_shapes(len(self.items), self.items.shape[1]):
+            t0 = time.perf_counter()
+            searcher = build_searcher(self.items, "tree_ah", params)
+            self.trees.append(Tree(shape, params, searcher, time.perf_counter() - t0))
+            finalists += self.sweep(len(self.trees) - 1)
+            log.info("index tuning: %s tree %s built in %.1fs", shape, params, self.trees[-1].build_seconds)
+        brute_us = self.retime(finalists)
+        chosen, reason = None, ""
+        queue = sorted(finalists, key=lambda p: p.retimed_us)
+        while queue and queue[0].retimed_us <= self.target.max_us_per_query:
+            p = queue.pop(0)
+            if self.check(p):
+                chosen, reason = p, "cheapest setting at the target on the checking queries (users' and similar-items')"
+                break
+            wider = self.next_rung(p)  # short on the checking half: the next rung up, same tree and pool
+            if wider is not None and all(q is not wider for q in queue):
+                queue = sorted([*queue, wider], key=lambda q: q.retimed_us)
+        meets = True
+        if chosen is not None and brute_us <= chosen.retimed_us:
+            chosen, reason = None, "brute force is as cheap as the cheapest tree setting at the target"
+        elif chosen is None and brute_us <= self.target.max_us_per_query:
+            reason = "no tree setting reaches the target within the time budget; brute force fits it" if self.trees else (
+                f"fewer than {MIN_TREE_ITEMS:,} items: brute force")
+        elif chosen is None:
+            meets = False
+            within = [p for p in self.points if p.us <= self.target.max_us_per_query]
+            if within:
+                chosen = max(within, key=lambda p: (p.recall, -p.us))
+                chosen.retimed_us = chosen.us
+                self.check(chosen)
+            kept = "kept the highest recall within the budget" if within else "nothing fits the budget: kept brute force"
+            reason = (
+                f"no setting reaches recall@10 {self.target.target_recall} within {self.target.max_us_per_query:g} us per query "
+                f"(brute force {brute_us:.0f} us); {kept}"
+            )
+        return self.finish(chosen, brute_us, meets, reason)
+
+    def finish(self, chosen: Point | None, brute_us: float, meets: bool, reason: str) -> tuple[object, IndexInfo]:
+        on_frontier = {id(p) for p in pareto(self.points)}
+        tuning = {
+            "target_recall_at_10": self.target.target_recall,
+            "max_us_per_query": self.target.max_us_per_query,
+            "batch_size": self.target.batch_size,
+            "queries": self.sample.describe(),
+            "reason": reason,
+            "brute_force_us_per_query": round(brute_us, 1),
+            "trees": [{"shape": t.shape, **t.params, "build_seconds": round(t.build_seconds, 2)} for t in self.trees],
+            "frontier": [{**p.record(), "pareto": id(p) in on_frontier} for p in self.points],
+        }
+        if chosen is None:
+            info = IndexInfo(kind="brute_force", params={}, recall_at_10_vs_exact=1.0, recall_at_100_vs_exact=1.0,
+                             similar_recall_at_10_vs_exact=1.0, us_per_query=round(brute_us, 1), meets_target=meets, tuning={**tuning, "chosen": "brute force"})
+            searcher = self.brute
+        else:
+            tree = self.trees[chosen.tree]
+            searcher = with_default_leaves(tree.searcher, chosen.leaves)
+            info = IndexInfo(
+                kind="tree_ah",
+                params={**tree.params, "num_leaves_to_search": chosen.leaves, "reorder": chosen.pool},
+                recall_at_10_vs_exact=chosen.checking_recall,
+                recall_at_100_vs_exact=self.checking_recall(chosen, 100),
+                similar_recall_at_10_vs_exact=chosen.similar_checking_recall,
+                us_per_query=round(chosen.retimed_us if chosen.retimed_us is not None else chosen.us, 1),
+                meets_target=meets,
+                tuning={**tuning, "chosen": tree.shape},
+            )
+        return searcher, info
+
+
+def tune_index(items: np.ndarray, sample: QuerySample, target: TuningTarget = TuningTarget()) -> tuple[object, IndexInfo]:
+    """The searcher of the chosen operating point and its :class:`IndexInfo` (with the frontier tried)."""
+    start = time.perf_counter()
+    tuner = _Tuner(items, sample, target)
+    searcher, info = tuner.tune()
+    info.build_seconds = time.perf_counter() - start  # the whole build: exact neighbours, trees, sweeps
+    return searcher, info
