@@ -102,6 +102,6 @@ def tmpfs(path: Path, size: str) -> Iterator[bool]:
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path | None]:
-    """A 2 MiB tmpfs folder (None where it cannot be mounted)."""
-    with tmpfs(tmp_path / "tmpfs", "2m") as mounted:
+    """An 8 MiB tmpfs folder (None where it cannot be mounted): room for two versions of the tiny model; the tests fill it to the byte they need."""
+    with tmpfs(tmp_path / "tmpfs", "8m") as mounted:
         yield (tmp_path / "tmpfs") if mounted else None

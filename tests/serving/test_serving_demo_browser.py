@@ -273,13 +273,7 @@ def test_page_with_an_api_key(browser, trained, start_server, truth, tmp_path: P
             assert tab.response is not None and tab.response.status == 200
             expect(page.locator("#model-version")).to_have_text(truth.version)
             expect(page.locator("#key-form")).to_be_hidden()
-            uid = page.locator("#example-users .chip").first.inner_text()
-            page.locator("#example-users .chip").first.click()
-            expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
-            want = httpx.post(
-                keyed.url + "/v1/recommendations", json={"user_id": uid, "k": 10, "exclude_seen": True}, headers=key, timeout=10,
-            ).json()
-            assert tab.ids("results-list") == _ids(want)
+            _first_example_user_matches_the_api(tab, keyed.url, key)
             tab.shot("key-sent-by-the-browser")
             tab.close()
         finally:
@@ -308,15 +302,21 @@ def test_page_with_an_api_key(browser, trained, start_server, truth, tmp_path: P
         page.get_by_role("button", name="Use key").click()
         expect(page.locator("#model-version")).to_have_text(truth.version)
         expect(page.locator("#errors .error")).to_have_count(0)
-        uid = page.locator("#example-users .chip").first.inner_text()
-        page.locator("#example-users .chip").first.click()
-        expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
-        want = httpx.post(
-            keyed.url + "/v1/recommendations", json={"user_id": uid, "k": 10, "exclude_seen": True}, headers=key, timeout=10,
-        ).json()
-        assert tab.ids("results-list") == _ids(want)
+        _first_example_user_matches_the_api(tab, keyed.url, key)
         expect(page.locator("#report-img")).to_have_attribute("src", re.compile(r"^blob:"))  # fetched with the key
         tab.shot("key-ok")
         tab.close()
     finally:
         keyed.stop()
+
+
+def _first_example_user_matches_the_api(tab, url: str, key: dict) -> None:
+    """Press the first example user: the page's personal results are the API's answer for that user."""
+    from playwright.sync_api import expect
+
+    page = tab.page
+    uid = page.locator("#example-users .chip").first.inner_text()
+    page.locator("#example-users .chip").first.click()
+    expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
+    want = httpx.post(url + "/v1/recommendations", json={"user_id": uid, "k": 10, "exclude_seen": True}, headers=key, timeout=10)
+    assert tab.ids("results-list") == _ids(want.json())
