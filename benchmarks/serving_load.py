@@ -828,10 +828,12 @@ def _fmt(v: Any, digits: int = 1) -> str:
 def summary_md(results: dict[str, Any]) -> str:
     from benchmarks.common import fmt_table
 
+    measured = any(per.get("workers") for per in results["sizes"].values())
+    how = (f"{results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats (model and HTTP ceiling alternate)"
+           if measured else "swap runs only (--swap-only), concurrency 32")
     lines = [
-        f"Closed-loop load ({results['engine']}), POST /v1/recommendations for known users, k={K}; "
-        f"{results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats "
-        f"(model and HTTP ceiling alternate). Load average during the run: {results['load_average_seen']}.",
+        f"Closed-loop load ({results['engine']}), POST /v1/recommendations for known users, k={K}; {how}. "
+        f"Load average during the run: {results['load_average_seen']}.",
         "",
     ]
     for size_key, per_size in results["sizes"].items():

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -189,11 +190,11 @@ def _read_manifest(path: Path, name: str) -> dict:
     return manifest
 
 
-def _verify_files(path: Path, manifest: dict, name: str, entries: dict[str, Entry]) -> None:
+def _verify_files(path: Path, manifest: dict, name: str, entries: dict[str, Entry], pause: Callable[[], None]) -> None:
     """Every listed file with its sha256, no unlisted file (``entries``: the walk of the folder)."""
     files: dict = manifest["files"]
     try:
-        version_files.verify_files(path, files, entries)
+        version_files.verify_files(path, files, entries, pause)
         version_files.check_index_assets(path, files)
     except VersionFileError as exc:
         raise LoadError(exc.reason, f"version {name}: {exc.detail}", name) from exc
@@ -276,16 +277,30 @@ DEFAULT_USER_VECTORS_MAX_BYTES = 512 << 20
 DEFAULT_RESCORE_POOL = 100
 
 
-def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES) -> LoadedModel:
+def _no_pause() -> None:
+    return None
+
+
+def load_version(
+    model_root: Path,
+    name: str,
+    *,
+    user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES,
+    pause: Callable[[], None] = _no_pause,
+) -> LoadedModel:
     """Verify and load version ``name`` under ``model_root``; raise :class:`LoadError` if unusable.
 
     Known users' query vectors are precomputed when ``num_users * dim * 4`` is
-    at most ``user_vectors_max_bytes`` (0: never)."""
+    at most ``user_vectors_max_bytes`` (0: never). ``pause`` is called between
+    the steps of the load (every few MiB hashed, every table, every chunk of
+    user vectors): the service passes a pacer there so that loading a new
+    version leaves the cores to the one that answers (``serving.runtime``)."""
     start = time.perf_counter()
+    pause()
     path = version_dir(model_root, name)
     entries = _scan(path, name)  # refuses symbolic links and special files before anything is opened
     manifest = _read_manifest(path, name)
-    _verify_files(path, manifest, name, entries)
+    _verify_files(path, manifest, name, entries, pause)
     dim = int(manifest["embedding_dim"])
     num_items = int(manifest["num_items"])
     query_inputs = _query_inputs(manifest, name)
@@ -297,12 +312,14 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         seen_table = pq.read_table(path / "seen.parquet")
     except Exception as exc:  # noqa: BLE001 - any reader failure means the version is unusable
         raise LoadError("table_unreadable", f"version {name}: {type(exc).__name__}: {exc}", name) from exc
+    pause()
     if item_table.num_rows != num_items:
         raise LoadError("shape_mismatch", f"items.parquet has {item_table.num_rows} rows, manifest num_items is {num_items}", name)
     try:
         emb = open_embeddings(path / "item_embeddings.npy", num_items, dim)
     except IndexOpenError as exc:
         raise LoadError(exc.reason, exc.detail, name) from exc
+    pause()
     for columns, col in (
         (item_table.column_names, "item_id"),
         (users.columns, "user_id"),
@@ -317,11 +334,13 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         item_ids = IdIndex(pc.cast(item_table.column("item_id"), pa.large_string()))
     except (DuplicateIdError, ValueError, pa.ArrowException) as exc:
         raise LoadError("table_invalid", f"items.parquet item_id: {exc} (ids must be unique, non-null strings)", name) from exc
+    pause()
     user_id_strings = [str(v) for v in users["user_id"].tolist()]
     try:
         user_index = IdIndex(user_id_strings)
     except DuplicateIdError as exc:
         raise LoadError("table_invalid", "users.parquet has duplicate user_id values", name) from exc
+    pause()
     missing = [qi.name for qi in query_inputs if qi.name != "user_id" and qi.name not in users.columns]
     if missing:
         raise LoadError("table_invalid", f"users.parquet lacks query input columns {missing}", name)
@@ -336,6 +355,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
     except (SeenRowsError, pa.ArrowException) as exc:
         raise LoadError("table_invalid", f"seen.parquet: {exc}", name) from exc
     del seen_table
+    pause()
     popularity = (
         pd.to_numeric(item_table.column("popularity").to_pandas(), errors="coerce").fillna(0).to_numpy(dtype=np.float64)
     )
@@ -347,6 +367,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         item_meta = ItemMetadata.from_table(item_ids, item_table, skip=RESERVED_KEYS)
     except (ValueError, pa.ArrowException) as exc:
         raise LoadError("table_invalid", f"items.parquet metadata: {exc}", name) from exc
+    pause()
     filter_columns = {}
     for col in meta_cols:
         fc = filter_column(str(col), item_table.column(col))
@@ -354,9 +375,11 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
             filter_columns[str(col)] = fc
     del item_table
     pa.default_memory_pool().release_unused()  # the Parquet read buffers
+    pause()
 
     # the index first (cheap to refuse), then the query tower; scann before tensorflow
     index = _open_index(path, emb, _rescore_pool(manifest, name), name)
+    pause()
 
     import tensorflow as tf
 
@@ -365,6 +388,7 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
         query_fn = module.signatures["serving_default"]
     except Exception as exc:  # noqa: BLE001
         raise LoadError("query_model_unloadable", f"query_model of {name}: {type(exc).__name__}: {str(exc)[:300]}", name) from exc
+    pause()
     signature = set(query_fn.structured_input_signature[1].keys())
     wanted = {qi.name for qi in query_inputs}
     if signature != wanted:
@@ -393,7 +417,8 @@ def load_version(model_root: Path, name: str, *, user_vectors_max_bytes: int = D
     )
     _warm_up(model)
     compile_kernel()  # the ranking kernel: numba compiles it once per process, here rather than on a request
-    object.__setattr__(model, "user_vectors", _user_vectors(model, user_vectors_max_bytes))
+    pause()
+    object.__setattr__(model, "user_vectors", _user_vectors(model, user_vectors_max_bytes, pause))
     try:  # what was loaded is what was checked
         version_files.check_unchanged(path, entries)
     except VersionFileError as exc:
@@ -412,7 +437,7 @@ def _open_index(path: Path, emb: np.ndarray, rescore_k: int, name: str) -> Local
         raise LoadError(exc.reason, detail, name) from exc
 
 
-def _user_vectors(model: LoadedModel, max_bytes: int, chunk: int = 4096) -> np.ndarray | None:
+def _user_vectors(model: LoadedModel, max_bytes: int, pause: Callable[[], None], chunk: int = 4096) -> np.ndarray | None:
     """The query tower run once over every known user, in chunks; None when over budget."""
     n, dim = len(model.users), model.embedding_dim
     if n == 0 or n * dim * 4 > max_bytes:
@@ -422,6 +447,7 @@ def _user_vectors(model: LoadedModel, max_bytes: int, chunk: int = 4096) -> np.n
         for start in range(0, n, chunk):
             columns = {qi.name: model.user_features[qi.name][start : start + chunk] for qi in model.query_inputs}
             out[start : start + chunk] = model.embed(columns)
+            pause()
     except Exception as exc:  # noqa: BLE001
         message = f"query model of {model.version} failed on the known users: {type(exc).__name__}: {str(exc)[:300]}"
         raise LoadError("warmup_failed", message, model.version) from exc

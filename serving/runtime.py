@@ -4,10 +4,11 @@
 :class:`~serving.model.LoadedModel`; a swap is one assignment, so a request that
 took the reference finishes on that version. :class:`VersionWatcher` polls
 ``LATEST``; a new name is verified and loaded in a worker thread (while a
-version serves, a thread of its own at a lowered OS priority, so that loading
-yields the cores to serving), and only a fully loaded and warmed version is
-swapped in. Failures leave the old version
-served and are kept for ``/readyz`` and counted in the metrics.
+version serves, a thread of its own at a lowered OS priority that pauses
+between the steps of the load, so that loading yields the cores to serving:
+``serving.loading``), and only a fully loaded and warmed version is swapped
+in. Failures leave the old version served and are kept for ``/readyz`` and
+counted in the metrics.
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ import gc
 import logging
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
+from serving.loading import (  # noqa: F401  (settle_heap: also used by benchmarks.serving_gap)
+    LOADER_DUTY,
+    LOADER_NICE,
+    Pacer,
+    freeze_libraries,
+    run_in_loader_thread,
+    settle_heap,
+)
 from serving.metrics import ServiceMetrics
 from serving.model import DEFAULT_USER_VECTORS_MAX_BYTES, LATEST, LoadedModel, LoadError, load_version, read_latest
 
 log = logging.getLogger("serving")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,98 +85,6 @@ def switch_interval(ms: float) -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
-_libraries_frozen = False
-
-
-def freeze_libraries() -> bool:
-    """Once per process, before the first version loads: import what loading uses, then freeze.
-
-    The libraries (TensorFlow, ScaNN, pyarrow, pandas, the compiled ranking
-    kernel) are some 450,000 long-lived objects; a version is about 13,000 at a
-    million items. Frozen (``gc.freeze``), the libraries are never walked by a
-    collection again. The versions stay unfrozen, so a full collection walks only
-    them: after a swap it reclaims the old version's cycles in tens of
-    milliseconds (unfreezing and collecting everything took 350-600 ms at 1M
-    items, on the event loop). Returns whether this call froze them."""
-    if _libraries_frozen:
-        return False
-    import pandas  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
-    import scann  # noqa: F401
-    import tensorflow  # noqa: F401
-
-    from serving.ranking import compile_kernel
-
-    compile_kernel()
-    _freeze_heap()
-    return True
-
-
-def _freeze_heap() -> None:
-    global _libraries_frozen
-    gc.collect()
-    gc.freeze()
-    _libraries_frozen = True
-
-
-def settle_heap() -> int:
-    """After a swap: one full collection, which walks only what is not frozen (the versions,
-    not the libraries: :func:`freeze_libraries`), so the old version's cycles go at once.
-
-    In a process that never froze its libraries (a benchmark's app that loads a
-    model itself), everything there is now is collected and frozen instead."""
-    if not _libraries_frozen:
-        _freeze_heap()
-        return 0
-    return gc.collect()
-
-
-LOADER_NICE = 10  # how much lower than serving the loading of a new version runs (Linux nice steps)
-
-
-def lower_thread_priority(nice: int) -> bool:
-    """Raise the calling thread's nice value by ``nice`` (Linux: per thread; elsewhere nothing).
-
-    Used by the thread that loads a new version while another one serves: when
-    the cores are busy, the scheduler prefers the event loop, the inference
-    thread and everything else over it."""
-    if nice <= 0 or not sys.platform.startswith("linux"):
-        return False
-    tid = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
-    except OSError as exc:  # e.g. a sandbox that forbids it: load at normal priority
-        log.warning("could not lower the loader thread's priority: %s", exc)
-        return False
-    return True
-
-
-async def run_in_loader_thread(fn: Callable[..., T], *args: Any, nice: int = 0, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in a new thread of its own, at ``nice`` steps below normal priority.
-
-    A thread of its own, because a priority once lowered cannot be raised back
-    without privileges: pooled threads (``asyncio.to_thread``) would keep it."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future = loop.create_future()
-
-    def deliver(ok: bool, value: Any) -> None:
-        if not future.done():
-            (future.set_result if ok else future.set_exception)(value)
-
-    def target() -> None:
-        try:
-            lower_thread_priority(nice)
-            outcome = (True, fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            outcome = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown during a load)
-            loop.call_soon_threadsafe(deliver, *outcome)
-
-    threading.Thread(target=target, name="recsys-loader", daemon=True).start()
-    return await future
-
-
 def _stat_key(model_root: Path, name: str) -> tuple:
     """Changes when LATEST is rewritten or the version folder changes: then a failed name is retried."""
     parts: list = [name]
@@ -192,9 +106,11 @@ class VersionWatcher:
         poll_interval_s: float,
         user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES,
         loader_nice: int = LOADER_NICE,
+        loader_duty: float = LOADER_DUTY,
     ) -> None:
         self.model_root = Path(model_root)
         self.loader_nice = loader_nice
+        self.loader_duty = loader_duty
         self.user_vectors_max_bytes = user_vectors_max_bytes
         self.holder = holder
         self.metrics = metrics
@@ -263,10 +179,10 @@ class VersionWatcher:
                     model = await asyncio.to_thread(
                         load_version, self.model_root, name, user_vectors_max_bytes=self.user_vectors_max_bytes
                     )
-                else:  # a version serves: loading yields the cores to it
+                else:  # a version serves: loading yields the cores to it (lower priority, and pauses between steps)
                     model = await run_in_loader_thread(
                         load_version, self.model_root, name, nice=self.loader_nice,
-                        user_vectors_max_bytes=self.user_vectors_max_bytes,
+                        user_vectors_max_bytes=self.user_vectors_max_bytes, pause=Pacer(self.loader_duty),
                     )
             except LoadError as err:
                 self._failed_key = key
@@ -280,7 +196,8 @@ class VersionWatcher:
                 return
             self._failed_key = None
             self.holder.swap(model)
-            del current
+            del current  # the old version goes now, unless a request in flight still holds it
+            await asyncio.sleep(0)  # answer what waits before the collection
             settle_heap()
             self.metrics.reloads.labels(outcome="success", reason="").inc()
             self.metrics.load_seconds.observe(time.perf_counter() - start)

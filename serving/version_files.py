@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -124,7 +125,11 @@ def scan(path: Path) -> dict[str, Entry]:
     return out
 
 
-def _sha256(path: Path, expected: Entry, rel: str) -> str:
+def _no_pause() -> None:
+    return None
+
+
+def _sha256(path: Path, expected: Entry, rel: str, pause: Callable[[], None] = _no_pause, pause_every: int = 16) -> str:
     """sha256 of the file the walk saw at ``rel`` (opened without following a symbolic link)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -134,13 +139,19 @@ def _sha256(path: Path, expected: Entry, rel: str) -> str:
         if _identity(os.fstat(fh.fileno())) != expected.identity:
             raise VersionFileError("changed_during_load", f"{_shown(rel)} was replaced while the version was checked")
         digest = hashlib.sha256()
+        blocks = 0
         while block := fh.read(1 << 20):
             digest.update(block)
+            blocks += 1
+            if blocks % pause_every == 0:
+                pause()
     return digest.hexdigest()
 
 
-def verify_files(path: Path, files: dict, entries: dict[str, Entry]) -> None:
-    """Listed files present with their sha256; no regular file that the manifest does not list."""
+def verify_files(path: Path, files: dict, entries: dict[str, Entry], pause: Callable[[], None] = _no_pause) -> None:
+    """Listed files present with their sha256; no regular file that the manifest does not list.
+
+    ``pause`` is called after every 16 MiB hashed."""
     for rel, digest in files.items():
         pure = PurePosixPath(str(rel))
         if pure.is_absolute() or ".." in pure.parts or not pure.parts or str(pure) != str(rel):
@@ -148,7 +159,7 @@ def verify_files(path: Path, files: dict, entries: dict[str, Entry]) -> None:
         entry = entries.get(str(rel))
         if entry is None or entry.is_dir:
             raise VersionFileError("file_missing", f"{rel} is missing")
-        if not isinstance(digest, str) or _sha256(path / pure, entry, str(rel)) != digest.lower():
+        if not isinstance(digest, str) or _sha256(path / pure, entry, str(rel), pause) != digest.lower():
             raise VersionFileError("checksum_mismatch", f"{rel} does not match its sha256 in the manifest")
     unlisted = sorted(rel for rel, e in entries.items() if not e.is_dir and rel != MANIFEST and rel not in files)
     if unlisted:

@@ -256,10 +256,12 @@ def test_a_swap_loads_at_lowered_priority_in_a_thread_of_its_own(versions, make_
     from serving.model import load_version
 
     seen: list[tuple[str, int, int]] = []
+    pauses: list[object] = []
 
     def recording_load(*args, **kwargs):
         tid = threading.get_native_id()
         seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, tid), tid))
+        pauses.append(kwargs.get("pause"))
         return load_version(*args, **kwargs)
 
     monkeypatch.setattr(serving.runtime, "load_version", recording_load)
@@ -275,6 +277,39 @@ def test_a_swap_loads_at_lowered_priority_in_a_thread_of_its_own(versions, make_
     assert first_nice == base
     assert swap_thread == "recsys-loader" and swap_nice == min(19, base + serving.runtime.LOADER_NICE)
     assert pooled == base and swap_tid != threading.get_native_id()
+    # and only the swap pauses between its steps
+    assert pauses[0] is None and isinstance(pauses[1], serving.runtime.Pacer) and pauses[1].paused_s > 0
+
+
+def test_loading_pauses_between_its_steps(versions) -> None:
+    from serving.model import load_version
+
+    calls: list[int] = []
+    name = versions.clone()
+    load_version(versions.root, name, pause=lambda: calls.append(1))
+    assert len(calls) >= 12  # every table, the index, the query tower, the user vectors, each file hashed
+
+
+def test_the_pacer_keeps_loading_to_its_share_of_the_wall_time() -> None:
+    from serving.runtime import Pacer
+
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    pacer = Pacer(duty=0.25, max_pause_s=1.0, clock=lambda: now[0], sleep=sleep)
+    pacer()  # starts the clock: no pause
+    now[0] += 0.1
+    pacer()  # 0.1 s of work at a quarter of the time: 0.3 s of pause
+    now[0] += 2.0
+    pacer()  # a long step: one pause of at most max_pause_s
+    pacer()  # no work since: no pause
+    assert slept == [0.3, 1.0] and round(pacer.paused_s, 6) == 1.3
+    with pytest.raises(ValueError):
+        Pacer(duty=0)
 
 
 def test_libraries_stay_frozen_and_a_swap_collects_only_the_versions(versions, make_client) -> None:
