@@ -33,6 +33,12 @@ section 3) from generated data, through the same code the trainer uses:
 Build times per step are recorded in the version's ``metrics.json`` (under
 ``catalog``) and printed as JSON on the last line of stdout.
 
+``--history-length N`` adds the users' recent items to the query tower (a
+history feature over the candidate tower's item table, mean pooled, and a
+``recent_item_ids`` column of each user's seen items in users.parquet), so that
+requests carrying ``recent_item_ids`` run the query tower; without it (the
+default) the version is as before.
+
 ``--wait-for-go`` builds everything, prints ``READY``, and publishes only when a
 line arrives on stdin: the serving benchmark uses it to publish a prepared
 1M-item version while the server is under load.
@@ -133,10 +139,18 @@ def generate_catalog(num_items: int, num_users: int, dim: int = 64, seed: int = 
     )
 
 
-def catalog_spec(dim: int = 64) -> Any:
-    """Storefront-like query features, ids-only candidate tower."""
-    from towers.spec import FeatureKind, FeatureSpec, ModelSpec, TowerSpec
+def catalog_spec(dim: int = 64, history_length: int = 0) -> Any:
+    """Storefront-like query features, ids-only candidate tower; with ``history_length``
+    also the users' recent items (``recent_item_ids``, mean of the candidate tower's
+    item vectors: the shared table), so that requests carrying recent items run the
+    query tower (the serving benchmark's ``--recent-items``)."""
+    from towers.spec import FeatureKind, FeatureSpec, HistoryPooling, ModelSpec, TowerSpec, history_feature
 
+    history = (
+        [history_feature(dim, history_length=history_length, shared_embedding=True, pooling=HistoryPooling.MEAN)]
+        if history_length
+        else []
+    )
     return ModelSpec(
         embedding_dim=dim,
         query=TowerSpec(
@@ -145,6 +159,7 @@ def catalog_spec(dim: int = 64) -> Any:
                 FeatureSpec(name="age", kind=FeatureKind.NUMERIC, embedding_dim=8, buckets=6),
                 FeatureSpec(name="country", kind=FeatureKind.CATEGORICAL, embedding_dim=8),
                 FeatureSpec(name="segment", kind=FeatureKind.CATEGORICAL, embedding_dim=8),
+                *history,
             ]
         ),
         candidate=TowerSpec(features=[FeatureSpec(name="item_id", kind=FeatureKind.ID, embedding_dim=dim)]),
@@ -197,9 +212,11 @@ def build_towers(cat: GeneratedCatalog, spec: Any) -> tuple[Any, Any, dict, dict
     dim = spec.embedding_dim
     user_inputs = tower_inputs(spec.query, cat.users)
     item_inputs = tower_inputs(spec.candidate, cat.items)
+    history = "recent_item_ids" in user_inputs
     with array_vocabularies():
-        query = build_tower(spec.query, user_inputs, dim, "query")
         candidate = build_tower(spec.candidate, item_inputs, dim, "candidate")
+        shared = candidate.get_layer("item_id_id") if history else None
+        query = build_tower(spec.query, user_inputs, dim, "query", shared_item_ids=shared)
     rng = np.random.default_rng(cat.seed + 1)
 
     # query: user-id block passes through the projection; the other features add a small offset
@@ -215,9 +232,11 @@ def build_towers(cat: GeneratedCatalog, spec: Any) -> tuple[Any, Any, dict, dict
     others = kernel.shape[0] - dim
     new_kernel = (0.3 / np.sqrt(max(others, 1)) * rng.standard_normal(kernel.shape)).astype(np.float32)
     new_kernel[:dim] = np.eye(dim, dtype=np.float32)  # the user_id block comes first in the concatenation
+    if history:  # the last block: half the mean of the recent items' vectors, so a click pulls the query its way
+        new_kernel[-dim:] = 0.5 * np.eye(dim, dtype=np.float32)
     proj.set_weights([new_kernel, np.zeros_like(bias)])
 
-    # candidate: plain embedding table (ids only, width == dim) holding the item vectors
+    # candidate: plain embedding table (ids only, width == dim) holding the item vectors (shared by the history)
     _set_lookup_rows(candidate.get_layer("item_id_id"), item_inputs["item_id"], cat.item_embeddings, np.zeros(dim, np.float32))
     return query, candidate, input_defaults(spec.query, user_inputs), input_defaults(spec.candidate, item_inputs)
 
@@ -229,12 +248,7 @@ def check_towers(cat: GeneratedCatalog, query: Any, candidate: Any, sample: int 
     u = cat.users.iloc[:sample]
     # country/segment/age offsets ride on top of the user vector: compare against the tower's own output
     # with the user block alone, i.e. check the user block of the projection is the identity
-    inputs = {
-        "user_id": tf.constant(u["user_id"].to_numpy(dtype=object)),
-        "age": tf.constant(u["age"].to_numpy(dtype=np.float32)),
-        "country": tf.constant(u["country"].to_numpy(dtype=object)),
-        "segment": tf.constant(u["segment"].to_numpy(dtype=object)),
-    }
+    inputs = _query_inputs(u)
     with_user = query(inputs).numpy()
     inputs["user_id"] = tf.constant(np.asarray([""] * len(u), dtype=object))
     without_user = query(inputs).numpy()
@@ -247,6 +261,10 @@ def check_towers(cat: GeneratedCatalog, query: Any, candidate: Any, sample: int 
 
 def query_vectors(query: Any, users: pd.DataFrame) -> np.ndarray:
     """The query tower's output for known users (their stored features), as the service computes it."""
+    return np.asarray(query(_query_inputs(users)).numpy(), dtype=np.float32)
+
+
+def _query_inputs(users: pd.DataFrame) -> dict[str, Any]:
     import tensorflow as tf
 
     inputs = {
@@ -255,7 +273,18 @@ def query_vectors(query: Any, users: pd.DataFrame) -> np.ndarray:
         "country": tf.constant(users["country"].to_numpy(dtype=object)),
         "segment": tf.constant(users["segment"].to_numpy(dtype=object)),
     }
-    return np.asarray(query(inputs).numpy(), dtype=np.float32)
+    if "recent_item_ids" in users.columns:
+        inputs["recent_item_ids"] = tf.constant(users["recent_item_ids"].to_numpy(dtype=object))
+    return inputs
+
+
+def add_histories(cat: GeneratedCatalog, history_length: int) -> None:
+    """Each user's ``recent_item_ids``: the last ``history_length`` of their seen items, "|"-joined."""
+    ids = cat.items["item_id"].to_numpy(dtype=object)
+    by_user = dict(zip(cat.seen["user_id"], cat.seen["item_rows"], strict=True))
+    cat.users["recent_item_ids"] = [
+        "|".join(ids[np.asarray(by_user.get(u, []), dtype=np.int64)[-history_length:]]) for u in cat.users["user_id"]
+    ]
 
 
 @dataclass
@@ -265,7 +294,9 @@ class PreparedVersion:
     summary: dict[str, Any]
 
 
-def prepare_version(num_items: int, num_users: int, dim: int = 64, seed: int = 0, recall_queries: int = 2_000) -> PreparedVersion:
+def prepare_version(
+    num_items: int, num_users: int, dim: int = 64, seed: int = 0, recall_queries: int = 2_000, history_length: int = 0
+) -> PreparedVersion:
     """Generate the catalog, build towers and index: a ``VersionArtifact`` ready to publish."""
     from training.export import VersionArtifact
     from training.index import build_index
@@ -273,11 +304,13 @@ def prepare_version(num_items: int, num_users: int, dim: int = 64, seed: int = 0
     timings: dict[str, float] = {}
     t = time.perf_counter()
     cat = generate_catalog(num_items, num_users, dim, seed)
+    if history_length:
+        add_histories(cat, history_length)
     timings["generate_seconds"] = time.perf_counter() - t
     log(f"generated {num_items:,} items, {num_users:,} users in {timings['generate_seconds']:.1f}s")
 
     t = time.perf_counter()
-    spec = catalog_spec(dim)
+    spec = catalog_spec(dim, history_length)
     query, candidate, qdef, cdef = build_towers(cat, spec)
     check_towers(cat, query, candidate)
     timings["towers_seconds"] = time.perf_counter() - t
@@ -299,6 +332,7 @@ def prepare_version(num_items: int, num_users: int, dim: int = 64, seed: int = 0
         "num_users": num_users,
         "embedding_dim": dim,
         "seed": seed,
+        "history_length": history_length,
         "index": info.__dict__,
         "trained": False,
         "note": "weights set from a generated Gaussian mixture, not trained (benchmarks/catalog.py)",
@@ -337,9 +371,11 @@ def publish_prepared(model_root: Path, prepared: PreparedVersion, retain: int = 
     return version, seconds
 
 
-def publish_catalog(model_root: Path, num_items: int, num_users: int, dim: int = 64, seed: int = 0, retain: int = 2) -> dict[str, Any]:
+def publish_catalog(
+    model_root: Path, num_items: int, num_users: int, dim: int = 64, seed: int = 0, retain: int = 2, history_length: int = 0
+) -> dict[str, Any]:
     """Generate, build and publish one version; returns its name and the build timings."""
-    prepared = prepare_version(num_items, num_users, dim, seed)
+    prepared = prepare_version(num_items, num_users, dim, seed, history_length=history_length)
     version, publish_s = publish_prepared(model_root, prepared, retain)
     timings = {**prepared.timings, "publish_seconds": publish_s}
     timings["total_seconds"] = sum(timings.values())
@@ -354,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retain", type=int, default=2)
+    p.add_argument("--history-length", type=int, default=0,
+                   help="also a history feature (recent_item_ids, this many kept; 0: none, the default)")
     p.add_argument("--wait-for-go", action="store_true", help="build, print READY, publish when a line arrives on stdin")
     args = p.parse_args(argv)
     if args.wait_for_go:
@@ -366,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         version, publish_s = publish_prepared(args.model_root, prepared, args.retain)
         out = {"version": version, "publish_started_at": started, "publish_seconds": publish_s, **prepared.summary}
     else:
-        out = publish_catalog(args.model_root, args.items, args.users, args.dim, args.seed, args.retain)
+        out = publish_catalog(args.model_root, args.items, args.users, args.dim, args.seed, args.retain, args.history_length)
     print(json.dumps(out, default=float), flush=True)
     return 0
 

@@ -404,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="MovieLens 100K directory (default ../shared/data/ml-100k); skipped when absent")
     ap.add_argument("--no-movielens", action="store_true", help="leave the MovieLens catalog out (it trains a model first)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--name", default="index", help="results name: <out>/<name>.json, .md and <name>_recall_speed.png")
     ap.add_argument("--sizes", default="100000,1000000", help="generated catalog sizes ('' for none)")
     ap.add_argument("--trained", default="", help="comma-separated model roots (or version dirs) of versions `recsys train` published")
     ap.add_argument("--dim", type=int, default=64)
@@ -453,11 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     if swept:
         from benchmarks.plots import recall_speed
 
-        png = args.out / "index_recall_speed.png"
+        png = args.out / f"{args.name}_recall_speed.png"
         recall_speed({n: r["frontier_points"] for n, r in swept.items()}, {n: r["frontier_verdict"]["chosen"] for n, r in swept.items()}, {}, png)
         results["plot"] = png.name
     summary = summarize(results)
-    write_results("index", results, summary, out_dir=args.out, machine=machine, started=started)
+    write_results(args.name, results, summary, out_dir=args.out, machine=machine, started=started)
     print(summary)
     return 0
 

@@ -63,11 +63,22 @@ def protocol(prep: PreparedData, name: str) -> Protocol:
     return Protocol(name=name, kind=kind, split=split, fit_rows=fit_rows, val_rows=val_rows)
 
 
-def evaluate(score_fn: ScoreFn, prep: PreparedData, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, float]:
+def evaluate(
+    score_fn: ScoreFn,
+    prep: PreparedData,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    pair_score_fn: ScoreFn | None = None,
+) -> dict[str, float]:
     """P1 metrics over every (user, item) test pair (nothing excluded) and P2
     metrics over every user with test items (their ``train_rows`` items
-    excluded). Mirrors ``training.evaluate.evaluate_split`` without sampling."""
-    out = top_k_accuracy(score_fn, prep.user_rows[test_rows], prep.item_rows[test_rows])
+    excluded). Mirrors ``training.evaluate.evaluate_split`` without sampling.
+    ``pair_score_fn`` (positions into ``test_rows``): P1 with a query per pair
+    (a history model: its user's training items before it), else per user."""
+    if pair_score_fn is None:
+        out = top_k_accuracy(score_fn, prep.user_rows[test_rows], prep.item_rows[test_rows])
+    else:
+        out = top_k_accuracy(pair_score_fn, np.arange(len(test_rows)), prep.item_rows[test_rows])
     test_by_user = prep.items_by_user(test_rows)
     train_by_user = prep.items_by_user(train_rows)
     users = np.array([u for u in range(prep.num_users) if len(test_by_user[u])], dtype=np.int64)
@@ -83,8 +94,10 @@ def evaluate(score_fn: ScoreFn, prep: PreparedData, train_rows: np.ndarray, test
     return out
 
 
-def evaluate_test(score_fn: ScoreFn, prep: PreparedData, proto: Protocol) -> dict[str, float]:
-    return evaluate(score_fn, prep, proto.split.train, proto.split.test)
+def evaluate_test(
+    score_fn: ScoreFn, prep: PreparedData, proto: Protocol, pair_score_fn: ScoreFn | None = None
+) -> dict[str, float]:
+    return evaluate(score_fn, prep, proto.split.train, proto.split.test, pair_score_fn)
 
 
 def evaluate_validation(score_fn: ScoreFn, prep: PreparedData, proto: Protocol) -> dict[str, float]:

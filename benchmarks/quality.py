@@ -84,12 +84,12 @@ def _aggregate(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
-def _test(score, prep, proto) -> tuple[dict[str, float], dict[str, Any]]:
-    """Test metrics of a score function, and its per-user P2 values (for the
-    paired bootstrap; kept out of the JSON)."""
+def _test(score, prep, proto, pair_score=None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Test metrics of a score function (P1 per pair with ``pair_score``), and
+    its per-user P2 values (for the paired bootstrap; kept out of the JSON)."""
     from benchmarks.movielens import evaluate_test, per_user_test
 
-    return _floats(evaluate_test(score, prep, proto)), per_user_test(score, prep, proto)
+    return _floats(evaluate_test(score, prep, proto, pair_score)), per_user_test(score, prep, proto)
 
 
 # --------------------------------------------------------------------------- models
@@ -158,43 +158,62 @@ def run_tfrs_baseline(prep, proto, config, seeds: list[int]) -> dict[str, Any]:
     return res
 
 
-def run_ease(prep, proto, lambdas) -> dict[str, Any]:
-    from benchmarks.baselines.ease import Ease, interaction_matrix
-    from benchmarks.movielens import TUNING_METRIC, evaluate_test, evaluate_validation
+def _tuned_one_knob(prep, proto, what: str, values, fit) -> tuple[dict[str, Any], Any]:
+    """A model with one hyperparameter: ``fit(interaction matrix, value)`` on the
+    fit rows for each of ``values``, the best on validation refit on the whole
+    training split and tested. Returns the result and the chosen value."""
+    from benchmarks.baselines.ease import interaction_matrix
+    from benchmarks.movielens import TUNING_METRIC, evaluate_validation
 
     metric = TUNING_METRIC[proto.name]
+
+    def matrix(rows):
+        return interaction_matrix(prep.user_rows[rows], prep.item_rows[rows], prep.num_users, prep.num_items)
+
     tune_start = time.perf_counter()
-    x_fit = interaction_matrix(prep.user_rows[proto.fit_rows], prep.item_rows[proto.fit_rows], prep.num_users, prep.num_items)
-    sweep = []
-    for lam in lambdas:
-        val = evaluate_validation(Ease.fit(x_fit, lam).score, prep, proto)
-        sweep.append({"lambda": lam, f"val_{metric}": float(val[metric])})
+    x_fit = matrix(proto.fit_rows)
+    sweep = [{what: v, f"val_{metric}": float(evaluate_validation(fit(x_fit, v).score, prep, proto)[metric])} for v in values]
     tune_seconds = time.perf_counter() - tune_start
-    best = max(sweep, key=lambda r: r[f"val_{metric}"])
+    best = max(sweep, key=lambda r: r[f"val_{metric}"])[what]
     start = time.perf_counter()
-    x = interaction_matrix(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items)
-    model = Ease.fit(x, best["lambda"])
+    model = fit(matrix(proto.split.train), best)
     seconds = time.perf_counter() - start
     test, per_user = _test(model.score, prep, proto)
-    log(f"{proto.name} ease lambda={best['lambda']}: {test}")
-    return {
+    result = {
         "test": test,
         "_per_user": per_user,
         "train_seconds": seconds,
         "tuning_seconds": tune_seconds,
-        "hyperparameters": {"lambda": best["lambda"]},
+        "hyperparameters": {what: best},
         "validation": {"metric": metric, "sweep": sweep},
     }
+    return result, best
+
+
+def _optional(available, name: str) -> tuple[str, dict[str, Any] | None]:
+    """An optional package's (version, None), or (why not, the skipped result)."""
+    ok, version = available()
+    if ok:
+        return version, None
+    log(f"{name} skipped: {version}")
+    return version, {"skipped": version}
+
+
+def run_ease(prep, proto, lambdas) -> dict[str, Any]:
+    from benchmarks.baselines.ease import Ease
+
+    result, best = _tuned_one_knob(prep, proto, "lambda", lambdas, Ease.fit)
+    log(f"{proto.name} ease lambda={best}: {result['test']}")
+    return result
 
 
 def run_als(prep, proto, grid, iterations, base_iterations, seed: int = 42) -> dict[str, Any]:
     from benchmarks.baselines.als import available, fit_als
-    from benchmarks.movielens import TUNING_METRIC, evaluate_test, evaluate_validation
+    from benchmarks.movielens import TUNING_METRIC, evaluate_validation
 
-    ok, version = available()
-    if not ok:
-        log(f"ALS skipped: {version}")
-        return {"skipped": version}
+    version, skipped = _optional(available, "ALS")
+    if skipped:
+        return skipped
     metric = TUNING_METRIC[proto.name]
     fu, fi = prep.user_rows[proto.fit_rows], prep.item_rows[proto.fit_rows]
 
@@ -233,43 +252,20 @@ def run_als(prep, proto, grid, iterations, base_iterations, seed: int = 42) -> d
 
 
 def run_svd(prep, proto, components, seed: int = 42) -> dict[str, Any]:
-    from benchmarks.baselines.ease import interaction_matrix
     from benchmarks.baselines.svd import fit_svd
-    from benchmarks.movielens import TUNING_METRIC, evaluate_test, evaluate_validation
 
-    metric = TUNING_METRIC[proto.name]
-    tune_start = time.perf_counter()
-    x_fit = interaction_matrix(prep.user_rows[proto.fit_rows], prep.item_rows[proto.fit_rows], prep.num_users, prep.num_items)
-    sweep = [
-        {"components": k, f"val_{metric}": float(evaluate_validation(fit_svd(x_fit, k, seed).score, prep, proto)[metric])}
-        for k in components
-    ]
-    tune_seconds = time.perf_counter() - tune_start
-    best = max(sweep, key=lambda r: r[f"val_{metric}"])
-    start = time.perf_counter()
-    x = interaction_matrix(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items)
-    model = fit_svd(x, best["components"], seed)
-    seconds = time.perf_counter() - start
-    test, per_user = _test(model.score, prep, proto)
-    log(f"{proto.name} svd k={best['components']}: {test}")
-    return {
-        "test": test,
-        "_per_user": per_user,
-        "train_seconds": seconds,
-        "tuning_seconds": tune_seconds,
-        "hyperparameters": {"components": best["components"]},
-        "validation": {"metric": metric, "sweep": sweep},
-    }
+    result, best = _tuned_one_knob(prep, proto, "components", components, lambda x, k: fit_svd(x, k, seed))
+    log(f"{proto.name} svd k={best}: {result['test']}")
+    return result
 
 
 def run_lightfm(data, prep, proto, grid, epochs, seed: int = 42) -> dict[str, Any]:
     from benchmarks.baselines.lightfm_warp import LightFmWarp, available, item_features
-    from benchmarks.movielens import TUNING_METRIC, evaluate_test, evaluate_validation
+    from benchmarks.movielens import TUNING_METRIC, evaluate_validation
 
-    ok, version = available()
-    if not ok:
-        log(f"LightFM skipped: {version}")
-        return {"skipped": version}
+    version, skipped = _optional(available, "LightFM")
+    if skipped:
+        return skipped
     metric = TUNING_METRIC[proto.name]
     features, tokens = item_features(data.items.reset_index(drop=True))
     tune_start = time.perf_counter()
@@ -368,7 +364,8 @@ def run_project(data, prep, proto, seeds: list[int], work: Path, variant: str = 
     for further init seeds through :func:`_pipeline_like_fit` — checked to
     reproduce run_pipeline at seed 42."""
     from benchmarks.movielens import evaluate_test
-    from training.metrics import embedding_score_fn
+    from training.evaluate import pair_query_inputs
+    from training.metrics import embedding_score_fn, top_k_accuracy
     from training.model import embed
     from training.pipeline import run_pipeline, split_with_validation
     from training.prepared import prepare
@@ -379,16 +376,29 @@ def run_project(data, prep, proto, seeds: list[int], work: Path, variant: str = 
     wall = time.perf_counter() - start
     own_prep = prepare(data, result.spec)
     queries = own_prep.query_inputs(proto.split.train)  # what the service feeds for known users (history: train items)
+    pair_queries = pair_query_inputs(own_prep, proto.split.train, proto.split.test)  # P1: train items before each pair
 
-    def scorer(model):
-        return embedding_score_fn(embed(model.query_tower, queries), embed(model.candidate_tower, own_prep.item_inputs))
+    def scorers(model):
+        items = embed(model.candidate_tower, own_prep.item_inputs)
+        per_user = embedding_score_fn(embed(model.query_tower, queries), items)
+        return per_user, embedding_score_fn(embed(model.query_tower, pair_queries), items)
+
+    def with_latest(metrics: dict[str, float], per_user) -> dict[str, float]:
+        """P1 also as before issue 19's fix: every pair queried with its user's latest training items."""
+        if proto.name != "P1":
+            return metrics
+        latest = top_k_accuracy(per_user, prep.user_rows[proto.split.test], prep.item_rows[proto.split.test])
+        return metrics | {f"latest_history_{k}": float(v) for k, v in latest.items()}
 
     def score(model) -> dict[str, float]:
-        return _floats(evaluate_test(scorer(model), prep, proto))
+        per_user, per_pair = scorers(model)
+        return with_latest(_floats(evaluate_test(per_user, prep, proto, per_pair)), per_user)
 
-    mine, per_user = _test(scorer(result.train.model), prep, proto)
+    per_user_score, pair_score = scorers(result.train.model)
+    mine, per_user = _test(per_user_score, prep, proto, pair_score)
+    mine = with_latest(mine, per_user_score)
     reported = result.metrics["evaluation"]["model"]
-    agreement = max(abs(mine[k] - float(reported[k])) for k in reported)
+    agreement = max(abs(mine[k] - float(reported[k])) for k in reported if k in mine)
     train_seconds = float(result.metrics["training"]["train_seconds"])
     runs, seconds, epochs = [mine], [train_seconds], [result.train.best_epoch]
     log(f"{proto.name} project[{variant}] (run_pipeline, seed {config.seed}): {train_seconds:.1f}s {mine}")

@@ -2,6 +2,7 @@
 
     python -m benchmarks.serving_load [--sizes 100000,1000000] [--concurrency 1,8,32,64] [--workers 1,2]
         [--duration 8] [--repeats 3] [--engine wrk|asyncio|httpx] [--swap-duration 120] [--work-dir DIR] [--quick]
+        [--former-index]
 
 What it does (../shared/BENCHMARKS.md, "Serving"):
 
@@ -41,6 +42,22 @@ What it does (../shared/BENCHMARKS.md, "Serving"):
    still in flight when a run ends). ``--swap-windows off`` gives one run, as
    before.
 
+5. ``--recent-items N`` (instead of 2-4), per catalog: one worker serving a
+   version whose query tower reads the users' recent items
+   (``benchmarks.catalog --history-length 50``, built once under ``--work-dir``)
+   is loaded at concurrency 32 with the known-user requests each carrying N
+   seeded ``recent_item_ids`` (so the query tower runs for every request), then
+   with the same requests without them; interleaved with those, a second
+   server on today's version of the same catalog (no history feature) gets the
+   requests without them. Reported: p50/p95/p99, req/s and failures of each.
+   ``python -m benchmarks.serving_load compute-recent --model-root DIR
+   [--recent 20]`` times the same inference step in-process (no HTTP): batches
+   of 32 known-user requests with and without recent items, ms per batch.
+
+5. With ``--former-index``, per catalog: its copy with the former rule's index by
+   size (``benchmarks/former_index.py``) is measured as in 3, right after the tuned
+   one, and the change in requests/s and p99 is reported (issue 23).
+
 Results: ``benchmarks/results/serving_load.json`` and ``.md`` (via
 ``benchmarks.common.write_results``) and ``benchmarks/results/serving_load.png``
 (latency and throughput against concurrency). Catalog folders stay in
@@ -76,7 +93,8 @@ DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "recsys-serving-bench"
 K = 10
 NUM_USERS = 50_000
 REQUEST_USERS = 1_000
-TARGETS = {"ratio_to_http_ceiling_min": 0.60, "p99_ms_max": 25.0, "failures": 0, "rss_gb_per_worker_max": 1.5, "swap_p99_ms_max": 100.0}
+TARGETS = {"ratio_to_http_ceiling_min": 0.60, "p99_ms_max": 25.0, "failures": 0, "rss_gb_per_worker_max": 1.5, "swap_p99_ms_max": 100.0,
+           "recent_p99_ms_max": 30.0}
 
 
 def log(msg: str) -> None:
@@ -109,8 +127,8 @@ def ceiling_app() -> Any:
     """The HTTP ceiling: the service's stack minus the model.
 
     Same FastAPI app settings, the same ``GuardMiddleware`` (concurrency cap,
-    body limit, deadline, X-Model-Version, latency histogram) and, when the
-    service has it enabled, the same outermost ``DemoPage`` layer, the same request
+    body limit, deadline, X-Model-Version, latency histogram; the demo page's
+    files are routes of their own, not a layer, so they cost a request nothing), the same request
     schema (``make_schemas``), the same orjson ``JSONBytesResponse``; the route
     answers a fixed 10-item body shaped like a real answer. Settings come from the
     ``RECSYS_*`` environment like the service's workers.
@@ -140,13 +158,6 @@ def http_stack_app(answer: Any = None, lifespan: Any = None) -> Any:
     app = FastAPI(title="HTTP ceiling", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=JSONBytesResponse, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, holder=holder)
-    if getattr(settings, "demo_enabled", False):  # the service puts its demo page outermost when enabled
-        try:
-            from serving.demo import DemoPage
-        except ImportError:  # pragma: no cover - a service without the demo page
-            DemoPage = None  # noqa: N806
-        if DemoPage is not None:
-            app.add_middleware(DemoPage, settings=settings)
 
     if answer is None:
 
@@ -251,6 +262,43 @@ def compute_ceiling(model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 
             "engine_qps": rate(engine, b),
         }
         log(f"compute ceiling {model.num_items:,} items, batch {b}: {out['per_batch'][str(b)]}")
+    return out
+
+
+def compute_recent(model_root: Path, recent: int, batch: int = 32, rounds: int = 40) -> dict[str, Any]:
+    """The service's inference step in-process (``build_job`` + ``run_jobs``, no HTTP) on
+    batches of ``batch`` known-user requests, each carrying ``recent`` recent items (the
+    query tower runs for each) or none (precomputed vectors): milliseconds per batch,
+    median and 95th percentile over ``rounds`` batches of each, interleaved."""
+    import recsys  # noqa: F401
+    import numpy as np
+
+    from benchmarks.catalog import item_id
+    from serving.engine import build_job, run_jobs
+    from serving.model import load_version, read_latest
+
+    name = read_latest(model_root)
+    if name is None:
+        raise FileNotFoundError(f"no LATEST under {model_root}")
+    model = load_version(model_root, name)
+    users = model.users.first(REQUEST_USERS)
+    rng = np.random.default_rng(19)
+
+    def req(uid: str, items: list[str]) -> Any:
+        return argparse.Namespace(user_id=uid, features=None, k=K, exclude_seen=True, exclude_item_ids=[], filters=None, recent_item_ids=items)
+
+    times: dict[str, list[float]] = {"recent_items": [], "no_recent_items": []}
+    for r in range(rounds + 2):  # the first two warm up
+        chunk = [users[(r * batch + j) % len(users)] for j in range(batch)]
+        visits = [[item_id(int(x)) for x in rng.integers(0, model.num_items, recent)] for _ in chunk]
+        for kind in times:
+            t = time.perf_counter()
+            run_jobs([build_job(model, req(u, v if kind == "recent_items" else [])) for u, v in zip(chunk, visits, strict=True)])
+            if r >= 2:
+                times[kind].append(1000 * (time.perf_counter() - t))
+    out: dict[str, Any] = {"version": name, "num_items": model.num_items, "batch": batch, "recent_items": recent, "load_average": load_average()}
+    for kind, ms in times.items():
+        out[kind] = {"ms_per_batch_p50": float(np.median(ms)), "ms_per_batch_p95": float(np.percentile(ms, 95))}
     return out
 
 
@@ -385,19 +433,18 @@ def scrape_batches(port: int) -> tuple[float, float] | None:
 
 
 # --------------------------------------------------------------------------- catalogs
-def ensure_catalog(work_dir: Path, size: int, logs: Path) -> dict[str, Any]:
+def ensure_catalog(work_dir: Path, size: int, logs: Path, history_length: int = 0) -> dict[str, Any]:
     from benchmarks.catalog import GENERATOR_VERSION
 
-    root = work_dir / f"items-{size}"
+    root = work_dir / (f"items-{size}-history{history_length}" if history_length else f"items-{size}")
     latest = root / "LATEST"
     if latest.is_file():
         name = latest.read_text().strip()
         manifest = json.loads((root / name / "manifest.json").read_text())
         cat = manifest.get("metrics", {}).get("catalog", {})
-        from training.index import index_params
-
-        current = manifest.get("index", {}).get("params") == index_params(size)[1]
-        if manifest.get("num_items") == size and cat.get("generator") == GENERATOR_VERSION and current:
+        current = "tuning" in manifest.get("index", {})  # built by the tuned index path (issue 23), not the old size rule
+        same_history = cat.get("history_length", 0) == history_length
+        if manifest.get("num_items") == size and cat.get("generator") == GENERATOR_VERSION and current and same_history:
             log(f"reusing {root} (version {name})")
             return {"model_root": str(root), "version": name, "reused": True, "build_timings": cat.get("build_timings"), "index": manifest.get("index")}
         if "generated-catalog" not in str(manifest.get("dataset", {}).get("source")):
@@ -405,11 +452,39 @@ def ensure_catalog(work_dir: Path, size: int, logs: Path) -> dict[str, Any]:
         log(f"{root} holds a catalog of an older generator or index settings: rebuilding it")
         shutil.rmtree(root)
     log(f"building a {size:,}-item catalog in {root}")
-    cmd = [sys.executable, "-m", "benchmarks.catalog", "--model-root", str(root), "--items", str(size), "--users", str(NUM_USERS)]
+    cmd = [sys.executable, "-m", "benchmarks.catalog", "--model-root", str(root), "--items", str(size), "--users", str(NUM_USERS),
+           "--history-length", str(history_length)]
     with open(logs / f"catalog-{size}.log", "ab") as fh:
         done = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=fh, timeout=3600, check=True)
     info = json.loads(done.stdout.decode().strip().splitlines()[-1])
     return {"model_root": str(root), "version": info["version"], "reused": False, "build_timings": info["timings"], "index": info["index"]}
+
+
+def former_index_catalog(work_dir: Path, size: int, root: Path, logs: Path) -> dict[str, Any]:
+    """The catalog's copy with the former rule's index (``benchmarks.former_index``), under ``work_dir``:
+    its model root, version and index record."""
+    dest = work_dir / f"items-{size}-former-index"
+    log(f"the former rule's index for the {size:,}-item catalog in {dest}")
+    cmd = [sys.executable, "-m", "benchmarks.former_index", "--source", str(root), "--dest", str(dest)]
+    with open(logs / f"former-index-{size}.log", "ab") as fh:
+        done = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=fh, timeout=3600, check=True, env=server_env())
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def former_change(per: dict[str, Any]) -> dict[str, Any]:
+    """Per workers and concurrency: the tuned index's req/s and p99 against the former index's."""
+    out: dict[str, Any] = {}
+    for tuned, former in zip(per["workers"], per["former_index"]["workers"], strict=False):
+        for c, t in tuned["per_concurrency"].items():
+            f = former["per_concurrency"].get(c)
+            if f:
+                out[f"workers={tuned['workers']} c={c}"] = {
+                    "tuned_rps": t["model"]["rps"], "former_rps": f["model"]["rps"],
+                    "rps_change": t["model"]["rps"] / f["model"]["rps"] - 1 if f["model"]["rps"] else None,
+                    "tuned_p99_ms": t["model"]["p99_ms"], "former_p99_ms": f["model"]["p99_ms"],
+                    "tuned_ratio": t["ratio_to_http_ceiling"], "former_ratio": f["ratio_to_http_ceiling"],
+                }
+    return out
 
 
 def request_specs(num_users: int = REQUEST_USERS) -> list[Any]:
@@ -417,6 +492,81 @@ def request_specs(num_users: int = REQUEST_USERS) -> list[Any]:
     from benchmarks.loadgen import RequestSpec
 
     return [RequestSpec.post_json("/v1/recommendations", {"user_id": user_id(i * 37 % NUM_USERS), "k": K}) for i in range(num_users)]
+
+
+def recent_request_specs(num_items: int, recent: int, num_users: int = REQUEST_USERS) -> list[Any]:
+    """The known users of :func:`request_specs`, each request carrying ``recent`` recent item ids
+    (seeded draws from the catalog): the service runs the query tower for every one."""
+    import numpy as np
+
+    from benchmarks.catalog import item_id, user_id
+    from benchmarks.loadgen import RequestSpec
+
+    rng = np.random.default_rng(19)
+    return [
+        RequestSpec.post_json(
+            "/v1/recommendations",
+            {"user_id": user_id(i * 37 % NUM_USERS), "k": K,
+             "recent_item_ids": [item_id(int(r)) for r in rng.integers(0, num_items, recent)]},
+        )
+        for i in range(num_users)
+    ]
+
+
+def measure_recent(size: int, work_dir: Path, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """``--recent-items N``: one worker on a version whose query tower reads the history
+    (``benchmarks.catalog --history-length 50``) loaded with requests carrying N recent
+    items, and with the same requests without them; beside it, in the same run and
+    interleaved, today's version (no history feature) with the requests without them."""
+    hist_cat = ensure_catalog(work_dir, size, logs, history_length=50)
+    today_cat = ensure_catalog(work_dir, size, logs)
+    plain, recent = request_specs(), recent_request_specs(size, args.recent_items)
+    log(f"{size:,} items, recent items {args.recent_items}: starting two servers (load {load_average()})")
+    hist = start_model_server(Path(hist_cat["model_root"]), 1, logs)
+    today = start_model_server(Path(today_cat["model_root"]), 1, logs)
+    loads = [
+        ("recent_items", hist, recent),  # every request runs the query tower
+        ("no_recent_items", hist, plain),  # the same version, requests without recent items: the fast path
+        ("today_no_recent_items", today, plain),  # today's version (no history feature), the same requests
+    ]
+    try:
+        ready = {"history_version": hist.wait_ready("/readyz", args.ready_timeout), "today_version": today.wait_ready("/readyz", args.ready_timeout)}
+        memory = {"history_version": hist.memory(), "today_version": today.memory()}
+        for _, server, specs in loads:  # warm-up
+            one_load(server, specs, args.engine, 8, args.warmup, args.processes)
+        runs: dict[str, list] = {name: [] for name, _, _ in loads}
+        for rep in range(args.repeats):
+            for name, server, specs in loads:
+                r = one_load(server, specs, args.engine, 32, args.duration, args.processes)
+                runs[name].append(r)
+                log(
+                    f"  rep {rep + 1} c=32 {name:>22}: {r['rps']:7.0f} req/s p50 {r['latency_ms']['p50']:6.1f} "
+                    f"p99 {r['latency_ms']['p99']:6.1f} ms fail {r['failures']} (load {r['load_average_before']})"
+                )
+    finally:
+        hist.stop()
+        today.stop()
+    return {
+        "recent_items": args.recent_items,
+        "concurrency": 32,
+        "catalogs": {"history_version": hist_cat, "today_version": today_cat},
+        "ready_seconds": ready,
+        "memory_after_load": memory,
+        "summary": {name: summarize(r) for name, r in runs.items()},
+        "raw_runs": runs,
+    }
+
+
+def recent_md(r: dict[str, Any]) -> str:
+    from benchmarks.common import fmt_table
+
+    rows = [[name, s["rps"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["failures"], s["mean_microbatch"]] for name, s in r["summary"].items()]
+    return "\n".join([
+        f"### recent items: {r['recent_items']} per request, c = 32, 1 worker (interleaved, medians)",
+        "",
+        fmt_table(["load", "req/s", "p50 ms", "p95 ms", "p99 ms", "fail", "batch"], rows),
+        "",
+    ])
 
 
 # --------------------------------------------------------------------------- measuring
@@ -831,6 +981,9 @@ def summary_md(results: dict[str, Any]) -> str:
     measured = any(per.get("workers") for per in results["sizes"].values())
     how = (f"{results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats (model and HTTP ceiling alternate)"
            if measured else "swap runs only (--swap-only), concurrency 32")
+    if any(per.get("recent") for per in results["sizes"].values()):
+        how = (f"--recent-items only: {results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats "
+               "(with recent items, without, today's version without)")
     lines = [
         f"Closed-loop load ({results['engine']}), POST /v1/recommendations for known users, k={K}; {how}. "
         f"Load average during the run: {results['load_average_seen']}.",
@@ -855,6 +1008,18 @@ def summary_md(results: dict[str, Any]) -> str:
                 m, h = t["model"], t["http_ceiling"]
                 rows.append([c, m["rps"], m["p50_ms"], m["p95_ms"], m["p99_ms"], m["failures"], m["mean_microbatch"], h["rps"], h["p99_ms"], t["ratio_to_http_ceiling"]])
             lines += ["", fmt_table(["conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "fail", "batch", "ceiling req/s", "ceiling p99", "ratio"], rows), ""]
+        former = per_size.get("former_index")
+        if former:
+            idx = former["catalog"]["index"]
+            lines.append(f"### the same catalog with the former rule's index ({idx.get('kind')} {idx.get('params')}, "
+                         f"recall@10 {idx.get('recall_at_10_vs_exact')}), measured right after the tuned one")
+            for w in former["workers"]:
+                rows = [[c, t["model"]["rps"], t["model"]["p50_ms"], t["model"]["p99_ms"], t["model"]["failures"], t["http_ceiling"]["rps"],
+                         t["ratio_to_http_ceiling"]] for c, t in w["per_concurrency"].items()]
+                lines += ["", f"{w['workers']} worker(s):", "",
+                          fmt_table(["conc", "req/s", "p50 ms", "p99 ms", "fail", "ceiling req/s", "ratio"], rows), ""]
+            rows = [[k, v["tuned_rps"], v["former_rps"], v["rps_change"], v["tuned_p99_ms"], v["former_p99_ms"]] for k, v in former["change"].items()]
+            lines += ["tuned against former:", "", fmt_table(["point", "tuned req/s", "former req/s", "change", "tuned p99", "former p99"], rows), ""]
         for s in per_size.get("swap", []):
             ld = s["load"]
             if s.get("windows"):
@@ -866,6 +1031,8 @@ def summary_md(results: dict[str, Any]) -> str:
                 f"publish {_fmt(s['publish_seconds'])} s from t={_fmt(s['publish_started_after_s'])} s, "
                 f"peak RSS {s['rss_peak_total'] / 2**30:.2f} GiB (largest process {s['rss_peak_process'] / 2**30:.2f} GiB)"
             )
+        if per_size.get("recent"):
+            lines.append(recent_md(per_size["recent"]))
         lines.append("")
     if results.get("engine_comparison"):
         from benchmarks.common import fmt_table as _ft
@@ -901,6 +1068,15 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     big = results["sizes"].get("1000000")
     if not big:
         return out
+    if big.get("recent"):
+        s = big["recent"]["summary"]
+        out["recent_items"] = {
+            "p99_ms": round(s["recent_items"]["p99_ms"], 2),
+            "p99_ok": s["recent_items"]["p99_ms"] < TARGETS["recent_p99_ms_max"],
+            "failures": s["recent_items"]["failures"],
+            "failures_ok": s["recent_items"]["failures"] == 0,
+            "no_recent_p99_ms_vs_today": [round(s["no_recent_items"]["p99_ms"], 2), round(s["today_no_recent_items"]["p99_ms"], 2)],
+        }
     for w in big["workers"]:
         t = w["per_concurrency"].get("32")
         if not t:
@@ -938,6 +1114,9 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--out", default="serving_load")
     cc = sub.add_parser("compute", help="print the compute ceiling of a model root as JSON")
     cc.add_argument("--model-root", type=Path, required=True)
+    cr = sub.add_parser("compute-recent", help="in-process: the inference step on batches of 32 with and without recent items")
+    cr.add_argument("--model-root", type=Path, required=True)
+    cr.add_argument("--recent", type=int, default=20)
     p.add_argument("--sizes", default="100000,1000000")
     p.add_argument("--concurrency", default="1,8,32,64")
     p.add_argument("--workers", default="1,2")
@@ -958,6 +1137,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publish-ahead", action="store_true",
                    help="swap runs: write the new version before the load; under load only move it in and rewrite LATEST")
     p.add_argument("--no-compute", action="store_true")
+    p.add_argument("--former-index", action="store_true",
+                   help="also serve each catalog with the former rule's index (benchmarks.former_index), right after the "
+                        "tuned one, per --workers: the tuned index's throughput change in one run")
+    p.add_argument("--recent-items", type=int, default=0,
+                   help="N > 0: only the recent-items comparison at concurrency 32 (requests carrying N recent_item_ids on a "
+                   "version with a history feature, the same without, and today's version without; see measure_recent)")
     p.add_argument("--compare-engines", action="store_true", help="also drive the HTTP ceiling with each load generator")
     p.add_argument("--ready-timeout", type=float, default=900.0)
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
@@ -977,6 +1162,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "compute":
         print(json.dumps(compute_ceiling(args.model_root), default=float))
+        return 0
+    if args.cmd == "compute-recent":
+        print(json.dumps(compute_recent(args.model_root, args.recent), default=float))
         return 0
 
     from benchmarks.common import RESULTS_DIR, describe_machine_line, machine_description, write_results
@@ -1011,6 +1199,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_engines:
         results["engine_comparison"] = compare_engines(args, logs)
     for size in sizes:
+        if args.recent_items:
+            recent = measure_recent(size, args.work_dir, args, logs)
+            results["sizes"][str(size)] = {"catalog": recent["catalogs"]["history_version"], "workers": [], "swap": [], "recent": recent}
+            loads.append(load_average())
+            continue
         per: dict[str, Any] = {"catalog": ensure_catalog(args.work_dir, size, logs), "workers": [], "swap": []}
         root = Path(per["catalog"]["model_root"])
         if not args.no_compute:
@@ -1018,9 +1211,18 @@ def main(argv: list[str] | None = None) -> int:
             done = subprocess.run([sys.executable, "-m", "benchmarks.serving_load", "compute", "--model-root", str(root)],
                                   cwd=REPO, capture_output=True, text=True, timeout=1800, check=True, env=server_env())
             per["compute_ceiling"] = json.loads(done.stdout.strip().splitlines()[-1])
+        former_root = None
+        if args.former_index and not args.swap_only:
+            per["former_index"] = {"catalog": former_index_catalog(args.work_dir, size, root, logs), "workers": []}
+            former_root = Path(per["former_index"]["catalog"]["model_root"])
         for w in [] if args.swap_only else workers_list:
             per["workers"].append(measure_workers(size, root, w, args, logs))
             loads.append(load_average())
+            if former_root is not None:  # the same catalog, the former rule's index: measured next
+                per["former_index"]["workers"].append(measure_workers(size, former_root, w, args, logs))
+                loads.append(load_average())
+        if former_root is not None:
+            per["former_index"]["change"] = former_change(per)
         if not args.no_swap:
             for w in swap_workers:
                 args_swap = argparse.Namespace(**vars(args))

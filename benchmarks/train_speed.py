@@ -12,10 +12,13 @@ Runs, interleaved, ``--rounds`` times:
 - ``tutorial_no_topk``: the same without the training-step FactorizedTopK
   (identical weights; shows how much of the cost is that metric);
 - ``project_ids``: ``training.trainer.train`` (the project's trainer with its
-  default TrainConfig: Adam, batch 1024, logQ, accidental-hit removal, L2,
+  default TrainConfig: lazy Adam, batch 1024, logQ, accidental-hit removal, L2,
   checkpoints) on the ids-only spec — the same model as the tutorial's;
 - ``project_default``: the same trainer on the default MovieLens spec (ids +
-  metadata) — the model the project actually ships.
+  metadata + the user's recent items) — the model the project actually ships;
+- ``project_no_history`` (on request, ``--variants``): the default spec
+  without its history feature, the default before issue 19 (the same-run
+  reference for the history's cost).
 
 Per epoch: optimisation wall time (first batch to last batch end; the
 validation pass after each epoch is excluded for every model) and validation
@@ -48,24 +51,29 @@ def log(msg: str) -> None:
 
 
 def epoch_clock():
-    """A Keras callback: per epoch, seconds from epoch start to the last batch's end."""
+    """A Keras callback: per epoch, seconds from epoch start to the last batch's end,
+    and the process's CPU seconds over the same span (less sensitive than wall
+    time to other work on a shared machine)."""
     import tensorflow as tf
 
     class EpochClock(tf.keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.seconds: list[float] = []
-            self._start = 0.0
-            self._last = 0.0
+            self.cpu_seconds: list[float] = []
+            self._start = self._last = self._cpu_start = self._cpu_last = 0.0
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = self._last = time.perf_counter()
+            self._cpu_start = self._cpu_last = time.process_time()
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self._last = time.perf_counter()
+            self._cpu_last = time.process_time()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.seconds.append(self._last - self._start)
+            self.cpu_seconds.append(self._cpu_last - self._cpu_start)
 
     return EpochClock()
 
@@ -105,7 +113,12 @@ def run_tutorial(prep, fit_rows, val_rows, dim: int, epochs: int, top_k: bool, s
     clock, validate = epoch_clock(), validation_callback(val)
     start = time.perf_counter()
     model.fit(ds, epochs=epochs, callbacks=[clock, validate], verbose=0)
-    return {"epoch_seconds": clock.seconds, "val_top_100_accuracy": validate.values, "fit_wall_seconds": time.perf_counter() - start}
+    return {
+        "epoch_seconds": clock.seconds,
+        "epoch_cpu_seconds": clock.cpu_seconds,
+        "val_top_100_accuracy": validate.values,
+        "fit_wall_seconds": time.perf_counter() - start,
+    }
 
 
 def run_project(data, spec, fit_rows, val_rows, epochs: int, seed: int, run_dir: Path) -> dict[str, Any]:
@@ -123,6 +136,7 @@ def run_project(data, spec, fit_rows, val_rows, epochs: int, seed: int, run_dir:
     result = train(prep, spec, config, fit_rows, val_rows, run_dir=run_dir, verbose=0, extra_callbacks=[clock])
     return {
         "epoch_seconds": clock.seconds,
+        "epoch_cpu_seconds": clock.cpu_seconds,
         "val_top_100_accuracy": result.history[result.validation_metric],
         "fit_wall_seconds": time.perf_counter() - start,
         "trainer_reported_examples_per_second": result.examples_per_second,
@@ -173,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         "project_ids": ids_only_spec(dim),
         "project_default": spec_for_columns(movielens_spec(dim), set(data.users.columns), set(data.items.columns)),
     }
+    default = specs["project_default"]
+    specs["project_no_history"] = default.model_copy(
+        update={"query": default.query.model_copy(update={"features": [f for f in default.query.features if f.kind.value != "history"]})}
+    )
     variants = [v for v in args.variants.split(",") if v]
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
@@ -209,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
                 "epochs_per_round": [e for _, e in ttq],
             }
         best_val = max(max(r["val_top_100_accuracy"]) for r in rs)
+        steady_cpu = [s for r in rs for s in r["epoch_cpu_seconds"][1:]]
         per_variant[v] = {
             "examples_per_second": eps,
+            "examples_per_cpu_second": n_fit / median(steady_cpu),
+            "epoch_cpu_seconds_measured": steady_cpu,
             "median_epoch_seconds": median(steady),
             "epoch_seconds_measured": steady,
             "first_epoch_seconds": first,
@@ -250,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 v,
                 pv["examples_per_second"],
+                pv["examples_per_cpu_second"],
                 pv["median_epoch_seconds"],
                 median(pv["first_epoch_seconds"]),
                 ", ".join(f"{x:,.0f}" for x in pv["per_round_examples_per_second"]),
@@ -273,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             f"## Training speed, MovieLens 100K P1 fit split ({n_fit:,} examples), {dim}-d, {args.rounds} interleaved rounds × {args.epochs} epochs",
             "",
             fmt_table(
-                ["variant", "examples/s (median, epochs 2..N)", "epoch s", "epoch 1 s", "examples/s per round", "best val top-100", "ex/s ratio vs tutorial"],
+                ["variant", "examples/s (median, epochs 2..N)", "examples per CPU s", "epoch s", "epoch 1 s", "examples/s per round", "best val top-100", "ex/s ratio vs tutorial"],
                 summary_rows,
             ),
             "",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,6 +23,16 @@ app = typer.Typer(
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _exit_codes(codes: dict[type[Exception], int]) -> Iterator[None]:
+    """An exception of a listed type ends the command with its message and exit code
+    (the first listed type it is an instance of: list subclasses before their bases)."""
+    try:
+        yield
+    except tuple(codes) as exc:
+        _fail(str(exc), code=next(code for kind, code in codes.items() if isinstance(exc, kind)))
 
 
 @app.command()
@@ -91,7 +103,7 @@ def train(
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     cluster = cluster_from_environment()
-    try:
+    with _exit_codes({DataError: 2, PublishError: 3, IndexRecallError: 5, QualityGateError: 4}):
         dataset = load_source(
             data, items=items, users=users, interactions=interactions, seed=seed, max_bad_rows=cfg.max_bad_rows
         )
@@ -109,14 +121,6 @@ def train(
             publish_version=cluster.is_chief and not no_publish,
             strategy=cluster.strategy(),
         )
-    except DataError as exc:
-        _fail(str(exc))
-    except PublishError as exc:
-        _fail(str(exc), code=3)
-    except IndexRecallError as exc:
-        _fail(str(exc), code=5)
-    except QualityGateError as exc:
-        _fail(str(exc), code=4)
     summary = {"version": result.version, "evaluation": result.metrics["evaluation"]["model"]}
     typer.echo(json.dumps(summary, indent=2))
 
@@ -164,6 +168,44 @@ def compare(
         drop = a["metrics"]["evaluation"]["model"][metric] - b["metrics"]["evaluation"]["model"][metric]
         if drop > max_drop:
             _fail(f"{metric} dropped by {drop:.4f} (allowed {max_drop:.4f})", code=4)
+
+
+@app.command("update-catalog")
+def update_catalog(
+    items: Annotated[
+        Path, typer.Option(envvar="RECSYS_CATALOG_ITEMS", help="item table: CSV, Parquet, or a YAML spec with an items: entry")
+    ],
+    model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="model root holding the versions")] = Path("models"),
+    base: Annotated[Optional[str], typer.Option(help="version to update (default: the one LATEST names)")] = None,
+    max_bad_rows: Annotated[int, typer.Option(min=0, help="bad item rows tolerated (reported) before refusing")] = 0,
+    allow_large_change: Annotated[
+        bool, typer.Option("--allow-large-change", help="publish even if the table retires more than half of the catalog")
+    ] = False,
+    allow_low_recall: Annotated[
+        bool, typer.Option("--allow-low-recall", help="publish even if the index misses its recall target within its time budget")
+    ] = False,
+    retain: Annotated[int, typer.Option(min=1, help="published versions kept")] = 3,
+) -> None:
+    """Publish a version with a new item catalog from the served towers, without training.
+
+    Exit codes: 0 published; 2 the item table is invalid; 3 publishing failed;
+    5 the index misses its recall target; 6 the base version is missing or fails
+    verification; 7 the table retires more than half of the catalog; 8 LATEST
+    moved to another version while the update ran (run it again)."""
+    from training.catalog_base import BaseVersionError
+    from training.catalog_update import CatalogIndexError, LargeChangeError, UpdateOptions
+    from training.catalog_update import update_catalog as run_update
+    from training.data.tables import DataError
+    from training.publish import LatestMovedError, PublishError
+
+    options = UpdateOptions(
+        base=base, max_bad_rows=max_bad_rows, allow_large_change=allow_large_change, allow_low_recall=allow_low_recall, retain=retain
+    )
+    codes = {DataError: 2, LatestMovedError: 8, PublishError: 3, CatalogIndexError: 5, BaseVersionError: 6, LargeChangeError: 7}
+    with _exit_codes(codes):
+        result = run_update(model_root, items, options)
+    typer.echo(json.dumps({"version": result.version, "parent_version": result.metrics["catalog_update"]["parent_version"],
+                           **result.diff.counts(), "recall_at_10_vs_exact": result.metrics["index"]["recall_at_10_vs_exact"]}, indent=2))
 
 
 @app.command()

@@ -112,7 +112,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         on_batch=metrics.batch_size.observe,
     )
     watcher = VersionWatcher(
-        settings.model_root, holder, metrics, settings.poll_interval_s, int(settings.user_vectors_max_mb * (1 << 20))
+        settings.model_root, holder, metrics, settings.poll_interval_s, int(settings.user_vectors_max_mb * (1 << 20)),
+        min_index_recall=settings.min_index_recall,
     )
     schemas = make_schemas(settings)
     RecommendationRequest = schemas.RecommendationRequest  # noqa: N806
@@ -185,21 +186,24 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         metrics.answered(job.strategy)
         return items
 
-    def answer(model: LoadedModel, user_id: str | None, strategy: str, items: list[dict]) -> dict:
-        return {"model_version": model.version, "user_id": user_id, "strategy": strategy, "items": items}
+    def answer(model: LoadedModel, user_id: str | None, job: Any, items: list[dict]) -> dict:
+        out = {"model_version": model.version, "user_id": user_id, "strategy": job.strategy, "items": items}
+        if job.ignored is not None:  # the request gave recent_item_ids
+            out["ignored_item_ids"] = job.ignored
+        return out
 
     @app.post(
         "/v1/recommendations",
         response_model=RecommendationResponse,
         responses=_ERRORS,
         tags=["recommendations"],
-        summary="Top-k items for a user, a feature description, or nobody (popular items)",
+        summary="Top-k items for a user, a feature description, this visit's items (session), or nobody (popular items)",
     )
     async def recommend(body: RecommendationRequest, request: Request) -> Response:  # type: ignore[valid-type]
         model = served(request)
         job = build_job(model, body)
         items = await rank(job)
-        return JSONBytesResponse(answer(model, body.user_id, job.strategy, items))
+        return JSONBytesResponse(answer(model, body.user_id, job, items))
 
     @app.post(
         "/v1/recommendations/batch",
@@ -228,7 +232,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             {
                 "model_version": model.version,
                 "results": [
-                    answer(model, sub.user_id, job.strategy, items)
+                    answer(model, sub.user_id, job, items)
                     for sub, job, items in zip(body.requests, jobs, results, strict=True)
                 ],
             }
@@ -253,7 +257,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         req = SimpleNamespace(user_id=user_id, features=None, k=k, exclude_seen=exclude_seen, exclude_item_ids=[], filters=None)
         job = build_job(model, req)
         items = await rank(job)
-        return JSONBytesResponse(answer(model, user_id, job.strategy, items))
+        return JSONBytesResponse(answer(model, user_id, job, items))
 
     @app.get(
         "/v1/items/{item_id}/similar",

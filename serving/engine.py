@@ -5,7 +5,10 @@ Three steps per micro-batch:
 * On the event loop, :func:`build_job` checks a request against the served
   version (feature names and types, filter fields) and resolves what it can
   from the precomputed lookups: the strategy, the user's row, the rows to
-  exclude. It is cheap and never touches TensorFlow or ScaNN.
+  exclude. It is cheap and never touches TensorFlow or ScaNN. A request's
+  recent items (``recent_item_ids``, :mod:`serving.recent`) become the query
+  tower's history input: a known user's query then runs the tower
+  (strategy ``personal``), a visitor nobody knows gets strategy ``session``.
 * In the inference thread, :func:`compute_jobs` does the heavy part of a whole
   batch: one query-tower call for every job that needs an embedding (a known
   user without feature overrides uses the vector precomputed at load, when
@@ -42,9 +45,11 @@ import numpy as np
 from serving.errors import ApiError
 from serving.model import LoadedModel
 from serving.ranking import RankedCandidates
+from serving.recent import resolve_recent
 from serving.schemas import FLOAT32_MAX
 
-PERSONAL, FEATURES, POPULAR, SIMILAR = "personal", "features", "popular", "similar"
+PERSONAL, FEATURES, POPULAR, SIMILAR, SESSION = "personal", "features", "popular", "similar", "session"
+EMBEDDED = (PERSONAL, FEATURES, SESSION)  # strategies whose query vector comes from the query tower
 _EMPTY = np.zeros(0, dtype=np.int64)
 _EMPTY.flags.writeable = False
 
@@ -71,6 +76,7 @@ class Job:
     exact: bool = False  # score every eligible item (the index's candidates ran short)
     plan: _Plan | None = None  # made on the event loop when the query vector is known and there are no filters
     abandoned: bool = False  # set on the event loop when the request gave up: its remaining work is skipped
+    ignored: list[str] | None = None  # given recent item ids the version does not know (None: the request gave none)
 
 
 class JobAbandoned(Exception):
@@ -184,13 +190,23 @@ def build_job(model: LoadedModel, request: Any) -> Job:
     overrides = resolve_features(model, request.features)
     filters = resolve_filters(model, request.filters)
     user_row = model.users.get(uid) if uid is not None else None
+    given = getattr(request, "recent_item_ids", None)
+    recent = resolve_recent(model, user_row, given) if given else None
+    if recent is not None and recent.usable:
+        if recent.feature in overrides:
+            raise _bad("invalid_features", f"give the recent items once: in recent_item_ids, not as feature {recent.feature!r}")
+        overrides[recent.feature] = recent.value  # the query tower runs for this request (serving/recent.py)
     if user_row is not None:
         strategy = PERSONAL
+    elif recent is not None and recent.usable:
+        strategy = SESSION
     elif overrides:
         strategy = FEATURES
     else:
         strategy = POPULAR
     exclude = exclusion_rows(model, user_row if request.exclude_seen else None, request.exclude_item_ids)
+    if recent is not None and recent.usable and request.exclude_seen:
+        exclude = np.union1d(exclude, recent.rows)  # the given items are seen too
     job = Job(
         model=model,
         strategy=strategy,
@@ -200,6 +216,7 @@ def build_job(model: LoadedModel, request: Any) -> Job:
         user_id_input=uid if user_row is None else None,
         exclude=exclude,
         filters=filters,
+        ignored=recent.ignored if recent is not None else None,
     )
     if strategy == PERSONAL and not overrides and not filters and model.user_vectors is not None:
         # everything but the search is known: plan here, so the inference thread runs ScaNN and little Python
@@ -387,7 +404,7 @@ def _compute_group(model: LoadedModel, jobs: list[Job]) -> list[Ranked | Searche
             out[i] = _popular(job)
         elif cached is not None and job.strategy == PERSONAL and not job.overrides:
             vectors[i] = cached[job.user_row]
-    embed_at = [i for i, j in enumerate(jobs) if j.strategy in (PERSONAL, FEATURES) and i not in vectors and i not in plans]
+    embed_at = [i for i, j in enumerate(jobs) if j.strategy in EMBEDDED and i not in vectors and i not in plans]
     if embed_at:
         emb = model.embed(_query_columns(model, [jobs[i] for i in embed_at]))
         usable = model.index.usable_queries(emb)

@@ -2,8 +2,10 @@
 
 :func:`load_version` does every check before a version may be served: the name,
 the folder (no symbolic link, no file the manifest does not list:
-:mod:`serving.version_files`), the manifest, the sha256 of every listed file,
-the tables, the SavedModel, the ScaNN searcher, the shapes and a warm-up query;
+:mod:`serving.version_files`), the manifest (and the index's recorded recall
+against the service's floor: :mod:`serving.operating_point`), the sha256 of every listed file,
+the tables, the SavedModel, the ScaNN searcher (the one the manifest describes),
+the shapes and a warm-up query;
 after loading, that the folder did not change meanwhile. It returns an immutable
 :class:`LoadedModel` holding everything a request needs, precomputed once, or
 raises :class:`LoadError` with a short machine-readable ``reason``.
@@ -32,6 +34,7 @@ from serving.filter_columns import filter_column, is_list_cell, is_missing_cell
 from serving.ids import DuplicateIdError, IdIndex
 from serving.item_index import IndexOpenError, LocalIndex, open_embeddings, open_searcher
 from serving.items import ItemMetadata
+from serving.operating_point import IndexPointError, check_index_recall, check_operating_point, index_summary, rescore_pool
 from serving.ranking import compile_kernel
 from serving.seen import SeenRows, SeenRowsError
 from serving.version_files import Entry, VersionFileError
@@ -109,6 +112,8 @@ class LoadedModel:
         training = metrics.get("training")
         if isinstance(training, dict):  # per-epoch history is long and not a summary
             metrics["training"] = {k: v for k, v in training.items() if k != "history"}
+        if "index" in metrics:  # metrics.json's copy of the index: summarised as the manifest's (below)
+            metrics["index"] = index_summary(metrics["index"])
         return {
             "model_version": self.version,
             "created_at": m.get("created_at"),
@@ -125,7 +130,9 @@ class LoadedModel:
             "candidate_inputs": list(m.get("candidate_inputs") or []),
             "filterable": {name: col.kind for name, col in self.filter_columns.items()},
             "dataset": m.get("dataset"),
-            "index": m.get("index"),
+            "kind": m.get("kind"),
+            "parent_version": m.get("parent_version"),
+            "index": index_summary(m.get("index")),
             "metrics": metrics,
             "libraries": m.get("libraries"),
         }
@@ -187,6 +194,11 @@ def _read_manifest(path: Path, name: str) -> dict:
         raise LoadError("manifest_invalid", f"manifest of {name} has no query_inputs", name)
     if manifest.get("similarity", "dot") != "dot":
         raise LoadError("manifest_invalid", f"similarity {manifest.get('similarity')!r} is not supported (dot only)", name)
+    kind, parent = manifest.get("kind"), manifest.get("parent_version")
+    if kind is not None and not (isinstance(kind, str) and 0 < len(kind) <= 64):
+        raise LoadError("manifest_invalid", f"manifest of {name}: kind must be a short string such as 'training', not {kind!r:.40}", name)
+    if parent is not None and not (isinstance(parent, str) and VERSION_NAME.match(parent)):
+        raise LoadError("manifest_invalid", f"manifest of {name}: parent_version must be a version name, not {parent!r:.40}", name)
     return manifest
 
 
@@ -257,24 +269,10 @@ def _user_column(users: pd.DataFrame, qi: QueryInput) -> np.ndarray:
     return arr
 
 
-def _rescore_pool(manifest: dict, name: str) -> int:
-    """``index.params.reorder`` of the manifest (how many approximate candidates per query are
-    re-scored exactly); DEFAULT_RESCORE_POOL when the manifest names none."""
-    index = manifest.get("index")
-    params = index.get("params") if isinstance(index, dict) else None
-    value = params.get("reorder") if isinstance(params, dict) else None
-    if value is None:
-        return DEFAULT_RESCORE_POOL
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise LoadError("manifest_invalid", f"manifest of {name}: index.params.reorder must be a positive integer", name)
-    return value
-
-
 # --------------------------------------------------------------------------- loading
 
 
 DEFAULT_USER_VECTORS_MAX_BYTES = 512 << 20
-DEFAULT_RESCORE_POOL = 100
 
 
 def _no_pause() -> None:
@@ -287,8 +285,12 @@ def load_version(
     *,
     user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES,
     pause: Callable[[], None] = _no_pause,
+    min_index_recall: float = 0.0,
 ) -> LoadedModel:
     """Verify and load version ``name`` under ``model_root``; raise :class:`LoadError` if unusable.
+
+    ``min_index_recall``: a version whose recorded index recall@10 vs exact is below it is
+    refused (:func:`check_index_recall`), before any file is hashed.
 
     Known users' query vectors are precomputed when ``num_users * dim * 4`` is
     at most ``user_vectors_max_bytes`` (0: never). ``pause`` is called between
@@ -300,6 +302,11 @@ def load_version(
     path = version_dir(model_root, name)
     entries = _scan(path, name)  # refuses symbolic links and special files before anything is opened
     manifest = _read_manifest(path, name)
+    try:
+        check_index_recall(manifest, min_index_recall)
+        pool = rescore_pool(manifest)
+    except IndexPointError as exc:
+        raise LoadError(exc.reason, f"version {name}: {exc.detail}", name) from exc
     _verify_files(path, manifest, name, entries, pause)
     dim = int(manifest["embedding_dim"])
     num_items = int(manifest["num_items"])
@@ -378,7 +385,7 @@ def load_version(
     pause()
 
     # the index first (cheap to refuse), then the query tower; scann before tensorflow
-    index = _open_index(path, emb, _rescore_pool(manifest, name), name)
+    index = _open_index(path, emb, pool, manifest, name)
     pause()
 
     import tensorflow as tf
@@ -428,13 +435,18 @@ def load_version(
     return model
 
 
-def _open_index(path: Path, emb: np.ndarray, rescore_k: int, name: str) -> LocalIndex:
+def _open_index(path: Path, emb: np.ndarray, rescore_k: int, manifest: dict, name: str) -> LocalIndex:
+    """The searcher of ``index/``, checked to be the one the manifest describes, searching with
+    exactly its operating point (the serialised leaves to search, ``rescore_k`` re-scored)."""
     try:
         searcher, reorder_k = open_searcher(path / "index", len(emb))
+        check_operating_point(searcher, manifest)
         return LocalIndex(searcher, emb, reorder_k=reorder_k, rescore_k=rescore_k)
     except IndexOpenError as exc:
         detail = f"index of {name}: {exc.detail}" if exc.reason == "index_unloadable" else exc.detail
         raise LoadError(exc.reason, detail, name) from exc
+    except IndexPointError as exc:
+        raise LoadError(exc.reason, f"index of {name}: {exc.detail}", name) from exc
 
 
 def _user_vectors(model: LoadedModel, max_bytes: int, pause: Callable[[], None], chunk: int = 4096) -> np.ndarray | None:

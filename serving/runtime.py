@@ -107,8 +107,10 @@ class VersionWatcher:
         user_vectors_max_bytes: int = DEFAULT_USER_VECTORS_MAX_BYTES,
         loader_nice: int = LOADER_NICE,
         loader_duty: float = LOADER_DUTY,
+        min_index_recall: float = 0.0,
     ) -> None:
         self.model_root = Path(model_root)
+        self.min_index_recall = min_index_recall  # a version whose index records less is refused
         self.loader_nice = loader_nice
         self.loader_duty = loader_duty
         self.user_vectors_max_bytes = user_vectors_max_bytes
@@ -177,12 +179,14 @@ class VersionWatcher:
                     if await asyncio.to_thread(freeze_libraries):
                         log.info("libraries imported and frozen (%d objects; pid %d)", gc.get_freeze_count(), os.getpid())
                     model = await asyncio.to_thread(
-                        load_version, self.model_root, name, user_vectors_max_bytes=self.user_vectors_max_bytes
+                        load_version, self.model_root, name, user_vectors_max_bytes=self.user_vectors_max_bytes,
+                        min_index_recall=self.min_index_recall,
                     )
                 else:  # a version serves: loading yields the cores to it (lower priority, and pauses between steps)
                     model = await run_in_loader_thread(
                         load_version, self.model_root, name, nice=self.loader_nice,
                         user_vectors_max_bytes=self.user_vectors_max_bytes, pause=Pacer(self.loader_duty),
+                        min_index_recall=self.min_index_recall,
                     )
             except LoadError as err:
                 self._failed_key = key

@@ -45,7 +45,7 @@ Identifier = Annotated[
 ]
 FeatureText = Annotated[str, StringConstraints(max_length=MAX_FEATURE_TEXT), AfterValidator(printable)]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(printable)]
-Strategy = Literal["personal", "features", "popular", "similar"]
+Strategy = Literal["personal", "features", "popular", "similar", "session"]
 
 # --------------------------------------------------------------------------- numbers
 # Every number a request carries must be finite and fit the type it is used as:
@@ -160,7 +160,14 @@ class RecommendationResponse(BaseModel):
                     "user_id": "u000001",
                     "strategy": "personal",
                     "items": [{"item_id": "i000042", "score": 3.17, "rank": 1, "category": "books", "popularity": 57}],
-                }
+                },
+                {
+                    "model_version": "1795425276",
+                    "user_id": None,
+                    "strategy": "session",
+                    "items": [{"item_id": "i000019", "score": 2.41, "rank": 1, "category": "toys", "popularity": 12}],
+                    "ignored_item_ids": ["i-retired-99"],
+                },
             ]
         }
     )
@@ -169,6 +176,11 @@ class RecommendationResponse(BaseModel):
     user_id: str | None
     strategy: Strategy
     items: list[RecommendedItem]
+    ignored_item_ids: list[str] | None = Field(
+        default=None,
+        description="present when the request gave recent_item_ids: those the served version does not know "
+        "(left out of the query, not an error)",
+    )
 
 
 class BatchResponse(BaseModel):
@@ -211,14 +223,39 @@ class ReadyResponse(BaseModel):
     last_reload_failure: dict | None = None
 
 
+class IndexInfo(BaseModel):
+    """The served version's ScaNN operating point, chosen at build time (docs/CONTRACTS.md section 3)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(description="brute_force or tree_ah")
+    params: dict = Field(
+        default_factory=dict,
+        description="what the service searches with, exactly: num_leaves, num_leaves_to_search, reorder (candidates "
+        "re-scored exactly per query), ...; {} for brute force",
+    )
+    recall_at_10_vs_exact: float | None = Field(default=None, description="recall@10 against exact search, known users' checking queries")
+    similar_recall_at_10_vs_exact: float | None = Field(default=None, description="the same for items as similar-items queries")
+    recall_at_100_vs_exact: float | None = Field(default=None, description="recall@100 against exact search, known users' checking queries")
+    us_per_query: float | None = Field(default=None, description="microseconds of CPU per query (search + re-scoring) on the build machine")
+    meets_target: bool | None = Field(default=None, description="whether the build reached its recall target within its time budget")
+    build_seconds: float | None = None
+    tuning: dict | None = Field(
+        default=None, description="target, budget, reason and queries of the tuning; frontier_tried and trees_tried: counts"
+    )
+
+
 class ModelResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model_version: str
     created_at: str | None = None
+    kind: str | None = Field(default=None, description="how the version was made: training or catalog_update (null: not recorded)")
+    parent_version: str | None = Field(default=None, description="the version a catalog update was made from (null otherwise)")
     embedding_dim: int
     num_items: int
     num_users: int | None = None
+    index: IndexInfo | None = None
     metrics: dict = Field(default_factory=dict)
 
 
@@ -230,6 +267,7 @@ class Schemas:
 
 def make_schemas(settings: ServiceSettings) -> Schemas:
     max_list, budget = settings.max_list_items, settings.max_items_per_call
+    max_recent = settings.max_recent_items
     max_k = min(settings.max_k, budget)  # one request is a call too
     FeatureValue = Annotated[  # noqa: N806
         Annotated[FeatureText, Tag("text")]
@@ -257,6 +295,12 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
                      "filters": {"category": ["books", "toys"], "price": {"min": 1, "max": 20}}},
                     {"features": {"age": 31, "country": "FR", "segment": "premium"}, "k": 10},
                     {"k": 10},
+                    # a known user's visit: appended to the stored history (strategy personal)
+                    {"user_id": "u000001", "k": 10, "recent_item_ids": ["i000042", "i000007"]},
+                    # no user id (or an unknown one): the visit alone is the query (strategy session)
+                    {"k": 10, "recent_item_ids": ["i000042", "i000007", "i000013"]},
+                    # ids the version does not know are left out and listed in ignored_item_ids
+                    {"user_id": "stranger-7", "k": 10, "recent_item_ids": ["i000042", "i-retired-99"]},
                 ]
             },
         )
@@ -272,6 +316,14 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
         k: Annotated[int, Strict()] = Field(default=settings.default_k, ge=1, le=max_k, description="number of items wanted")
         exclude_seen: StrictBool = Field(default=True, description="leave out items the user interacted with in training")
         exclude_item_ids: list[Identifier] = Field(default_factory=list, max_length=max_list)
+        recent_item_ids: list[Identifier] = Field(
+            default_factory=list,
+            max_length=max_recent,
+            description="items of this visit, oldest first (at most max_recent_items): a known user's are appended "
+            "to the stored history, otherwise they alone make the query (strategy session); ids the version does "
+            "not know are ignored and listed in the answer's ignored_item_ids; with exclude_seen they are left out "
+            "of the answer. A version whose query tower reads no history answers 422 history_not_supported",
+        )
         filters: dict[FieldName, FilterSpec] | None = Field(
             default=None,
             max_length=MAX_FILTER_FIELDS,

@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     default_k: int = Field(default=10, ge=1, description="k when a request gives none")
     max_batch: int = Field(default=64, ge=1, le=10_000, description="most requests in one batch call")
     max_list_items: int = Field(default=1000, ge=1, le=1_000_000, description="most entries in an exclusion or filter list")
+    max_recent_items: int = Field(
+        default=50, ge=1, le=10_000, description="most recent_item_ids one recommendation request may carry (422 above)"
+    )
     max_items_per_call: int = Field(
         default=2000, ge=1, description="most answer items one call may ask for: k, summed over a batch call (422 above)"
     )
@@ -40,6 +43,13 @@ class ServiceSettings(BaseSettings):
     )
     microbatch_max_wait_ms: float = Field(
         default=0.0, ge=0, le=1000, description="extra wait for batch mates once the inference thread is free (0: none)"
+    )
+    min_index_recall: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="refuse to load a version whose index records a recall@10 vs exact search below this (manifest "
+        "index.recall_at_10_vs_exact and similar_recall_at_10_vs_exact); the served version stays. 0: no floor",
     )
     user_vectors_max_mb: float = Field(
         default=512, ge=0, description="precompute known users' query vectors at load when they fit in this many MiB (0: never)"

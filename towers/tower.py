@@ -1,4 +1,8 @@
-"""A tower: named raw inputs -> per-feature encoders -> concat -> Dense -> embedding."""
+"""A tower: named raw inputs -> per-feature encoders -> concat -> Dense -> embedding.
+
+:func:`build_tower` makes the tower a version exports (raw inputs: strings
+and floats); :func:`training_tower` the same layers and weights fed the way
+training batches carry a history feature (catalog rows, no strings)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from towers.features import build_encoder, input_dtype, raw_column
+from towers.history import CatalogRowIds
 from towers.spec import FeatureKind, TowerSpec
 
 
@@ -67,9 +72,40 @@ def build_tower(
     for i, units in enumerate(spec.hidden_units):
         x = tf.keras.layers.Dense(units, activation="relu", name=f"{name}_hidden{i}")(x)
         if spec.dropout:
-            x = tf.keras.layers.Dropout(spec.dropout)(x)
+            x = tf.keras.layers.Dropout(spec.dropout, name=f"{name}_dropout{i}")(x)
     if not plain_mf:
         x = tf.keras.layers.Dense(output_dim, name=f"{name}_projection")(x)
     if normalize:
         x = tf.keras.layers.UnitNormalization(axis=-1, name=f"{name}_l2norm")(x)
     return tf.keras.Model(inputs=inputs, outputs=x, name=name)
+
+
+def training_tower(tower: tf.keras.Model, spec: TowerSpec, item_ids: np.ndarray) -> tf.keras.Model:
+    """``tower`` (from :func:`build_tower` with ``spec``), its layers and weights
+    shared, with each history feature fed as int32 ``[batch, history_length]``
+    catalog rows + 1, newest first, 0 = nothing (``item_ids``: the catalog's
+    ids in row order). What training batches carry: the history is never
+    joined into a string and split again at each step. Without history
+    features, ``tower`` itself."""
+    history = {f.name for f in spec.features if f.kind is FeatureKind.HISTORY}
+    if not history:
+        return tower
+    inputs = {
+        f.name: tf.keras.Input(shape=(f.history_length,), dtype=tf.int32, name=f.name)
+        if f.name in history
+        else tf.keras.Input(shape=(), dtype=input_dtype(f), name=f.name)
+        for f in spec.features
+    }
+    encoders = {f.name: tower.get_layer(f"{f.name}_{f.kind.value}") for f in spec.features}
+    blocks = []
+    for f in spec.features:
+        x = inputs[f.name]
+        if f.name in history:
+            x = CatalogRowIds(encoders[f.name].lookup, item_ids, name=f"{f.name}_catalog_rows")(x)
+        blocks.append(encoders[f.name](x))
+    # the rest of the tower is a chain (concat, hidden, dropout, projection, norm) after the encoders
+    chain = [l for l in tower.layers if not isinstance(l, tf.keras.layers.InputLayer) and l not in encoders.values()]
+    x = blocks if len(blocks) > 1 else blocks[0]
+    for layer in chain:
+        x = layer(x)
+    return tf.keras.Model(inputs=inputs, outputs=x, name=f"{tower.name}_training")

@@ -21,7 +21,11 @@ class Negatives(str, Enum):
 
 
 class OptimizerKind(str, Enum):
-    ADAM = "adam"
+    """training/optimizers.py; BENCHMARKS.md "Training at scale" measures them."""
+
+    LAZY_ADAM = "lazy_adam"  # Adam; embedding tables update only the rows a batch touches
+    ADAM = "adam"  # Keras Adam: every table row's moments and value move at every step (cost grows with the ids)
+    ADAM_ADAGRAD = "adam_adagrad"  # TFRS CompositeOptimizer: Adagrad on the tables, Adam on the rest
     ADAGRAD = "adagrad"
     SGD = "sgd"
 
@@ -33,8 +37,11 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(default=30, ge=1, le=1000, description="maximum epochs (early stopping may stop sooner)")
     batch_size: int = Field(default=1024, ge=8, le=65536)
-    optimizer: OptimizerKind = OptimizerKind.ADAM
+    optimizer: OptimizerKind = OptimizerKind.LAZY_ADAM
     learning_rate: float = Field(default=0.005, gt=0, le=10)
+    embedding_learning_rate: float = Field(
+        default=0.1, gt=0, le=10, description="Adagrad's learning rate on the embedding tables (optimizer adam_adagrad only)"
+    )
     embedding_l2: float = Field(default=0.05, ge=0, description="L2 penalty on the batch's query and item embeddings")
     temperature: float = Field(default=1.0, gt=0)
     logq_correction: bool = Field(default=True, description="subtract log(item sampling probability) from logits")

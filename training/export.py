@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,8 +35,8 @@ class VersionArtifact:
     """Everything a version is made of, in memory."""
 
     spec: ModelSpec
-    query_tower: tf.keras.Model
-    candidate_tower: tf.keras.Model
+    query_tower: tf.keras.Model | None  # None: copied from ``towers_from``
+    candidate_tower: tf.keras.Model | None
     query_defaults: dict[str, str | float]
     candidate_defaults: dict[str, str | float]
     item_embeddings: np.ndarray
@@ -46,6 +47,9 @@ class VersionArtifact:
     metrics: dict = field(default_factory=dict)
     manifest_extra: dict = field(default_factory=dict)
     write_report: Callable[[Path], None] | None = None
+    kind: str = "training"  # the manifest's top-level ``kind``: "training" | "catalog_update"
+    parent_version: str | None = None  # the version a catalog update was made from
+    towers_from: Path | None = None  # a published version whose query_model/ and candidate_model/ are copied as they are
 
 
 def export_tower(tower: tf.keras.Model, features: list[FeatureSpec], path: Path) -> None:
@@ -88,8 +92,12 @@ def write_version(dest: Path, artifact: VersionArtifact, version: str) -> dict:
     emb = np.ascontiguousarray(artifact.item_embeddings, dtype=np.float32)
     if emb.shape != (len(artifact.items), artifact.spec.embedding_dim):
         raise ValueError(f"item embeddings {emb.shape} do not match {len(artifact.items)} items x {artifact.spec.embedding_dim}")
-    export_tower(artifact.query_tower, artifact.spec.query.features, dest / "query_model")
-    export_tower(artifact.candidate_tower, artifact.spec.candidate.features, dest / "candidate_model")
+    if artifact.towers_from is not None:  # the same SavedModels, byte for byte
+        for name in ("query_model", "candidate_model"):
+            shutil.copytree(Path(artifact.towers_from) / name, dest / name)
+    else:
+        export_tower(artifact.query_tower, artifact.spec.query.features, dest / "query_model")
+        export_tower(artifact.candidate_tower, artifact.spec.candidate.features, dest / "candidate_model")
     save_searcher(artifact.searcher, dest / "index")  # type: ignore[arg-type]
     np.save(dest / "item_embeddings.npy", emb)
     _write_parquet(artifact.items, dest / "items.parquet")
@@ -101,6 +109,8 @@ def write_version(dest: Path, artifact: VersionArtifact, version: str) -> dict:
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "version": version,
+        "kind": artifact.kind,
+        "parent_version": artifact.parent_version,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "embedding_dim": artifact.spec.embedding_dim,
         "num_items": int(len(artifact.items)),

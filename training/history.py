@@ -6,13 +6,15 @@ alone). A history is a window of that order over a set of *known* rows:
 
 - a training example's history is the same user's known rows strictly before
   it in that order (never the example itself, nothing after it; ties in time
-  are broken by table position), the last ``length`` of them;
+  are broken by table position), the last ``length`` of them; a test pair's
+  (P1: per-pair top-K accuracy) is cut the same way from the training rows;
 - a user's query history (evaluation, export, the service) is the last
   ``length`` of the user's known rows.
 
 Windows are offsets ``[start, end)`` into the time-ordered rows, so a million
 examples need two integer arrays, not a million strings; the strings are
-joined only per batch (``training.prepared.make_dataset``) or once per user.
+cut into catalog rows per batch (``training.prepared.make_dataset``) or
+joined into strings once per user or test pair.
 """
 
 from __future__ import annotations
@@ -46,17 +48,34 @@ def time_order(user_rows: np.ndarray, times: np.ndarray, rows: np.ndarray) -> np
 def example_windows(user_rows: np.ndarray, times: np.ndarray, rows: np.ndarray, length: int) -> Windows:
     """Per example of ``rows`` (in the order given), its history among ``rows``:
     the same user's rows strictly before it, at most the last ``length``."""
+    return windows_before(user_rows, times, rows, rows, length)
+
+
+def windows_before(
+    user_rows: np.ndarray, times: np.ndarray, known_rows: np.ndarray, rows: np.ndarray, length: int
+) -> Windows:
+    """Per row of ``rows`` (in the order given), its history among ``known_rows``:
+    the same user's known rows strictly before it in (time, position) order,
+    at most the last ``length`` (a row never sees itself, known or not). A
+    training example's history (``known_rows`` = the training rows) and a test
+    pair's (``known_rows`` = what training knew) are cut the same way."""
+    known = np.asarray(known_rows, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
-    perm = _permutation(user_rows, times, rows)
-    order = rows[perm]
-    users = user_rows[order]
-    position = np.arange(len(order), dtype=np.int64)
-    new_user = np.r_[True, users[1:] != users[:-1]] if len(order) else np.zeros(0, dtype=bool)
+    both = np.r_[known, rows]
+    is_known = np.r_[np.ones(len(known), dtype=bool), np.zeros(len(rows), dtype=bool)]
+    # by (user, time, position), and at one position the query before the known copy
+    perm = np.lexsort((is_known, both, times[both], user_rows[both]))
+    sorted_known = is_known[perm]
+    known_before = np.cumsum(sorted_known) - sorted_known  # known rows strictly before each sorted position
+    users = user_rows[both[perm]]
+    position = np.arange(len(both), dtype=np.int64)
+    new_user = np.r_[True, users[1:] != users[:-1]] if len(both) else np.zeros(0, dtype=bool)
     first = np.maximum.accumulate(np.where(new_user, position, 0))  # each sorted row's user's first position
-    start_sorted = np.maximum(first, position - length)
-    where = np.empty(len(order), dtype=np.int64)  # sorted position of rows[j]
+    where = np.empty(len(both), dtype=np.int64)  # sorted position of both[j]
     where[perm] = position
-    return Windows(order=order, start=start_sorted[where], end=where)
+    at = where[len(known) :]
+    end = known_before[at]
+    return Windows(order=both[perm][sorted_known], start=np.maximum(known_before[first[at]], end - length), end=end)
 
 
 def user_windows(user_rows: np.ndarray, times: np.ndarray, rows: np.ndarray, num_users: int, length: int) -> Windows:
@@ -78,4 +97,4 @@ def joined(item_ids: np.ndarray, item_rows: np.ndarray, windows: Windows, separa
     return np.asarray(pc.binary_join(lists, separator).to_numpy(zero_copy_only=False), dtype=object)
 
 
-__all__ = ["Windows", "example_windows", "joined", "time_order", "user_windows"]
+__all__ = ["Windows", "example_windows", "joined", "time_order", "user_windows", "windows_before"]

@@ -143,17 +143,20 @@ def build_index(
     max_us_per_query: float | None = None,
     sample_size: int | None = None,
     seed: int = 0,
+    start_from: dict | None = None,
 ) -> tuple[scann.scann_ops_pybind.ScannSearcher, IndexInfo]:
     """Build the searcher whose operating point :func:`training.index_tuning.tune_index`
     chooses on ``queries`` (the version's known users' query vectors; None or few:
     item vectors top them up, see :mod:`training.index_queries`). The one path
-    every command that builds an index takes (training, the benchmarks)."""
+    every command that builds an index takes (training, catalog updates, the
+    benchmarks). ``start_from``: a known operating point's tree parameters
+    (a catalog update's parent's), kept when it still reaches the target."""
     from training.index_queries import sample_queries
     from training.index_tuning import TuningTarget, tune_index
 
     target = TuningTarget.with_overrides(target_recall=target_recall, max_us_per_query=max_us_per_query)
     sample = sample_queries(queries, item_embeddings, seed=seed, **({"size": sample_size} if sample_size else {}))
-    return tune_index(item_embeddings, sample, target)
+    return tune_index(item_embeddings, sample, target, start_from=start_from)
 
 
 def index_recall(

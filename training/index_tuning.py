@@ -318,6 +318,34 @@ class _Tuner:
         return p.checked(self.target.target_recall)
 
     # ---------------------------------------------------------------- the run
+    def start_from(self, params: dict) -> tuple[object, IndexInfo] | None:
+        """A known operating point first (a catalog update: its parent's). Its tree is
+        built once and its (leaves, pool) measured like any point; if it reaches the
+        target on the checking halves of both kinds of query it is kept, and the
+        search over shapes is skipped. Otherwise None, and :meth:`tune` runs with
+        this tree and its points already on the frontier."""
+        n = len(self.items)
+        if n < MIN_TREE_ITEMS or not {"num_leaves", "num_leaves_to_search", "reorder"} <= set(params):
+            return None
+        shape = {k: v for k, v in params.items() if k not in ("num_leaves_to_search", "reorder")}
+        shape["num_leaves"] = int(min(shape["num_leaves"], max(2, n // 2)))
+        if "training_sample_size" in shape:
+            shape["training_sample_size"] = int(min(shape["training_sample_size"], n))
+        leaves = int(min(params["num_leaves_to_search"], shape["num_leaves"]))
+        tree_params = {**shape, "num_leaves_to_search": leaves, "reorder": int(params["reorder"])}
+        t0 = time.perf_counter()
+        searcher = build_searcher(self.items, "tree_ah", tree_params)
+        self.trees.append(Tree("parent's operating point", tree_params, searcher, time.perf_counter() - t0))
+        ti = len(self.trees) - 1
+        self.rungs[ti] = ladder(tree_params["num_leaves"], leaves)
+        point = self.evaluate(ti, leaves, min(int(params["reorder"]), n))
+        point.extra["start_from"] = True
+        brute_us = self.retime([point])
+        if point.retimed_us is not None and point.retimed_us <= self.target.max_us_per_query and self.check(point):
+            log.info("index tuning: the parent's operating point reaches the target; shapes not searched")
+            return self.finish(point, brute_us, True, "the parent version's operating point reaches the target on the checking queries")
+        return None
+
     def tune(self) -> tuple[object, IndexInfo]:
         finalists: list[Point] = []
         for shape, params in tree_shapes(len(self.items), self.items.shape[1]):
@@ -389,10 +417,16 @@ class _Tuner:
         return searcher, info
 
 
-def tune_index(items: np.ndarray, sample: QuerySample, target: TuningTarget = TuningTarget()) -> tuple[object, IndexInfo]:
-    """The searcher of the chosen operating point and its :class:`IndexInfo` (with the frontier tried)."""
+def tune_index(
+    items: np.ndarray, sample: QuerySample, target: TuningTarget = TuningTarget(), start_from: dict | None = None
+) -> tuple[object, IndexInfo]:
+    """The searcher of the chosen operating point and its :class:`IndexInfo` (with the frontier tried).
+
+    ``start_from``: the tree parameters of a known operating point (a catalog
+    update passes its parent's), tried first and kept if it reaches the target."""
     start = time.perf_counter()
     tuner = _Tuner(items, sample, target)
-    searcher, info = tuner.tune()
+    warm = tuner.start_from(start_from) if start_from else None
+    searcher, info = warm if warm is not None else tuner.tune()
     info.build_seconds = time.perf_counter() - start  # the whole build: exact neighbours, trees, sweeps
     return searcher, info

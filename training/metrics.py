@@ -8,6 +8,7 @@ inside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,25 +96,16 @@ def ranking_metrics_per_user(
 
 
 def ranking_metrics(
-    score_fn: ScoreFn,
-    users: np.ndarray,
-    test_items: Sequence[np.ndarray],
-    train_items: Sequence[np.ndarray],
-    num_items: int,
-    recall_ks: Sequence[int] = (10, 100),
-    ndcg_k: int = 10,
-    coverage_k: int = 10,
-    batch: int = 256,
+    score_fn: ScoreFn, users: np.ndarray, test_items: Sequence[np.ndarray], train_items: Sequence[np.ndarray],
+    num_items: int, **options: Any,
 ) -> dict[str, float]:
-    """P2: per user, recommend top K excluding the user's training items; report
-    Recall@K (hits / |test items|), NDCG@k (binary relevance), averaged over
-    users, and catalog coverage@k (distinct recommended items / catalog size)."""
-    per_user, coverage = ranking_metrics_per_user(
-        score_fn, users, test_items, train_items, num_items, recall_ks, ndcg_k, coverage_k, batch
-    )
+    """P2: :func:`ranking_metrics_per_user` (``options``: its ``recall_ks``,
+    ``ndcg_k``, ``coverage_k``, ``batch``) averaged over the users with test
+    items, and the catalog coverage@k."""
+    per_user, coverage = ranking_metrics_per_user(score_fn, users, test_items, train_items, num_items, **options)
     n = max(sum(1 for t in test_items if len(t)), 1)
     out = {k: float(v.sum() / n) for k, v in per_user.items()}
-    out[f"coverage_at_{coverage_k}"] = coverage
+    out[f"coverage_at_{options.get('coverage_k', 10)}"] = coverage
     return out
 
 

@@ -48,12 +48,16 @@ class TwoTowerModel(tfrs.Model):
         config: TrainConfig,
         catalog: Mapping[str, np.ndarray] | None = None,
         sampling_probability: np.ndarray | None = None,
+        training_query_tower: tf.keras.Model | None = None,
     ) -> None:
         """``catalog``: the candidate tower's raw inputs of every item (row =
         item row) and ``sampling_probability`` the logQ table; both are needed
-        by the full and mixed softmax only."""
+        by the full and mixed softmax only. ``training_query_tower``: the query
+        tower's layers fed a history as catalog rows (``towers.tower.training_tower``),
+        used for batches that carry it so (``training.prepared.make_dataset``)."""
         super().__init__()
         self.query_tower = query_tower
+        self.training_query_tower = query_tower if training_query_tower is None else training_query_tower
         self.candidate_tower = candidate_tower
         self.query_names = list(query_names)
         self.candidate_names = list(candidate_names)
@@ -91,7 +95,9 @@ class TwoTowerModel(tfrs.Model):
         self.task.factorized_metrics = [tfrs.metrics.FactorizedTopK(candidates=index, ks=list(ks))]
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        query = self.query_tower({n: features[QUERY_PREFIX + n] for n in self.query_names}, training=training)
+        query_inputs = {n: features[QUERY_PREFIX + n] for n in self.query_names}
+        as_rows = any(t.dtype.is_integer for t in query_inputs.values())  # a history as catalog rows
+        query = (self.training_query_tower if as_rows else self.query_tower)(query_inputs, training=training)
         rows = features[ITEM_ROW]
         # Evaluation (FactorizedTopK, which wants one id per query) takes the in-batch path.
         if self.negatives is Negatives.FULL and training:
@@ -150,15 +156,6 @@ class TwoTowerModel(tfrs.Model):
         uniform = self.mixed_negatives / self.num_items
         expected = tf.concat([probability, tf.gather(self._probability, sampled)], axis=0) * batch + uniform
         return tf.concat([candidate, negatives], axis=0), tf.concat([rows, sampled], axis=0), expected
-
-
-def make_optimizer(config: TrainConfig) -> tf.keras.optimizers.Optimizer:
-    kind = config.optimizer.value
-    if kind == "adam":
-        return tf.keras.optimizers.Adam(learning_rate=config.learning_rate)
-    if kind == "adagrad":
-        return tf.keras.optimizers.Adagrad(learning_rate=config.learning_rate)
-    return tf.keras.optimizers.SGD(learning_rate=config.learning_rate)
 
 
 def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 8192) -> np.ndarray:

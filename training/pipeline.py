@@ -159,7 +159,7 @@ def run_pipeline(
     with step("evaluating on the test split"):
         user_emb = embed(result.model.query_tower, prep.query_inputs(split.train))  # = users.parquet's queries
         item_emb = embed(result.model.candidate_tower, prep.item_inputs)
-        evaluation = evaluate_split(prep, split, user_emb, item_emb, config)
+        evaluation = evaluate_split(prep, split, user_emb, item_emb, config, query_tower=result.model.query_tower)
         evaluation["factorized_top_k"] = top_k_cross_check(result, prep, split, item_emb, config)
     with step(f"building the ScaNN index over {prep.num_items:,} items"):
         # tuned on a seeded sample of the known users' query vectors (training.index_tuning)

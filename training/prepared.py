@@ -13,7 +13,7 @@ from towers.features import as_tensor
 from towers.spec import FeatureSpec, ModelSpec
 from towers.tower import tower_inputs
 from training.data.tables import CanonicalData
-from training.history import example_windows, joined, user_windows
+from training.history import joined, user_windows, windows_before
 from training.model import CANDIDATE_PREFIX, ITEM_ROW, QUERY_PREFIX, SAMPLING_PROBABILITY
 
 
@@ -129,33 +129,32 @@ def make_dataset(
     """Batches of interaction features: shuffle (user row, item row) pairs, batch,
     then gather each tower's raw inputs from constant per-user/per-item tables.
 
-    History features: with ``query_rows`` None (training), each example's
-    history is its user's ``rows`` strictly before it in time
-    (:func:`training.history.example_windows`), joined per batch from offsets;
-    with ``query_rows`` given (evaluation), every example gets its user's query
-    inputs when ``query_rows`` are known (:meth:`PreparedData.query_inputs`),
-    as the published version answers."""
-    per_example = prep.history if query_rows is None else []
-    users_known = prep.user_inputs if query_rows is None else prep.query_inputs(query_rows)
-    user_tables = {n: as_tensor(v) for n, v in users_known.items() if n not in {f.name for f in per_example}}
+    History features: each example's history is its user's known rows
+    strictly before it in time (:func:`training.history.windows_before`; known:
+    ``rows`` themselves in training, ``query_rows`` when given, as for a test
+    pair), cut per batch from offsets as int32 ``[batch, history_length]``
+    catalog rows + 1, newest first, 0 = nothing (what
+    ``towers.tower.training_tower`` reads; no strings are joined or split)."""
+    known = rows if query_rows is None else query_rows
+    user_tables = {n: as_tensor(v) for n, v in prep.user_inputs.items() if n not in {f.name for f in prep.history}}
     item_tables = {n: as_tensor(v) for n, v in prep.item_inputs.items()}
     p_table = tf.constant(sampling_p)
-    windows = {f.name: example_windows(prep.user_rows, prep.times, rows, f.history_length) for f in per_example}
+    windows = {f.name: windows_before(prep.user_rows, prep.times, known, rows, f.history_length) for f in prep.history}
     sequence = (
-        tf.constant(prep.item_ids[prep.item_rows[next(iter(windows.values())).order]].astype(str)) if windows else None
-    )  # the rows' item ids by (user, time, position): every window indexes it
+        tf.constant(np.r_[0, prep.item_rows[next(iter(windows.values())).order] + 1].astype(np.int32)) if windows else None
+    )  # 0, then the known rows' catalog rows + 1 by (user, time, position): window offset j is at j + 1
     bounds = {n: (w.start, w.end) for n, w in windows.items()}
     ds = tf.data.Dataset.from_tensor_slices((prep.user_rows[rows], prep.item_rows[rows], bounds))
     if shuffle:
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    separators = {f.name: f.separator for f in per_example}
+    lengths = {f.name: f.history_length for f in prep.history}
 
     def gather(u: tf.Tensor, i: tf.Tensor, b: dict[str, tuple[tf.Tensor, tf.Tensor]]) -> dict[str, tf.Tensor]:
         feats = {QUERY_PREFIX + n: tf.gather(t, u) for n, t in user_tables.items()}
         for n, (start, end) in b.items():
-            ids = tf.gather(sequence, tf.ragged.range(start, end))
-            feats[QUERY_PREFIX + n] = tf.strings.reduce_join(ids, axis=1, separator=separators[n])
+            at = end[:, tf.newaxis] - 1 - tf.range(lengths[n], dtype=end.dtype)[tf.newaxis, :]  # newest first
+            feats[QUERY_PREFIX + n] = tf.gather(sequence, tf.where(at >= start[:, tf.newaxis], at + 1, 0))
         feats.update({CANDIDATE_PREFIX + n: tf.gather(t, i) for n, t in item_tables.items()})
         feats[ITEM_ROW] = i
         feats[SAMPLING_PROBABILITY] = tf.gather(p_table, i)

@@ -29,6 +29,10 @@ class PublishError(RuntimeError):
     """Publishing failed; the previously published version is untouched."""
 
 
+class LatestMovedError(PublishError):
+    """``LATEST`` no longer names the version the new one was made from (another run published meanwhile)."""
+
+
 def read_latest(model_root: Path) -> str | None:
     try:
         name = (model_root / LATEST).read_text(encoding="utf-8").strip()
@@ -116,15 +120,23 @@ def publish(
     *,
     retain: int = 3,
     clock: Callable[[], float] = time.time,
+    expect_latest: str | None = None,
 ) -> str:
     """Write a new version with ``write(staging_dir, version)`` and publish it.
 
     Returns the version name. Raises :class:`PublishError` (the staging folder
     removed, ``LATEST`` untouched) if writing or flushing fails, e.g. a full disk.
+    With ``expect_latest``, raises :class:`LatestMovedError` (nothing written)
+    unless ``LATEST`` names that version when the publish lock is taken (a catalog
+    update must not replace a version trained while it ran).
     """
     model_root = Path(model_root)
     model_root.mkdir(parents=True, exist_ok=True)
     with _publish_lock(model_root):
+        if expect_latest is not None and read_latest(model_root) != expect_latest:
+            raise LatestMovedError(
+                f"LATEST names {read_latest(model_root)}, no longer {expect_latest}, the version this one was made from; "
+                "nothing published (run it again on the new version)")
         for name in clean_stale_staging(model_root):
             log.info("removed stale %s", name)
         version = next_version(model_root, clock)

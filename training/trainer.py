@@ -13,10 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 from towers.spec import ModelSpec
-from towers.tower import build_tower
+from towers.tower import build_tower, training_tower
 from training.config import SplitKind, TrainConfig
+from training.evaluate import pair_query_inputs
 from training.metrics import embedding_score_fn, ranking_metrics, top_k_accuracy
-from training.model import TwoTowerModel, embed, make_optimizer
+from training.model import TwoTowerModel, embed
+from training.optimizers import make_optimizer
 from training.prepared import PreparedData, make_dataset, sampling_probabilities, subset_inputs
 
 
@@ -51,7 +53,8 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
     history persisted beside the checkpoint so a resumed run keeps its curves.
 
     Temporal split (P2): Recall@K per user, training items excluded.
-    Random split (P1): top-K accuracy per validation pair, nothing excluded.
+    Random split (P1): top-K accuracy per validation pair, nothing excluded,
+    each pair queried with its user's fit rows before it (as evaluation does).
     """
 
     def __init__(
@@ -73,7 +76,8 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         cap = config.max_eval_queries
         if self.per_pair:
             rows = val_rows if len(val_rows) <= cap else rng.choice(val_rows, cap, replace=False)
-            self.pairs = (prep.user_rows[rows], prep.item_rows[rows])
+            self.query_inputs = pair_query_inputs(prep, fit_rows, rows)  # each pair: the fit rows before it
+            self.pairs = (np.arange(len(rows)), prep.item_rows[rows])
             self.active = len(rows) > 0
         else:
             val_by_user = prep.items_by_user(val_rows)
@@ -133,8 +137,9 @@ def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_ro
     model = TwoTowerModel(
         query_tower, candidate_tower, spec.query.names, spec.candidate.names, config,
         catalog=prep.item_inputs, sampling_probability=sampling_probabilities(prep, fit_rows, config.logq_strength),
+        training_query_tower=training_tower(query_tower, spec.query, prep.item_ids),
     )
-    model.compile(optimizer=make_optimizer(config))
+    model.compile(optimizer=make_optimizer(config, model))
     return model
 
 

@@ -4,7 +4,9 @@
   "use strict";
 
   const $ = (id) => document.getElementById(id);
-  const state = { apiKey: "", model: null, loadingModel: false };
+  // visit: the item ids this visit added, oldest first (sent as recent_item_ids); visitTitles: id -> title
+  const state = { apiKey: "", model: null, loadingModel: false, visit: [], visitTitles: new Map() };
+  const MAX_VISIT = 50; // the service's default RECSYS_MAX_RECENT_ITEMS; a lower limit answers 422, shown
   const HIDDEN_KEYS = new Set(["item_id", "score", "rank", "title"]);
 
   // ------------------------------------------------------------------ API access
@@ -124,7 +126,7 @@
 
   // ------------------------------------------------------------------ items
 
-  function itemCard(item, { score = true, similar = true } = {}) {
+  function itemCard(item, { score = true, similar = true, visit = true } = {}) {
     const title = item.title ? String(item.title) : String(item.item_id);
     const li = el("li", { class: "item", "data-item-id": item.item_id });
     const head = el("div", { class: "item-head" });
@@ -145,6 +147,12 @@
       button.setAttribute("aria-label", `Similar items to ${title}`);
       button.addEventListener("click", () => showSimilar(item.item_id, title, true));
       li.append(button);
+    }
+    if (visit) {
+      const add = el("button", { type: "button", class: "link-button visit-add", text: "Add to this visit" });
+      add.setAttribute("aria-label", `Add ${title} to this visit`);
+      add.addEventListener("click", () => addToVisit(item.item_id, title));
+      li.append(add);
     }
     return li;
   }
@@ -172,12 +180,18 @@
     const index = model.index || metrics.index || {};
     const training = metrics.training || {};
     fact(facts, "version", model.model_version, { id: "fact-version" });
+    if (model.kind) {
+      const made = model.kind === "catalog_update" ? "catalog update (towers of its parent, a new item table)" : model.kind;
+      fact(facts, "made by", made, { id: "fact-kind", "data-value": model.kind });
+    }
+    if (model.parent_version) fact(facts, "parent version", model.parent_version, { id: "fact-parent" });
     if (model.created_at) fact(facts, "created", new Date(model.created_at).toLocaleString("en-GB"));
     if (model.loaded_at) fact(facts, "loaded", new Date(model.loaded_at * 1000).toLocaleString("en-GB"));
     fact(facts, "items", fmtNumber(model.num_items));
     if (model.num_users != null) fact(facts, "users", fmtNumber(model.num_users));
     fact(facts, "embedding dim", fmtNumber(model.embedding_dim));
     if (index.kind) fact(facts, "index", index.kind);
+    if (index.us_per_query != null) fact(facts, "index µs per query", fmtNumber(Math.round(index.us_per_query)));
     if (index.recall_at_10_vs_exact != null) {
       fact(facts, "ScaNN recall@10 vs exact", fmtMetric(index.recall_at_10_vs_exact),
         { id: "fact-scann", "data-value": String(index.recall_at_10_vs_exact) });
@@ -204,6 +218,7 @@
     if (!body.children.length) body.append(el("tr", {}, el("td", { colSpan: 3, text: "no test metrics in this version" })));
 
     renderFeatureFields(model.query_inputs || []);
+    renderVisit();
     renderFilterFields(model.filterable || {});
     loadReportImage();
   }
@@ -213,7 +228,7 @@
     const previous = new Map([...box.querySelectorAll("input")].map((i) => [i.dataset.feature, i.value]));
     box.replaceChildren();
     inputs.forEach((qi, index) => {
-      if (qi.name === "user_id" || qi.kind === "id") return;
+      if (qi.name === "user_id" || qi.kind === "id" || qi.kind === "history") return; // history: the visit panel
       const id = safeId("feat", qi.name, index);
       const numeric = qi.dtype === "float32";
       const input = el("input", {
@@ -341,7 +356,12 @@
     personal: "personal: from this user's query embedding",
     features: "features: from the described visitor's query embedding",
     popular: "popular: nothing known about the visitor, most popular items",
+    session: "session: from this visit's items alone (the visitor is not known)",
   };
+
+  function readsHistory() {
+    return Boolean(state.model && (state.model.query_inputs || []).some((qi) => qi.kind === "history"));
+  }
 
   async function recommend(event) {
     event.preventDefault();
@@ -367,6 +387,8 @@
     }
     const filters = collectFilters();
     if (Object.keys(filters).length) body.filters = filters;
+    const visiting = state.visit.length > 0 && readsHistory();
+    if (visiting) body.recent_item_ids = [...state.visit];
 
     const results = $("results");
     results.setAttribute("aria-busy", "true");
@@ -379,19 +401,76 @@
       let meta = `${answer.items.length} item${answer.items.length === 1 ? "" : "s"} for ${who} · ` +
         `${STRATEGY_TEXT[answer.strategy] || answer.strategy} · version ${answer.model_version}`;
       if (mode === "user" && answer.strategy === "popular") meta += " · this user is not known to the served version";
+      if (mode === "user" && answer.strategy === "session") meta += " · this user is not known to the served version: this visit alone";
       if (!answer.items.length) meta += " · no item matches the filters";
+      if (visiting) meta += ` · with ${state.visit.length} item${state.visit.length === 1 ? "" : "s"} of this visit`;
       ok($("results-meta"), meta);
       results.dataset.strategy = answer.strategy;
+      showVisitStrategy(visiting ? answer : null);
       if (state.model && answer.model_version !== state.model.model_version) loadModel();
     } catch (err) {
       failed($("results-meta"), `No recommendations — ${describe(err)}`);
       $("results-list").replaceChildren();
+      showVisitStrategy(null);
       showError("Recommendations", err);
     } finally {
       results.setAttribute("aria-busy", "false");
       $("recommend").disabled = false;
     }
     await history;
+  }
+
+  // ------------------------------------------------------------------ this visit
+
+  function renderVisit() {
+    const list = $("visit-list");
+    list.replaceChildren(...state.visit.map((id) => {
+      const card = itemCard({ item_id: id, title: state.visitTitles.get(id) || id }, { score: false, visit: false });
+      return card;
+    }));
+    $("visit-clear").hidden = !state.visit.length;
+    const meta = $("visit-meta");
+    if (!state.visit.length) {
+      ok(meta, "Press “Add to this visit” on any item: the recommendations follow what this visit clicked.");
+    } else if (!readsHistory()) {
+      failed(meta, `${state.visit.length} item${state.visit.length === 1 ? "" : "s"} in this visit, not used: ` +
+        "the served model version reads no recent items (its query tower has no history feature).");
+    } else {
+      ok(meta, `${state.visit.length} item${state.visit.length === 1 ? "" : "s"} in this visit (oldest first), ` +
+        "sent as recent_item_ids with every recommendation request.");
+    }
+  }
+
+  function showVisitStrategy(answer) {
+    const node = $("visit-strategy");
+    const panel = $("visit");
+    if (!answer) {
+      node.textContent = "";
+      delete panel.dataset.strategy;
+      return;
+    }
+    let text = `Strategy: ${answer.strategy}` + (answer.strategy === "personal"
+      ? " (the user's stored history, then this visit)"
+      : answer.strategy === "session" ? " (this visit alone)" : "");
+    const ignored = answer.ignored_item_ids || [];
+    if (ignored.length) text += ` · not known to the served version, ignored: ${ignored.join(", ")}`;
+    node.textContent = text;
+    panel.dataset.strategy = answer.strategy;
+  }
+
+  function addToVisit(itemId, title) {
+    state.visit = [...state.visit, itemId].slice(-MAX_VISIT);
+    state.visitTitles.set(itemId, title);
+    renderVisit();
+    $("query-form").requestSubmit();
+  }
+
+  function clearVisit() {
+    state.visit = [];
+    state.visitTitles.clear();
+    renderVisit();
+    showVisitStrategy(null);
+    $("query-form").requestSubmit();
   }
 
   function clearHistory() {
@@ -490,6 +569,7 @@
       showSimilar(itemId, itemId, false);
     });
     $("report-link").addEventListener("click", openReport);
+    $("visit-clear").addEventListener("click", clearVisit);
     $("key-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       state.apiKey = $("api-key").value.trim();

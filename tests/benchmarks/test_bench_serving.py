@@ -133,8 +133,9 @@ def test_generated_version_is_accepted_by_the_service_loader(tmp_path):
 
 
 def test_catalog_is_reused_only_with_the_current_generator_and_index_settings(tmp_path, monkeypatch):
-    """A catalog published with other index settings (e.g. before a change to
-    ``training.index.index_params``) is rebuilt, not silently measured."""
+    """A catalog whose index was chosen by the tuning (issue 23) is reused; one
+    published by the former size rule (no tuning record) is rebuilt, not
+    silently measured."""
     import subprocess
     import types
 
@@ -144,9 +145,9 @@ def test_catalog_is_reused_only_with_the_current_generator_and_index_settings(tm
     size = 600_000
     root = tmp_path / f"items-{size}"
 
-    def publish(params: dict) -> None:
+    def publish(index: dict) -> None:
         (root / "7").mkdir(parents=True, exist_ok=True)
-        manifest = {"num_items": size, "dataset": {"source": "generated-catalog"}, "index": {"kind": "tree_ah", "params": params},
+        manifest = {"num_items": size, "dataset": {"source": "generated-catalog"}, "index": index,
                     "metrics": {"catalog": {"generator": GENERATOR_VERSION}}}
         (root / "7" / "manifest.json").write_text(json.dumps(manifest))
         (root / "LATEST").write_text("7")
@@ -160,8 +161,8 @@ def test_catalog_is_reused_only_with_the_current_generator_and_index_settings(tm
     monkeypatch.setattr(subprocess, "run", fake_run)
     logs = tmp_path / "logs"
     logs.mkdir()
-    publish(index_params(size)[1])
+    publish({"kind": "tree_ah", "params": index_params(size)[1], "tuning": {"target_recall": 0.95}})
     assert serving_load.ensure_catalog(tmp_path, size, logs)["reused"] is True and not builds
-    publish({**index_params(size)[1], "num_leaves_to_search": 60, "reorder": 100})  # the settings before spilling
+    publish({"kind": "tree_ah", "params": index_params(size)[1]})  # the size rule, before the tuning
     out = serving_load.ensure_catalog(tmp_path, size, logs)
     assert out["reused"] is False and out["version"] == "8" and len(builds) == 1 and "--items" in builds[0]

@@ -63,6 +63,14 @@ def contract_cli() -> types.ModuleType:
     ) -> None:
         raise AssertionError("never run")
 
+    @app.command("update-catalog")
+    def update_catalog(
+        items: Path = typer.Option(..., "--items", envvar="RECSYS_CATALOG_ITEMS"),
+        model_root: Path = typer.Option(..., "--model-root", envvar="RECSYS_MODEL_ROOT"),
+        base: str = typer.Option(None, "--base"),
+    ) -> None:
+        raise AssertionError("never run")
+
     module = types.ModuleType("recsys.cli")
     module.app = app
     module.main = lambda: app()
@@ -74,7 +82,7 @@ def contract_cli() -> types.ModuleType:
 
 def compose_commands() -> list[tuple[str, list[str], dict[str, str]]]:
     out = []
-    for service in ("trainer", "retrain", "api"):
+    for service in ("trainer", "retrain", "api", "catalog-update"):
         argv, env = compose_service_command(service)
         assert argv[0] == "recsys", (service, argv)
         out.append((f"compose:{service}", argv[1:], env))
@@ -105,6 +113,12 @@ def k8s_commands(overlay: str, tmp_path: Path) -> list[tuple[str, list[str], dic
     proc, called = run_pod_command(cron, env, tmp_path / "cron")
     assert proc.returncode == 0, proc.stderr
     out.append((f"{overlay}:CronJob", called["argv"], env))
+
+    catalog = pod_template(one(docs, "CronJob", "recsys-catalog-update"))["spec"]["containers"][0]
+    env = container_env(catalog, docs)
+    proc, called = run_pod_command(catalog, env, tmp_path / "catalog")
+    assert proc.returncode == 0, proc.stderr
+    out.append((f"{overlay}:CronJob catalog-update", called["argv"], env))
 
     job = one(docs, "Job", "recsys-train-dist")
     worker = pod_template(job)["spec"]["containers"][0]

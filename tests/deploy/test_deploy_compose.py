@@ -184,6 +184,17 @@ def test_retrain_profile_publishes_into_the_same_volume() -> None:
     assert "depends_on" not in retrain
 
 
+def test_catalog_update_profile_publishes_into_the_same_volume() -> None:
+    service = SERVICES["catalog-update"]
+    assert service["profiles"] == ["catalog-update"]
+    argv, env = compose_service_command("catalog-update")
+    assert argv == ["recsys", "update-catalog", "--model-root", "/models", "--items", "/data/items.csv"]
+    assert env["RECSYS_MODEL_ROOT"] == "/models"
+    assert "models:/models" in service["volumes"], "read-write: it publishes a new version"
+    assert any(v.endswith(":/data:ro") for v in service["volumes"]), "the item table is read from the data folder"
+    assert "depends_on" not in service
+
+
 def test_loadtest_profile_runs_bounded_headless_locust_against_the_api() -> None:
     loadtest = SERVICES["loadtest"]
     assert loadtest["profiles"] == ["loadtest"]

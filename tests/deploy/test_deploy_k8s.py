@@ -48,6 +48,7 @@ EXPECTED = {
     ("HorizontalPodAutoscaler", "recsys-api"),
     ("PodDisruptionBudget", "recsys-api"),
     ("CronJob", "recsys-retrain"),
+    ("CronJob", "recsys-catalog-update"),
     ("Service", "recsys-train-workers"),
     ("Job", "recsys-train-dist"),
 }
@@ -298,10 +299,18 @@ def trainer_writes_models(pod: dict, container: dict) -> None:
     assert not volume["persistentVolumeClaim"].get("readOnly", False)
 
 
+CRONJOBS = {  # name -> the command its pod runs
+    "recsys-retrain": ["train", "--data", "synthetic", "--model-root", "/models"],
+    "recsys-catalog-update": ["update-catalog", "--model-root", "/models", "--items", "/models/incoming/items.parquet"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRONJOBS))
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_retraining_cronjob(overlay: str, tmp_path: Path) -> None:
+def test_cronjobs_publish_into_the_model_root(overlay: str, name: str, tmp_path: Path) -> None:
+    """The retraining and the daily catalog update: never two at once, writing the shared model root."""
     docs = rendered(overlay)
-    cron = one(docs, "CronJob", "recsys-retrain")
+    cron = one(docs, "CronJob", name)
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = pod_template(cron)["spec"]
     assert pod["restartPolicy"] in {"Never", "OnFailure"}
@@ -309,7 +318,7 @@ def test_retraining_cronjob(overlay: str, tmp_path: Path) -> None:
     trainer_writes_models(pod, container)
     proc, called = run_pod_command(container, container_env(container, docs), tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert called["argv"] == ["train", "--data", "synthetic", "--model-root", "/models"]
+    assert called["argv"] == CRONJOBS[name]
     assert called["tf_config"] is None
 
 

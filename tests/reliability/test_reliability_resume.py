@@ -51,6 +51,7 @@ class Trainer:
 
     def __init__(self, cli, root: Path, config: Path, log: Path) -> None:
         self.root = root
+        self.log = log
         self._err = open(log, "wb")
         self.proc = subprocess.Popen(
             cli.cmd(*TRAIN_ARGS, "--model-root", str(root), "--config", str(config)),
@@ -82,6 +83,9 @@ class Trainer:
             self.reader.join(timeout=30)
             self._err.close()
         return code
+
+    def stderr_tail(self, chars: int = 3000) -> str:
+        return self.log.read_bytes()[-chars:].decode(errors="replace")
 
     def epochs(self) -> list[str]:
         return [m.group(0) for m in EPOCH_LINE.finditer(self.text())]
@@ -119,7 +123,7 @@ def _kill_in_epoch_2(trainer: Trainer, *, after_a_checkpoint: bool, timeout: flo
     deadline = time.monotonic() + timeout
     began = None
     while time.monotonic() < deadline:
-        assert trainer.proc.poll() is None, f"trainer ended before epoch 2 was checkpointed:\n{trainer.text()[-3000:]}"
+        assert trainer.proc.poll() is None, f"trainer ended before epoch 2 was checkpointed:\n{trainer.text()[-3000:]}\nstderr:\n{trainer.stderr_tail()}"
         text = trainer.text()
         at = text.find("Epoch 2/")
         if at >= 0:

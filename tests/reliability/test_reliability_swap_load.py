@@ -254,7 +254,9 @@ def test_swap_under_load_short(versions, start_server) -> None:
     """Default suite: 2 new versions under 4 keep-alive connections (about 15 s once the server is up)."""
     run = run_swap_under_load(
         versions, start_server,
-        new_versions=2, per_instance=2, dwell_s=1.0, max_requests=5_000, budget_s=90,
+        # max_requests per connection: enough to last until the last swap (a loader that yields
+        # to serving takes longer; a connection that stops early never sees the last version)
+        new_versions=2, per_instance=2, dwell_s=1.0, max_requests=25_000, budget_s=90,
     )
     check_and_report(run, "swap-under-load (short)")
 

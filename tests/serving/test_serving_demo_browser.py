@@ -112,6 +112,10 @@ def test_page_shows_what_the_api_answers(browser, server, truth, tmp_path: Path)
         expect(cells.nth(0)).to_have_text(f"{value:.3f}")
         expect(cells.nth(1)).to_have_text(f"{model['metrics']['evaluation']['popularity'][name]:.3f}")
     expect(page.locator("#fact-scann")).to_have_text(f"{model['index']['recall_at_10_vs_exact']:.3f}")
+    # how the version was made (a trained version: no parent)
+    assert model["kind"] == "training" and model["parent_version"] is None
+    expect(page.locator("#fact-kind")).to_have_attribute("data-value", "training")
+    expect(page.locator("#fact-parent")).to_have_count(0)
     expect(page.locator("#report-link")).to_have_attribute("href", "/v1/model/report")
 
     # example users come from the public API
@@ -178,7 +182,8 @@ def test_page_shows_what_the_api_answers(browser, server, truth, tmp_path: Path)
     # a new visitor described by features (fields generated from /v1/model's query inputs)
     page.get_by_label("New visitor, described by features").check()
     expect(page.locator("#feature-fields")).to_be_visible()
-    feature_names = [q["name"] for q in model["query_inputs"] if q["name"] != "user_id"]
+    # (the history input is the "this visit" panel's, not a field)
+    feature_names = [q["name"] for q in model["query_inputs"] if q["name"] != "user_id" and q["kind"] != "history"]
     assert page.locator("#feature-inputs input").evaluate_all("els => els.map(e => e.dataset.feature)") == feature_names
     page.locator('input[data-feature="age"]').fill("31")
     page.locator('input[data-feature="country"]').fill("FR")
@@ -225,6 +230,92 @@ def test_page_shows_what_the_api_answers(browser, server, truth, tmp_path: Path)
     expect(page.locator("#report-img")).to_be_visible()
     assert page.locator("#report-img").evaluate("img => img.naturalWidth") > 100
     tab.shot("5-final")
+    tab.close()
+    api.close()
+
+
+def test_this_visit_panel(browser, server, truth, tmp_path: Path) -> None:
+    """Pressing "Add to this visit" on an item of any list adds it to the visit's recent
+    items; the recommendations are the API's answer with those recent_item_ids, and the
+    strategy is shown (session for an anonymous visitor, personal for a known user)."""
+    from playwright.sync_api import expect
+
+    api = httpx.Client(base_url=server.url, timeout=10)
+    tab = Page(browser, server.url, tmp_path)
+    page = tab.page
+    expect(page.locator("#model-version")).to_have_text(truth.version)
+    expect(page.locator("#visit-list > li")).to_have_count(0)
+    expect(page.locator("#visit-clear")).to_be_hidden()
+
+    # an anonymous visitor: popular items first
+    page.locator("#k").fill("6")
+    page.get_by_label("Anonymous (popular items)").check()
+    page.locator("#recommend").click()
+    expect(page.locator("#results")).to_have_attribute("data-strategy", "popular")
+    popular = _ids(api.post("/v1/recommendations", json={"k": 6}).json())
+    assert tab.ids("results-list") == popular
+
+    # a click from the results list: the visit alone makes the query (session)
+    first = page.locator("#results-list > li").first
+    first_title = first.locator(".item-title").inner_text()
+    first.get_by_role("button", name=f"Add {first_title} to this visit").click()
+    expect(page.locator("#results")).to_have_attribute("data-strategy", "session")
+    expect(page.locator("#visit")).to_have_attribute("data-strategy", "session")
+    expect(page.locator("#visit-strategy")).to_contain_text("Strategy: session")
+    expect(page.locator("#results-meta")).to_contain_text("session")
+    visit = [popular[0]]
+    assert tab.ids("visit-list") == visit
+    want = api.post("/v1/recommendations", json={"k": 6, "exclude_seen": True, "recent_item_ids": visit}).json()
+    assert want["strategy"] == "session"
+    assert tab.ids("results-list") == _ids(want) and popular[0] not in _ids(want)
+    tab.shot("visit-1-session")
+
+    # a click from another list (similar items), with the keyboard
+    page.locator("#results-list > li").first.get_by_role("button", name=re.compile("^Similar items to ")).click()
+    expect(page.locator("#similar-list > li").first).to_be_visible()
+    similar_first = tab.ids("similar-list")[0]
+    add = page.locator("#similar-list > li").first.get_by_role("button", name=re.compile(" to this visit$"))
+    add.focus()
+    page.keyboard.press("Enter")
+    visit.append(similar_first)
+    expect(page.locator("#visit-list > li")).to_have_count(2)
+    assert tab.ids("visit-list") == visit
+    want = api.post("/v1/recommendations", json={"k": 6, "exclude_seen": True, "recent_item_ids": visit}).json()
+    expect(page.locator("#results-meta")).to_contain_text("with 2 items of this visit")
+    assert tab.ids("results-list") == _ids(want)
+
+    # a known user keeps the visit: stored history then the visit (personal)
+    page.get_by_label("Known user").check()
+    uid = page.locator("#example-users .chip").first.inner_text()
+    page.locator("#example-users .chip").first.click()
+    expect(page.locator("#results-meta")).to_contain_text(f"user {uid}")
+    expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
+    expect(page.locator("#visit-strategy")).to_contain_text("Strategy: personal")
+    want = api.post(
+        "/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True, "recent_item_ids": visit}
+    ).json()
+    plain = api.post("/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True}).json()
+    assert tab.ids("results-list") == _ids(want) and set(_ids(want)).isdisjoint(visit)
+    assert [i["score"] for i in want["items"]] != [i["score"] for i in plain["items"]]  # the visit counts
+    # a click from the user's training history panel goes in too
+    expect(page.locator("#history-list > li").first).to_be_visible()
+    seen_first = tab.ids("history-list")[0]
+    page.locator("#history-list > li").first.get_by_role("button", name=re.compile(" to this visit$")).click()
+    visit.append(seen_first)
+    expect(page.locator("#visit-list > li")).to_have_count(3)
+    want = api.post(
+        "/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True, "recent_item_ids": visit}
+    ).json()
+    expect(page.locator("#results-meta")).to_contain_text("with 3 items of this visit")
+    assert tab.ids("results-list") == _ids(want)
+    tab.shot("visit-2-known-user")
+
+    # clearing the visit: back to the user's own answer, no strategy line in the panel
+    page.get_by_role("button", name="Clear this visit").click()
+    expect(page.locator("#visit-list > li")).to_have_count(0)
+    expect(page.locator("#visit-strategy")).to_have_text("")
+    expect(page.locator("#results-meta")).not_to_contain_text("of this visit")
+    assert tab.ids("results-list") == _ids(plain)
     tab.close()
     api.close()
 

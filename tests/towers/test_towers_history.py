@@ -112,3 +112,35 @@ def test_history_spec_fields_round_trip_and_validate(tmp_path):
         )
     with pytest.raises(ValidationError):
         history_feature(8, history_length=0)
+
+
+@pytest.mark.parametrize("pooling,shared", [("mean", False), ("recency", False), ("attention", False), ("attention", True)])
+def test_training_tower_fed_catalog_rows_equals_the_exported_tower_fed_strings(pooling, shared):
+    from towers.spec import ids_only_spec
+    from towers.tower import training_tower
+
+    catalog = np.array(["c", "zz", "a", "d", "b"], dtype=object)  # row order unlike the vocabulary's; "zz" unknown
+    cand = build_tower(ids_only_spec(8).candidate, {"item_id": VOCAB}, 8, "candidate")
+    spec = TowerSpec(
+        features=[movielens_spec().query.features[0], history_feature(8, history_length=3, pooling=pooling, shared_embedding=shared)],
+        hidden_units=[16],
+        dropout=0.1,
+    )
+    tower = build_tower(spec, {"user_id": np.array(["u1", "u2"], dtype=object), "recent_item_ids": VOCAB}, 8, "q",
+                        shared_item_ids=cand.get_layer("item_id_id") if shared else None)
+    enc = tower.get_layer("recent_item_ids_history")
+    if pooling != "mean":
+        enc.position_logits.assign([1.0, -0.5, 0.3])
+    rows_tower = training_tower(tower, spec, catalog)
+    assert training_tower(tower, TowerSpec(features=[spec.features[0]]), catalog) is tower  # nothing to feed differently
+    assert {v.ref() for v in rows_tower.trainable_variables} == {v.ref() for v in tower.trainable_variables}  # one set of weights
+    histories = ["a|b|c|d", "b", "", "zz|c", "d|zz|a"]
+    rows = np.zeros((len(histories), 3), np.int32)  # catalog rows + 1, newest first, 0 = nothing
+    for j, h in enumerate(histories):
+        newest = [t for t in h.split("|") if t][::-1][:3]
+        rows[j, : len(newest)] = [list(catalog).index(t) + 1 for t in newest]
+    users = tf.constant(["u1", "u2", "u1", "zzz", "u2"])
+    want = tower({"user_id": users, "recent_item_ids": tf.constant(histories)}).numpy()
+    got = rows_tower({"user_id": users, "recent_item_ids": tf.constant(rows)}).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(want[0], want[2], atol=1e-4)  # the history moves the vector

@@ -13,7 +13,8 @@ from towers.spec import FeatureKind, ModelSpec, TowerSpec, history_feature, ids_
 from training.config import SplitKind, TrainConfig
 from training.data.synthetic import generate_storefront
 from training.data.tables import CanonicalData
-from training.history import example_windows, joined, user_windows
+from training.evaluate import evaluate_split, pair_query_inputs
+from training.history import example_windows, joined, user_windows, windows_before
 from training.model import ITEM_ROW, QUERY_PREFIX, embed
 from training.pipeline import run_pipeline, split_with_validation
 from training.prepared import make_dataset, prepare, sampling_probabilities
@@ -49,6 +50,71 @@ def test_windows_by_hand_ties_broken_by_table_position():
     assert joined(ids, np.arange(6), u, "|").tolist() == ["d|a", "e", "", ""]  # last 2, oldest first
 
 
+def test_windows_before_cut_test_pairs_from_the_known_rows_only():
+    users = np.array([0, 0, 0, 0, 1, 0])
+    times = np.array([1, 2, 3, 4, 1, 2])  # row 5: same second as row 1, later in the table
+    known = np.array([0, 2, 3, 4])
+    w = windows_before(users, times, known, np.array([3, 1, 5, 4, 0]), length=2)
+    got = [w.order[w.start[j] : w.end[j]].tolist() for j in range(5)]
+    # a pair sees known rows strictly before it: never itself, never a later one, never another user's
+    assert got == [[0, 2], [0], [0], [], []]
+    same = example_windows(users, times, known, length=2)
+    again = windows_before(users, times, known, known, length=2)
+    assert [same.order[a:b].tolist() for a, b in zip(same.start, same.end)] == [
+        again.order[a:b].tolist() for a, b in zip(again.start, again.end)
+    ]
+
+
+def test_p1_pairs_are_queried_with_the_training_items_before_them():
+    # u1: a(10) b(20) [c(30) test] d(40) e(50); u2: a(5) [b(6) test]
+    data = _data(["u1"] * 5 + ["u2"] * 2, ["a", "b", "c", "d", "e", "a", "b"], [10, 20, 30, 40, 50, 5, 6])
+    prep = prepare(data, _with_history(ids_only_spec(4), history_length=3))
+    train, test = np.array([0, 1, 3, 4, 5]), np.array([2, 6])
+    pairs = pair_query_inputs(prep, train, test)
+    assert pairs["recent_item_ids"].tolist() == ["a|b", "a"]  # not "b|d|e", which came after c
+    assert pairs["user_id"].tolist() == ["u1", "u2"]
+    assert prep.query_inputs(train)["recent_item_ids"].tolist() == ["b|d|e", "a"]  # the service's (latest) query
+
+
+def _chain_data(n_users: int, per_user: int, n_keys: int, seed: int) -> CanonicalData:
+    """Per user, a walk along one fixed cycle of items: each item is followed by
+    g(item). Only the item just before an interaction tells which it is."""
+    rng = np.random.default_rng(seed)
+    g = rng.permutation(n_keys)
+    users, items, times = [], [], []
+    for u in range(n_users):
+        key = int(rng.integers(n_keys))
+        for t in range(per_user):
+            users.append(f"u{u:04d}")
+            items.append(f"i{key:03d}")
+            times.append(t)
+            key = int(g[key])
+    return _data(users, items, times)
+
+
+def test_p1_scores_a_sequence_model_on_what_came_before_each_pair():
+    data = _chain_data(300, 8, 40, seed=1)
+    spec = ModelSpec(
+        embedding_dim=16,
+        query=TowerSpec(features=[history_feature(16, history_length=2)]),
+        candidate=TowerSpec(features=[ids_only_spec(16).candidate.features[0]]),
+    )
+    prep = prepare(data, spec)
+    config = TrainConfig(split=SplitKind.RANDOM, epochs=8, batch_size=128, learning_rate=0.02, embedding_l2=0.0, seed=3)
+    split, _, _ = split_with_validation(prep, config)
+    model = train(prep, spec, config, split.train, np.zeros(0, np.int64), verbose=0).model
+    users = embed(model.query_tower, prep.query_inputs(split.train))
+    items = embed(model.candidate_tower, prep.item_inputs)
+    per_pair = evaluate_split(prep, split, users, items, config, query_tower=model.query_tower)
+    latest = evaluate_split(prep, split, users, items, config)
+    assert per_pair["top_k_accuracy_queries"].startswith("per pair")
+    # the item before a test pair is a training item 80% of the time, and then names it
+    assert per_pair["model"]["top_10_accuracy"] > 0.6, per_pair["model"]
+    # the user's latest items came after most test pairs: they name something else
+    assert latest["model"]["top_10_accuracy"] < per_pair["model"]["top_10_accuracy"] - 0.3, latest["model"]
+    assert per_pair["model"]["recall_at_10"] == latest["model"]["recall_at_10"]  # P2 metrics: per user either way
+
+
 @pytest.mark.parametrize("split", [SplitKind.TEMPORAL, SplitKind.RANDOM])
 def test_no_training_example_sees_its_target_or_anything_after_it(split):
     rng = np.random.default_rng(0)
@@ -74,7 +140,8 @@ def test_no_training_example_sees_its_target_or_anything_after_it(split):
             before = [q for q in fit_rows if prep.user_rows[q] == u and (t[q], q) < (t[r], r)]
             before.sort(key=lambda q: (t[q], q))
             expected = [prep.item_ids[prep.item_rows[q]] for q in before[-length:]]
-            history = [x for x in hist.decode().split("|") if x]
+            history = [prep.item_ids[r - 1] for r in hist[::-1] if r > 0]  # catalog rows + 1, newest first
+            assert (hist[len(history) :] == 0).all()  # padding only after the oldest item
             assert history == expected
             assert prep.item_ids[item_row] not in history
             hist_rows = [row_of[(u, int(np.flatnonzero(prep.item_ids == x)[0]))] for x in history]
@@ -129,7 +196,7 @@ def _x_target_accuracy(data: CanonicalData, k: int = 5) -> float:
     ds = make_dataset(prep, test_rows, sampling_probabilities(prep, fit_rows), 512, seed=0, shuffle=False)
     hits = total = 0
     for batch in ds:
-        q = model.query_tower({"recent_item_ids": batch[QUERY_PREFIX + "recent_item_ids"]}).numpy()
+        q = model.training_query_tower({"recent_item_ids": batch[QUERY_PREFIX + "recent_item_ids"]}).numpy()
         target = batch[ITEM_ROW].numpy()
         is_x = np.char.startswith(prep.item_ids[target].astype(str), "x")
         top = np.argsort(-(q @ item_emb.T), axis=1)[:, :k]

@@ -65,7 +65,8 @@ def test_tuning_picks_a_wider_setting_where_the_size_rule_misses(tuned) -> None:
 
 def test_the_operating_point_round_trips_through_the_manifest(tuned, tmp_path) -> None:
     """write_version records the chosen point in manifest.json; the index it writes searches
-    with exactly those leaves, and the recorded pool re-scored gives the recorded recall."""
+    with exactly those leaves, and the recorded pool re-scored gives the recorded recall; the
+    service's loader (under a floor of the target) searches with exactly those parameters."""
     from towers.spec import ids_only_spec
     from towers.tower import build_tower
     from training.export import VersionArtifact, write_version
@@ -87,14 +88,15 @@ def test_the_operating_point_round_trips_through_the_manifest(tuned, tmp_path) -
         searcher=searcher,
         manifest_extra={"index": info.__dict__},
     )
-    write_version(tmp_path, artifact, "1")
-    index = json.loads((tmp_path / "manifest.json").read_text())["index"]
+    write_version(tmp_path / "1", artifact, "1")
+    vdir = tmp_path / "1"
+    index = json.loads((vdir / "manifest.json").read_text())["index"]
     assert index["kind"] == "tree_ah" and index["meets_target"] is True
     assert index["params"] == info.params and isinstance(index["params"]["reorder"], int)
     for name in ("recall_at_10_vs_exact", "recall_at_100_vs_exact", "us_per_query", "build_seconds"):
         assert isinstance(index[name], float) and index[name] > 0, name
     assert index["tuning"]["target_recall_at_10"] == 0.95 and index["tuning"]["frontier"]
-    loaded = load_searcher(tmp_path / "index")
+    loaded = load_searcher(vdir / "index")
     assert leaves_to_search(loaded) == index["params"]["num_leaves_to_search"]
     sample = sample_queries(users, items, seed=7)
     checking = sample.checking
@@ -111,6 +113,19 @@ def test_the_operating_point_round_trips_through_the_manifest(tuned, tmp_path) -
     explicit, _ = search_rescored(searcher, items, held_out[:60], 10, index["params"]["reorder"], leaves_to_search=index["params"]["num_leaves_to_search"])
     served, _ = search_rescored(loaded, items, held_out[:60], 10, index["params"]["reorder"])
     assert np.array_equal(explicit, served)
+
+    # into the service: the loader checks the searcher against the manifest and the floor, and
+    # its index re-scores the recorded pool with the serialised leaves: the same answers
+    from serving.model import load_version
+
+    model = load_version(tmp_path, "1", min_index_recall=0.95)
+    assert model.index.rescore_k == index["params"]["reorder"] and not model.index.exact_scores
+    assert leaves_to_search(model.index.searcher) == index["params"]["num_leaves_to_search"]
+    queries = held_out[:60]
+    ranked = model.index.search_ranked(queries, 10, np.full(len(queries), 10))
+    for q, want in enumerate(explicit):
+        got = ranked.rows[ranked.offsets[q] : ranked.offsets[q + 1]]
+        assert set(got.tolist()) == set(want.tolist()), q
 
 
 def test_a_small_catalog_gets_brute_force_although_trees_were_tried() -> None:
@@ -190,3 +205,33 @@ def test_items_training_never_moved_get_a_leaf_of_their_own(tmp_path) -> None:
     assert (np.bincount(leaf, minlength=rule["num_leaves"]) > 0).all()
     _, info = build_index(items, queries)
     assert info.kind == "tree_ah" and info.meets_target and info.recall_at_10_vs_exact >= 0.95
+
+
+def test_a_catalog_update_keeps_its_parents_operating_point_when_it_still_reaches_the_target(tuned) -> None:
+    """``start_from`` (what ``recsys update-catalog`` passes: the parent's parameters): on
+    the same catalog with 2% of the items replaced, the parent's point is tried first,
+    checked on the checking halves, and kept without searching the tree shapes."""
+    items, users, held_out, _, info = tuned
+    rng = np.random.default_rng(11)
+    changed = items.copy()
+    replaced = rng.choice(len(items), len(items) // 50, replace=False)
+    changed[replaced] = mixture(len(replaced), 64, 1, seed=12)[0]
+    searcher, again = build_index(changed, users, seed=7, start_from=info.params)
+    assert again.tuning["chosen"] == "parent's operating point"
+    assert [t["shape"] for t in again.tuning["trees"]] == ["parent's operating point"]
+    assert {k: again.params[k] for k in ("num_leaves", "num_leaves_to_search", "reorder")} == {
+        k: info.params[k] for k in ("num_leaves", "num_leaves_to_search", "reorder")}
+    assert again.meets_target and again.recall_at_10_vs_exact >= 0.95 and again.similar_recall_at_10_vs_exact >= 0.95
+    assert index_recall(searcher, changed, held_out, k=10, pool=again.params["reorder"]) >= 0.94
+
+
+def test_a_parents_operating_point_that_misses_falls_back_to_the_full_tuning(tuned) -> None:
+    """A parent's point that no longer reaches the target (here: one leaf searched, the
+    smallest pool) is measured, kept in the frontier, and the usual search picks another."""
+    items, users, _, _, info = tuned
+    narrow = {**info.params, "num_leaves_to_search": 1, "reorder": 50}
+    _, again = build_index(items, users, seed=7, start_from=narrow)
+    assert again.tuning["chosen"] != "parent's operating point"
+    assert again.tuning["trees"][0]["shape"] == "parent's operating point" and len(again.tuning["trees"]) >= 2
+    assert any(pt.get("start_from") and pt["leaves_to_search"] == 1 for pt in again.tuning["frontier"])
+    assert again.meets_target and again.recall_at_10_vs_exact >= 0.95

@@ -209,10 +209,13 @@ def _tidy_metadata(
     return frame
 
 
-def _read(base: Path, spec: TableFile, id_columns: list[str], report: BadRowReport,
-          progress: Progress) -> _Read:
+def _resolve(base: Path, spec: TableFile) -> Path:
     path = Path(spec.path).expanduser()
-    path = path if path.is_absolute() else base / path
+    return path if path.is_absolute() else base / path
+
+
+def _read(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport,
+          progress: Progress) -> _Read:
     if not path.is_file():
         raise DataError("data file not found", file=str(path))
     with progress.step(f"reading {path.name}") as done:
@@ -223,11 +226,45 @@ def _read(base: Path, spec: TableFile, id_columns: list[str], report: BadRowRepo
     return read
 
 
+def shard_files(folder: Path) -> list[Path]:
+    """A folder's Parquet shards, in name order (what ``path:`` may name
+    instead of one interactions file)."""
+    shards = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".parquet", ".pq", ".parq"))
+    if not shards:
+        raise DataError("folder holds no Parquet shards (*.parquet)", file=str(folder))
+    return shards
+
+
 def _interactions(base: Path, spec: FilesSpec, report: BadRowReport,
                   progress: Progress) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """The good interaction rows, their line (row) numbers and their file.
+
+    A folder of Parquet shards is read shard by shard in name order: parse
+    errors name the shard and its row; the rows returned are numbered across
+    the shards (the file is the folder), for the checks that follow."""
     table = spec.interactions
-    mapping = table.columns.mapping()
-    read = _read(base, table, [mapping["user_id"], mapping["item_id"]], report, progress)
+    path = _resolve(base, table)
+    if not path.is_dir():
+        return _interaction_rows(_read(path, table, _id_columns(table), report, progress), table, report)
+    if table.format == "csv":
+        raise DataError("a folder of interactions must hold Parquet shards (format: parquet)", file=str(path))
+    frames, lines, offset = [], [], 0
+    for shard in shard_files(path):
+        read = _read(shard, table, _id_columns(table), report, progress)
+        frame, rows, _ = _interaction_rows(read, table, report)
+        frames.append(frame)
+        lines.append(rows + offset)
+        offset += len(read.frame)
+    return pd.concat(frames, ignore_index=True), np.concatenate(lines), f"{path} (Parquet shards; rows counted across them in name order)"
+
+
+def _id_columns(table: TableFile) -> list[str]:
+    mapping = table.columns.mapping()  # type: ignore[attr-defined]
+    return [mapping["user_id"], mapping["item_id"]]
+
+
+def _interaction_rows(read: _Read, table: TableFile, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarray, str]:
+    mapping = table.columns.mapping()  # type: ignore[attr-defined]
     frame = _rename(read, mapping, "interactions")
     check = RowChecker(read.file, read.lines, report)
     check.flag(frame.isna().all(axis=1).to_numpy(dtype=bool), None, "empty line")
@@ -251,7 +288,7 @@ def _interactions(base: Path, spec: FilesSpec, report: BadRowReport,
 def _entities(base: Path, table: TableFile, id_column: str, report: BadRowReport,
               progress: Progress, name: str) -> tuple[pd.DataFrame, np.ndarray, str]:
     mapping = table.columns.mapping()  # type: ignore[attr-defined]
-    read = _read(base, table, [mapping[id_column]], report, progress)
+    read = _read(_resolve(base, table), table, [mapping[id_column]], report, progress)
     frame = _rename(read, mapping, name)
     frame[id_column] = _ids_to_str(frame[id_column])
     frame = frame[[id_column] + [c for c in frame.columns if c != id_column]]

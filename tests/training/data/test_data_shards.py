@@ -1,0 +1,97 @@
+"""Interactions given as a folder of Parquet shards (``files:`` spec, ``path:``
+a folder): the same data as one file gives the same tables, vocabularies,
+split and seeded model; a bad row is named by its shard and row; a corrupt
+shard by its file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from training.config import TrainConfig
+from training.data.files import load_files, read_files
+from training.data.synthetic import generate_storefront
+from training.data.tables import DataError
+from training.pipeline import default_spec, split_with_validation
+from training.prepared import prepare
+from training.trainer import train
+
+
+def _spec(path: Path, interactions: str) -> Path:
+    spec = {"interactions": {"path": interactions, "columns": {"user_id": "customer", "item_id": "sku", "timestamp": "ts"}}}
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
+def _events(n: int = 3000) -> pd.DataFrame:
+    inter = generate_storefront(items=150, users=120, interactions=n, seed=5).interactions
+    return pd.DataFrame({"customer": inter["user_id"], "sku": inter["item_id"], "ts": inter["timestamp"].astype("int64")})
+
+
+def _write_shards(folder: Path, events: pd.DataFrame, cuts: list[int]) -> list[Path]:
+    folder.mkdir(parents=True)
+    paths = []
+    for i, part in enumerate(np.split(np.arange(len(events)), cuts)):
+        paths.append(folder / f"part-{i:03d}.parquet")
+        events.iloc[part].to_parquet(paths[-1], index=False)
+    return paths
+
+
+def test_folder_of_shards_and_one_file_give_the_same_vocabularies_split_and_model(tmp_path):
+    events = _events()
+    events.to_parquet(tmp_path / "events.parquet", index=False)
+    _write_shards(tmp_path / "shards", events, [700, 1900])  # unequal shards
+    one = load_files(_spec(tmp_path / "one.yaml", "events.parquet"))
+    many = load_files(_spec(tmp_path / "many.yaml", "shards"))
+    for name in ("interactions", "items", "users"):
+        pd.testing.assert_frame_equal(one.table(name), many.table(name))
+    spec = default_spec(one.source, one, embedding_dim=8)
+    config = TrainConfig(epochs=1, batch_size=256, seed=7)
+    models = []
+    for data in (one, many):
+        prep = prepare(data, spec)
+        split, fit_rows, val_rows = split_with_validation(prep, config)
+        models.append((prep, split, fit_rows, train(prep, spec, config, fit_rows, val_rows, verbose=0).model))
+    (p1, s1, f1, m1), (p2, s2, f2, m2) = models
+    np.testing.assert_array_equal(p1.user_ids, p2.user_ids)
+    np.testing.assert_array_equal(p1.item_ids, p2.item_ids)
+    np.testing.assert_array_equal(s1.train, s2.train)
+    np.testing.assert_array_equal(s1.test, s2.test)
+    np.testing.assert_array_equal(f1, f2)
+    for a, b in zip(m1.get_weights(), m2.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_bad_row_is_named_by_its_shard_and_row(tmp_path):
+    events = _events(300)
+    shards = _write_shards(tmp_path / "shards", events, [100, 200])
+    bad = pd.read_parquet(shards[1])
+    bad["ts"] = bad["ts"].astype(str)
+    bad.loc[2, "ts"] = "soon"  # row 3 of the second shard
+    bad.to_parquet(shards[1], index=False)
+    spec = _spec(tmp_path / "spec.yaml", "shards")
+    with pytest.raises(DataError, match="1 bad row"):
+        load_files(spec)
+    data = load_files(spec, max_bad_rows=1)
+    assert [(r.file, r.line, r.column) for r in data.report.rows] == [(str(shards[1]), 3, "timestamp")]
+    assert len(data.interactions) == 299
+
+
+def test_a_corrupt_shard_is_named_by_file(tmp_path):
+    shards = _write_shards(tmp_path / "shards", _events(300), [150])
+    shards[1].write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError) as caught:
+        read_files(_spec(tmp_path / "spec.yaml", "shards"))
+    assert caught.value.file == str(shards[1]) and "cannot read Parquet" in str(caught.value)
+
+
+def test_a_folder_without_shards_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no shards here")
+    with pytest.raises(DataError, match="no Parquet shards") as caught:
+        read_files(_spec(tmp_path / "spec.yaml", "empty"))
+    assert caught.value.file == str(tmp_path / "empty")
