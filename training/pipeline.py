@@ -107,6 +107,16 @@ def _tables_for_export(prep: PreparedData, train_rows: np.ndarray) -> tuple[pd.D
     return items, users, seen[[len(s) > 0 for s in seen_lists]]
 
 
+TOP_K_SCORES_BYTES = 256 << 20  # the scores one cross-check batch holds: batch x catalog, float32
+
+
+def cross_check_batch(batch_size: int, num_items: int) -> int:
+    """The cross-check's batch: the training batch, fewer queries where batch x catalog scores
+    would pass :data:`TOP_K_SCORES_BYTES` (FactorizedTopK scores a batch against every item
+    at once: 8,192 x 1M items is 32 GB). The metric is per query, so the batch does not change it."""
+    return int(max(1, min(batch_size, TOP_K_SCORES_BYTES // (4 * max(1, num_items)))))
+
+
 def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, item_emb: np.ndarray, config: TrainConfig) -> dict:
     """FactorizedTopK over the whole catalog on (a sample of) the test pairs:
     TFRS's own number, reported beside ours so the two can be compared."""
@@ -115,7 +125,8 @@ def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, ite
         rows = np.sort(np.random.default_rng(config.seed).choice(rows, config.max_eval_queries, replace=False))
     result.model.attach_top_k_metrics(item_emb)
     ds = make_dataset(
-        prep, rows, sampling_probabilities(prep, split.train), config.batch_size, config.seed, shuffle=False, query_rows=split.train
+        prep, rows, sampling_probabilities(prep, split.train), cross_check_batch(config.batch_size, prep.num_items), config.seed,
+        shuffle=False, query_rows=split.train,
     )
     out = result.model.evaluate(ds, return_dict=True, verbose=0)
     result.model.task.factorized_metrics = []

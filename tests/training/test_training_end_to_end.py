@@ -144,3 +144,24 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path):
     fresh = train(prep, spec, config, fit, val, run_dir=None, verbose=0)
     key = resumed.validation_metric
     assert max(resumed.history[key]) == pytest.approx(max(fresh.history[key]), abs=0.08)
+
+
+def test_factorized_top_k_cross_check_scores_the_catalog_in_batches_that_fit_and_agrees(published, monkeypatch):
+    """The cross-check's batch shrinks so that batch x catalog scores fit a budget (8,192
+    queries x 1M items was 32 GB); being per query, the metric is the same at any batch."""
+    import training.pipeline as pipeline
+
+    assert pipeline.cross_check_batch(8192, 1_000_000) == (256 << 20) // (4 * 1_000_000) == 67
+    assert pipeline.cross_check_batch(256, 300) == 256 and pipeline.cross_check_batch(256, 10**12) == 1
+    _, result, data = published
+    config = TrainConfig(epochs=3, batch_size=256)
+    prep = pipeline.prepare(data, result.spec)
+    split, _, _ = pipeline.split_with_validation(prep, config)
+    item_emb = pipeline.embed(result.train.model.candidate_tower, prep.item_inputs)
+    monkeypatch.setattr(pipeline, "TOP_K_SCORES_BYTES", 4 * prep.num_items * 7)  # batches of 7 queries
+    assert pipeline.cross_check_batch(config.batch_size, prep.num_items) == 7
+    small = pipeline.top_k_cross_check(result.train, prep, split, item_emb, config)
+    published_figures = result.metrics["evaluation"]["factorized_top_k"]
+    assert small.keys() == published_figures.keys() and small
+    for name, value in published_figures.items():
+        assert small[name] == pytest.approx(value, abs=1e-6), name
