@@ -89,6 +89,8 @@ class LoadedModel:
     user_features: MappingProxyType  # query input name -> numpy column over users
     seen: SeenRows  # user row -> sorted item rows seen in training
     filter_columns: MappingProxyType  # column -> serving.filter_columns.FilterColumn
+    # the history query input and how many recent items its tower keeps (None: no history feature)
+    history: tuple[QueryInput, int] | None = None
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     # query-tower output of every known user (their users.parquet features), computed at load
@@ -272,6 +274,25 @@ def _user_column(users: pd.DataFrame, qi: QueryInput) -> np.ndarray:
 # --------------------------------------------------------------------------- loading
 
 
+HISTORY_KIND = "history"
+DEFAULT_HISTORY_LENGTH = 50  # towers.spec.FeatureSpec.history_length's default
+
+
+def history_of(query_inputs: tuple[QueryInput, ...], manifest: dict) -> tuple[QueryInput, int] | None:
+    """The history query input and the number of recent items its tower keeps
+    (the manifest's feature spec); None when the query tower reads no history."""
+    qi = next((q for q in query_inputs if q.kind == HISTORY_KIND), None)
+    if qi is None:
+        return None
+    length = DEFAULT_HISTORY_LENGTH
+    spec = manifest.get("feature_spec")
+    features = ((spec or {}).get("query") or {}).get("features") if isinstance(spec, dict) else None
+    for f in features or []:
+        if isinstance(f, dict) and f.get("name") == qi.name and isinstance(f.get("history_length"), int):
+            length = max(1, int(f["history_length"]))
+    return qi, length
+
+
 DEFAULT_USER_VECTORS_MAX_BYTES = 512 << 20
 
 
@@ -421,6 +442,7 @@ def load_version(
         user_features=MappingProxyType(user_features),
         seen=seen,
         filter_columns=MappingProxyType(filter_columns),
+        history=history_of(query_inputs, manifest),
     )
     _warm_up(model)
     compile_kernel()  # the ranking kernel: numba compiles it once per process, here rather than on a request

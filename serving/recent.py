@@ -27,11 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.errors import ApiError
-from serving.model import LoadedModel, QueryInput
-
-HISTORY_KIND = "history"
-DEFAULT_HISTORY_LENGTH = 50  # towers.spec.FeatureSpec.history_length's default
-
+from serving.model import HISTORY_KIND, LoadedModel, QueryInput
 
 @dataclass(frozen=True, slots=True)
 class RecentItems:
@@ -49,17 +45,9 @@ class RecentItems:
 
 
 def history_input(model: LoadedModel) -> tuple[QueryInput, int] | None:
-    """The version's history query input and the number of recent items its tower keeps; None without one."""
-    qi = next((q for q in model.query_inputs if q.kind == HISTORY_KIND), None)
-    if qi is None:
-        return None
-    length = DEFAULT_HISTORY_LENGTH
-    spec = model.manifest.get("feature_spec")
-    features = ((spec or {}).get("query") or {}).get("features") if isinstance(spec, dict) else None
-    for f in features or []:
-        if isinstance(f, dict) and f.get("name") == qi.name and isinstance(f.get("history_length"), int):
-            length = max(1, int(f["history_length"]))
-    return qi, length
+    """The version's history query input and the number of recent items its tower keeps; None without one
+    (read from the manifest once, at load: ``LoadedModel.history``)."""
+    return model.history
 
 
 def resolve_recent(model: LoadedModel, user_row: int | None, recent_item_ids: Sequence[str]) -> RecentItems:

@@ -285,7 +285,7 @@ def _interaction_rows(read: _Read, table: TableFile, report: BadRowReport) -> tu
     return frame.loc[good].reset_index(drop=True), read.lines[good], read.file
 
 
-def _entities(base: Path, table: TableFile, id_column: str, report: BadRowReport,
+def read_entities(base: Path, table: TableFile, id_column: str, report: BadRowReport,
               progress: Progress, name: str) -> tuple[pd.DataFrame, np.ndarray, str]:
     mapping = table.columns.mapping()  # type: ignore[attr-defined]
     read = _read(_resolve(base, table), table, [mapping[id_column]], report, progress)
@@ -316,7 +316,7 @@ def read_files(spec_path: str | Path, progress: Progress = QUIET) -> CanonicalDa
             tables[name] = _bare(inter, id_column)
             files[name] = f"{inter_file} ({name} derived from interactions)"
             continue
-        tables[name], lines[name], files[name] = _entities(
+        tables[name], lines[name], files[name] = read_entities(
             base, table, id_column, report, progress, name)
     return CanonicalData(inter, tables["items"], tables["users"], f"files:{spec_path}",
                          report, files=files, lines=lines)
