@@ -46,8 +46,6 @@ line arrives on stdin: the serving benchmark uses it to publish a prepared
 
 from __future__ import annotations
 
-import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-
 import argparse
 import contextlib
 import hashlib
@@ -61,6 +59,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 
 COUNTRIES = ("de", "fr", "gb", "us", "es", "it", "nl", "pl", "se", "jp", "br", "in")
 SEGMENTS = ("new", "casual", "regular", "vip")
@@ -350,7 +350,11 @@ def prepare_version(
         searcher=searcher,
         metrics={"catalog": summary},
         manifest_extra={
-            "dataset": {"source": source, "fingerprint": fingerprint, "num_interactions": int(cat.seen["item_rows"].map(len).sum())},
+            "dataset": {
+                "source": source,
+                "fingerprint": fingerprint,
+                "num_interactions": int(cat.seen["item_rows"].map(len).sum()),
+            },
             "training": {"generated": True},
             "index": info.__dict__,
         },
@@ -390,8 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retain", type=int, default=2)
-    p.add_argument("--history-length", type=int, default=0,
-                   help="also a history feature (recent_item_ids, this many kept; 0: none, the default)")
+    p.add_argument(
+        "--history-length",
+        type=int,
+        default=0,
+        help="also a history feature (recent_item_ids, this many kept; 0: none, the default)",
+    )
     p.add_argument("--wait-for-go", action="store_true", help="build, print READY, publish when a line arrives on stdin")
     args = p.parse_args(argv)
     if args.wait_for_go:

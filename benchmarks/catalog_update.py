@@ -38,10 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS)
-
 import numpy as np
 import pandas as pd
+
+import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -69,13 +69,19 @@ def run_update(root: Path, items: Path, log_path: Path, *extra: str) -> dict[str
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"update-catalog exited {code}; see {log_path}")
-    summary = json.loads(out[out.index("{"):])
+    summary = json.loads(out[out.index("{") :])
     manifest = json.loads((root / summary["version"] / "manifest.json").read_text())
     return {
-        "command": " ".join(cmd[1:]), "seconds": round(seconds, 1), "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
-        "load_average_before": load, "load_average_after": load_average(), "summary": summary,
+        "command": " ".join(cmd[1:]),
+        "seconds": round(seconds, 1),
+        "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
+        "load_average_before": load,
+        "load_average_after": load_average(),
+        "summary": summary,
         "steps_seconds": manifest["metrics"]["catalog_update"]["seconds"],
-        "index": {k: manifest["index"].get(k) for k in ("kind", "params", "recall_at_10_vs_exact", "us_per_query", "build_seconds")},
+        "index": {
+            k: manifest["index"].get(k) for k in ("kind", "params", "recall_at_10_vs_exact", "us_per_query", "build_seconds")
+        },
     }
 
 
@@ -104,7 +110,7 @@ def _daily_table(base_dir: Path, path: Path) -> None:
     rng = np.random.default_rng(1)
     n = len(items)
     picked = rng.permutation(n)
-    retired, changed = picked[: n // 100], picked[n // 100: n // 50]
+    retired, changed = picked[: n // 100], picked[n // 100 : n // 50]
     if "title" in items:
         items.loc[items.index[changed], "title"] = items["title"].iloc[changed] + " (new edition)"
     elif "price" in items:
@@ -153,9 +159,18 @@ def _swap_load(root: Path, daily: Path, work: Path) -> dict[str, Any]:
     finally:
         server.stop()
     new = result["update"]["summary"]["version"]
-    return {"engine": "wrk", "concurrency": 32, "load_average_before": load, "old_version": first, "new_version": new,
-            "new_version_answered": bool(res["versions"].get(new)), "swap_seen_after_publish_s": result.get("swap_seen_after_publish_s"),
-            "load": res, "server_rss_peak_gib": round(sampler.peak_total / 2**30, 2), "update": result["update"]}
+    return {
+        "engine": "wrk",
+        "concurrency": 32,
+        "load_average_before": load,
+        "old_version": first,
+        "new_version": new,
+        "new_version_answered": bool(res["versions"].get(new)),
+        "swap_seen_after_publish_s": result.get("swap_seen_after_publish_s"),
+        "load": res,
+        "server_rss_peak_gib": round(sampler.peak_total / 2**30, 2),
+        "update": result["update"],
+    }
 
 
 def scale(args: argparse.Namespace) -> dict[str, Any]:
@@ -166,12 +181,17 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     daily = work / "daily.parquet"
     _daily_table(root / base, daily)
     log(f"base version {base}; daily table written (load {load_average()})")
-    out: dict[str, Any] = {"items": len(pd.read_parquet(root / base / "items.parquet", columns=["item_id"])), "base_version": base}
+    out: dict[str, Any] = {
+        "items": len(pd.read_parquet(root / base / "items.parquet", columns=["item_id"])),
+        "base_version": base,
+    }
     if args.swap:
         out["swap"] = _swap_load(root, daily, work)
         out["daily"] = out["swap"].pop("update")
         s = out["swap"]["load"]
-        log(f"swap under load: failures {s['failures']}, p99 {s['p99_ms']:.1f} ms, max {s['max_ms']:.0f} ms, versions {s['versions']}")
+        log(
+            f"swap under load: failures {s['failures']}, p99 {s['p99_ms']:.1f} ms, max {s['max_ms']:.0f} ms, versions {s['versions']}"
+        )
     else:
         out["daily"] = run_update(root, daily, work / "daily.log")
     log(f"daily: {out['daily']['seconds']} s, peak RSS {out['daily']['peak_rss_gib']} GiB, steps {out['daily']['steps_seconds']}")
@@ -243,8 +263,12 @@ def cold(args: argparse.Namespace) -> dict[str, Any]:
     is_cold = inter["item_id"].isin(withheld).to_numpy()
     from dataclasses import replace
 
-    trained = replace(data, interactions=inter[~is_cold].reset_index(drop=True),
-                      items=data.items[~data.items["item_id"].isin(withheld)].reset_index(drop=True), lines={})
+    trained = replace(
+        data,
+        interactions=inter[~is_cold].reset_index(drop=True),
+        items=data.items[~data.items["item_id"].isin(withheld)].reset_index(drop=True),
+        lines={},
+    )
     root = work / "models"
     config = TrainConfig(epochs=args.epochs, seed=args.seed)
     result = run_pipeline(trained, root, config, verbose=0)
@@ -261,20 +285,31 @@ def cold(args: argparse.Namespace) -> dict[str, Any]:
     mean_seen = float(pd.read_parquet(version_dir / "seen.parquet")["item_rows"].map(len).mean())
     uniform = 100 / (num_items - mean_seen)
     out = {
-        "source": data.source, "withheld_items": len(withheld), "items": num_items, "seed": args.seed, "epochs": args.epochs,
-        "trained_version": result.version, "update": update,
-        "cold_test_interactions": int(len(cold_pairs)), "trained_test_interactions": int(len(test)),
+        "source": data.source,
+        "withheld_items": len(withheld),
+        "items": num_items,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "trained_version": result.version,
+        "update": update,
+        "cold_test_interactions": len(cold_pairs),
+        "trained_test_interactions": len(test),
         "cold_share_in_top100": _top100_share(version_dir, cold_pairs),
         "trained_share_in_top100": _top100_share(version_dir, test),
-        "uniform_share_in_top100": uniform, "load_average": load_average(),
+        "uniform_share_in_top100": uniform,
+        "load_average": load_average(),
     }
     variant = _neighbour_vectors(version_dir, withheld)
-    out["variant_metadata_neighbours_k5"] = {"cold_share_in_top100": _top100_share(version_dir, cold_pairs, variant),
-                                             "trained_share_in_top100": _top100_share(version_dir, test, variant)}
+    out["variant_metadata_neighbours_k5"] = {
+        "cold_share_in_top100": _top100_share(version_dir, cold_pairs, variant),
+        "trained_share_in_top100": _top100_share(version_dir, test, variant),
+    }
     out["cold_vs_uniform"] = out["cold_share_in_top100"] / uniform
     out["trained_vs_uniform"] = out["trained_share_in_top100"] / uniform
-    log(f"cold {out['cold_share_in_top100']:.3f} ({out['cold_vs_uniform']:.1f}x uniform {uniform:.3f}); "
-        f"trained {out['trained_share_in_top100']:.3f} ({out['trained_vs_uniform']:.1f}x)")
+    log(
+        f"cold {out['cold_share_in_top100']:.3f} ({out['cold_vs_uniform']:.1f}x uniform {uniform:.3f}); "
+        f"trained {out['trained_share_in_top100']:.3f} ({out['trained_vs_uniform']:.1f}x)"
+    )
     return out
 
 
@@ -282,30 +317,42 @@ def summary_md(mode: str, r: dict[str, Any]) -> str:
     """The figures of one result for a person."""
     if mode == "cold":
         u = r["update"]
-        return (f"MovieLens ({r['source']}): {r['withheld_items']} of {r['items']} items withheld from training (seed {r['seed']}), "
-                f"added by update-catalog ({u['seconds']} s, load {u['load_average_before']}).\n\n"
-                "| test interactions | count | share in the user's top 100 | vs uniform placement |\n| --- | --- | --- | --- |\n"
-                f"| with withheld (cold) items | {r['cold_test_interactions']} | {r['cold_share_in_top100']:.4f} | {r['cold_vs_uniform']:.1f}x |\n"
-                f"| with trained items | {r['trained_test_interactions']} | {r['trained_share_in_top100']:.4f} | {r['trained_vs_uniform']:.1f}x |\n"
-                f"| uniform placement | | {r['uniform_share_in_top100']:.4f} | 1x |\n"
-                + (f"\nNot in the product, for comparison: cold vectors replaced by the mean of their 5 nearest known items "
-                   f"by metadata-only vector: cold {r['variant_metadata_neighbours_k5']['cold_share_in_top100']:.4f} "
-                   f"({r['variant_metadata_neighbours_k5']['cold_share_in_top100'] / r['uniform_share_in_top100']:.1f}x), trained "
-                   f"{r['variant_metadata_neighbours_k5']['trained_share_in_top100']:.4f}.\n" if "variant_metadata_neighbours_k5" in r else ""))
+        return (
+            f"MovieLens ({r['source']}): {r['withheld_items']} of {r['items']} items withheld from training (seed {r['seed']}), "
+            f"added by update-catalog ({u['seconds']} s, load {u['load_average_before']}).\n\n"
+            "| test interactions | count | share in the user's top 100 | vs uniform placement |\n| --- | --- | --- | --- |\n"
+            f"| with withheld (cold) items | {r['cold_test_interactions']} | {r['cold_share_in_top100']:.4f} | {r['cold_vs_uniform']:.1f}x |\n"
+            f"| with trained items | {r['trained_test_interactions']} | {r['trained_share_in_top100']:.4f} | {r['trained_vs_uniform']:.1f}x |\n"
+            f"| uniform placement | | {r['uniform_share_in_top100']:.4f} | 1x |\n"
+            + (
+                f"\nNot in the product, for comparison: cold vectors replaced by the mean of their 5 nearest known items "
+                f"by metadata-only vector: cold {r['variant_metadata_neighbours_k5']['cold_share_in_top100']:.4f} "
+                f"({r['variant_metadata_neighbours_k5']['cold_share_in_top100'] / r['uniform_share_in_top100']:.1f}x), trained "
+                f"{r['variant_metadata_neighbours_k5']['trained_share_in_top100']:.4f}.\n"
+                if "variant_metadata_neighbours_k5" in r
+                else ""
+            )
+        )
     rows = []
     for name in ("daily",):
         u = r[name]
         s = u["summary"]
-        rows.append(f"| {name} | {s['items']:,} | {s['new']:,} | {s['retired']:,} | {s['changed']:,} | {u['seconds']} | {u['peak_rss_gib']} | "
-                    f"{u['steps_seconds']} | {u['index']['kind']} {u['index']['recall_at_10_vs_exact']} | {u['load_average_before']} |")
-    text = ("| run | items | new | retired | changed | seconds end to end | peak RSS GiB | steps (s) | index, recall@10 | load before |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
+        rows.append(
+            f"| {name} | {s['items']:,} | {s['new']:,} | {s['retired']:,} | {s['changed']:,} | {u['seconds']} | {u['peak_rss_gib']} | "
+            f"{u['steps_seconds']} | {u['index']['kind']} {u['index']['recall_at_10_vs_exact']} | {u['load_average_before']} |"
+        )
+    text = (
+        "| run | items | new | retired | changed | seconds end to end | peak RSS GiB | steps (s) | index, recall@10 | load before |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+    )
     if "swap" in r:
         w = r["swap"]
-        text += (f"\nSwap under load (c = 32, wrk) while the daily update published: {w['load']['completed']:,} requests, "
-                 f"{w['load']['failures']} failed, p50 {w['load']['p50_ms']:.1f} ms, p99 {w['load']['p99_ms']:.1f} ms, max {w['load']['max_ms']:.0f} ms; "
-                 f"versions answered {w['load']['versions']}; new version answered: {w['new_version_answered']}; "
-                 f"server peak RSS {w['server_rss_peak_gib']} GiB; load before {w['load_average_before']}.\n")
+        text += (
+            f"\nSwap under load (c = 32, wrk) while the daily update published: {w['load']['completed']:,} requests, "
+            f"{w['load']['failures']} failed, p50 {w['load']['p50_ms']:.1f} ms, p99 {w['load']['p99_ms']:.1f} ms, max {w['load']['max_ms']:.0f} ms; "
+            f"versions answered {w['load']['versions']}; new version answered: {w['new_version_answered']}; "
+            f"server peak RSS {w['server_rss_peak_gib']} GiB; load before {w['load_average_before']}.\n"
+        )
     return text
 
 
@@ -318,8 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("scale")
     s.add_argument("--items", type=int, default=1_000_000)
     s.add_argument("--users", type=int, default=50_000)
-    s.add_argument("--base-root", default=None, help="copy LATEST of this model root as the base (else build a benchmarks.catalog version)")
-    s.add_argument("--swap", action="store_true", help="serve the first update under load at c = 32 while the daily one publishes")
+    s.add_argument(
+        "--base-root", default=None, help="copy LATEST of this model root as the base (else build a benchmarks.catalog version)"
+    )
+    s.add_argument(
+        "--swap", action="store_true", help="serve the first update under load at c = 32 while the daily one publishes"
+    )
     s.add_argument("--work-dir", default="/tmp/catalog_update_bench")
     c = sub.add_parser("cold")
     c.add_argument("--movielens", default=str(REPO.parent / "shared" / "data" / "ml-100k"))

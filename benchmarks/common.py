@@ -76,9 +76,7 @@ def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
 def _git_state() -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(
-                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
-            )
+            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True)
             return done.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
@@ -186,7 +184,7 @@ def write_results(
     doc = {
         "benchmark": name,
         "command": " ".join(cmd),
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 2) if started is not None else None,
         "machine": machine,
         "results": results,

@@ -66,8 +66,14 @@ def former_rule_version(source_root: Path, dest_root: Path, seed: int = 0) -> di
     build_seconds = time.perf_counter() - start
     queries = np.asarray(users)[sample]
     # in chunks: the exact side of 2,000 queries against 1M items at once would be 8 GB
-    recall = float(np.mean([index_recall(searcher, items, queries[i : i + CHUNK], k=10, pool=params.get("reorder", 0))
-                            for i in range(0, len(queries), CHUNK)]))
+    recall = float(
+        np.mean(
+            [
+                index_recall(searcher, items, queries[i : i + CHUNK], k=10, pool=params.get("reorder", 0))
+                for i in range(0, len(queries), CHUNK)
+            ]
+        )
+    )
     del served
 
     _link_copy(source_root / name, dest)
@@ -80,7 +86,7 @@ def former_rule_version(source_root: Path, dest_root: Path, seed: int = 0) -> di
         "build_seconds": build_seconds,
         "recall_at_10_vs_exact": recall,
         "rule": RULE,
-        "recall_queries": {"source": "users", "users": int(len(sample)), "seed": seed},
+        "recall_queries": {"source": "users", "users": len(sample), "seed": seed},
     }
     (dest / "manifest.json").unlink()  # a hard link to the source's: never written through
     manifest["files"] = tree_checksums(dest)

@@ -45,7 +45,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, fmt_table, machine_description, median, movielens_dir, movielens_missing_message, write_results
+from benchmarks.common import (
+    RESULTS_DIR,
+    fmt_table,
+    machine_description,
+    median,
+    movielens_dir,
+    movielens_missing_message,
+    write_results,
+)
 
 K = 10
 LEAF_FRACTIONS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4)
@@ -157,7 +165,9 @@ print(json.dumps({"rss_before": before, "rss_after": after}))
 def load_rss_delta(directory: Path) -> int | None:
     """RSS growth of loading the serialized index in a fresh process (what a server pays)."""
     try:
-        done = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(directory)], capture_output=True, text=True, timeout=600, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", LOAD_PROBE, str(directory)], capture_output=True, text=True, timeout=600, check=True
+        )
         line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
         probe = json.loads(line)
         return int(probe["rss_after"] - probe["rss_before"])
@@ -166,7 +176,9 @@ def load_rss_delta(directory: Path) -> int | None:
         return None
 
 
-def served_figures(searcher: Any, kind: str, params: dict, items: np.ndarray, held_out: np.ndarray, truth: np.ndarray, repeats: int) -> dict[str, Any]:
+def served_figures(
+    searcher: Any, kind: str, params: dict, items: np.ndarray, held_out: np.ndarray, truth: np.ndarray, repeats: int
+) -> dict[str, Any]:
     """Recall@10 vs exact on the held-out queries and us per query as the service pays it
     (batches of 12: ``search_batched`` + exact re-scoring of the pool; brute force: the search
     alone), thread CPU time, median of ``repeats`` passes over up to 480 held-out queries."""
@@ -184,7 +196,12 @@ def served_figures(searcher: Any, kind: str, params: dict, items: np.ndarray, he
 
 
 def measure_catalog(
-    name: str, items: np.ndarray, users: np.ndarray, held_out: np.ndarray, args: argparse.Namespace, extra: dict[str, Any] | None = None
+    name: str,
+    items: np.ndarray,
+    users: np.ndarray,
+    held_out: np.ndarray,
+    args: argparse.Namespace,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The index every command builds (``training.index.build_index``: tuned on a seeded sample
     of ``users``), beside the former rule by size, both measured on ``held_out`` queries that
@@ -202,8 +219,12 @@ def measure_catalog(
         kind, params = index_params(len(items))
         start = time.perf_counter()
         former = build_searcher(items, kind, params)
-        out["former"] = {"kind": kind, "params": params, "build_seconds": time.perf_counter() - start,
-                         **served_figures(former, kind, params, items, held_out, truth, args.repeats)}
+        out["former"] = {
+            "kind": kind,
+            "params": params,
+            "build_seconds": time.perf_counter() - start,
+            **served_figures(former, kind, params, items, held_out, truth, args.repeats),
+        }
         log(f"{name}: former rule {kind} {params}: {out['former']}")
         del former
         gc.collect()
@@ -215,22 +236,35 @@ def measure_catalog(
     out["build_rss_delta_bytes"] = rss() - before
     served = served_figures(searcher, info.kind, info.params, items, held_out, truth, args.repeats)
     out.update(
-        index_kind=info.kind, index_params=info.params, build_seconds=build_seconds, build_cpu_seconds=build_cpu,
-        recall_at_10=served["recall_at_10_held_out"], us_per_query=served["us_per_query"], index=info.__dict__,
+        index_kind=info.kind,
+        index_params=info.params,
+        build_seconds=build_seconds,
+        build_cpu_seconds=build_cpu,
+        recall_at_10=served["recall_at_10_held_out"],
+        us_per_query=served["us_per_query"],
+        index=info.__dict__,
     )
-    log(f"{name}: tuned {info.kind} {info.params} in {build_seconds:.1f}s ({build_cpu:.1f}s CPU): held-out recall@10 "
+    log(
+        f"{name}: tuned {info.kind} {info.params} in {build_seconds:.1f}s ({build_cpu:.1f}s CPU): held-out recall@10 "
         f"{served['recall_at_10_held_out']:.4f} at {served['us_per_query']:.1f} us/query; checking recall@10 {info.recall_at_10_vs_exact} "
-        f"@100 {info.recall_at_100_vs_exact}; {info.tuning.get('reason')}")
+        f"@100 {info.recall_at_100_vs_exact}; {info.tuning.get('reason')}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-index-ser-") as tmp:
         searcher.serialize(tmp, relative_path=True)
         out["serialized_bytes"] = dir_bytes(Path(tmp))
         out["load_rss_delta_bytes"] = load_rss_delta(Path(tmp))
     frontier = [p for p in info.tuning.get("frontier", []) if info.kind == "tree_ah" and _same_tree(info, p)]
     if frontier:
-        out["frontier_points"] = [{"leaves_to_search": p["leaves_to_search"], "reorder": p["reorder"], "recall_at_10": p["recall_at_10"],
-                         "qps_batched": 1e6 / max(p["us_per_query"], 1e-9),
-                         "chosen": p["leaves_to_search"] == info.params["num_leaves_to_search"] and p["reorder"] == info.params["reorder"]}
-                        for p in frontier]
+        out["frontier_points"] = [
+            {
+                "leaves_to_search": p["leaves_to_search"],
+                "reorder": p["reorder"],
+                "recall_at_10": p["recall_at_10"],
+                "qps_batched": 1e6 / max(p["us_per_query"], 1e-9),
+                "chosen": p["leaves_to_search"] == info.params["num_leaves_to_search"] and p["reorder"] == info.params["reorder"],
+            }
+            for p in frontier
+        ]
         if any(p["chosen"] for p in out["frontier_points"]):
             out["frontier_verdict"] = verdict(out["frontier_points"], info.params)
     if args.qps:
@@ -244,7 +278,9 @@ def _same_tree(info: Any, point: dict) -> bool:
     return 0 <= point["tree"] < len(trees) and trees[point["tree"]]["shape"] == info.tuning.get("chosen")
 
 
-def qps_figures(searcher: Any, kind: str, params: dict, items: np.ndarray, queries: np.ndarray, repeats: int, single_cap: int) -> dict[str, Any]:
+def qps_figures(
+    searcher: Any, kind: str, params: dict, items: np.ndarray, queries: np.ndarray, repeats: int, single_cap: int
+) -> dict[str, Any]:
     """Queries/s of the chosen index (single; batched on one thread, both with the exact
     re-scoring of the pool; batched on all cores, the search alone) and of exact numpy search."""
     from training.index import search_rescored
@@ -266,8 +302,12 @@ def qps_figures(searcher: Any, kind: str, params: dict, items: np.ndarray, queri
         e_batched, _ = qps(lambda: exact_top_k(items, exact_batch_q), len(exact_batch_q), repeats)
     e_parallel, _ = qps(lambda: exact_top_k(items, exact_batch_q), len(exact_batch_q), repeats)
     return {
-        "scann_qps_single": s_single, "scann_qps_batched_1thread": s_batched, "scann_qps_batched_parallel": s_parallel,
-        "exact_qps_single": e_single, "exact_qps_batched": e_batched, "exact_qps_batched_parallel": e_parallel,
+        "scann_qps_single": s_single,
+        "scann_qps_batched_1thread": s_batched,
+        "scann_qps_batched_parallel": s_parallel,
+        "exact_qps_single": e_single,
+        "exact_qps_batched": e_batched,
+        "exact_qps_batched_parallel": e_parallel,
     }
 
 
@@ -276,9 +316,15 @@ def verdict(points: list[dict[str, Any]], params: dict, noise: float = 0.10) -> 
     faster by more than ``noise`` at no lower recall, or more accurate at no
     lower speed (within ``noise``)."""
     chosen = next(p for p in points if p["chosen"])
-    faster = [p for p in points if p["recall_at_10"] >= chosen["recall_at_10"] and p["qps_batched"] > chosen["qps_batched"] * (1 + noise)]
+    faster = [
+        p
+        for p in points
+        if p["recall_at_10"] >= chosen["recall_at_10"] and p["qps_batched"] > chosen["qps_batched"] * (1 + noise)
+    ]
     better = [
-        p for p in points if p["recall_at_10"] > chosen["recall_at_10"] + 0.005 and p["qps_batched"] >= chosen["qps_batched"] * (1 - noise)
+        p
+        for p in points
+        if p["recall_at_10"] > chosen["recall_at_10"] + 0.005 and p["qps_batched"] >= chosen["qps_batched"] * (1 - noise)
     ]
     frontier = [
         p
@@ -321,8 +367,13 @@ def trained_vectors(root: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]
                 text = [sep.join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in col.tolist()]
                 tensors[qi["name"]] = tf.constant(text, dtype=tf.string)
         out.append(query(**tensors)["embedding"].numpy())
-    info = {"version_dir": str(vdir), "source": manifest.get("dataset", {}).get("source"), "num_users": len(users),
-            "num_interactions": manifest.get("dataset", {}).get("num_interactions"), "published_index": manifest.get("index", {})}
+    info = {
+        "version_dir": str(vdir),
+        "source": manifest.get("dataset", {}).get("source"),
+        "num_users": len(users),
+        "num_interactions": manifest.get("dataset", {}).get("num_interactions"),
+        "published_index": manifest.get("index", {}),
+    }
     info["published_index"] = {k: v for k, v in info["published_index"].items() if k != "tuning"}
     return np.ascontiguousarray(items, dtype=np.float32), np.concatenate(out).astype(np.float32), info
 
@@ -351,15 +402,29 @@ def summarize(results: dict[str, Any]) -> str:
     rows, formers = [], []
     for name, r in results["catalogs"].items():
         idx = r["index"]
-        rows.append([
-            name, f"{r['num_items']:,}", idx["tuning"].get("queries", {}).get("source", "—"), r["held_out_queries"],
-            _params_text(r["index_kind"], r["index_params"]), r["recall_at_10"], idx.get("recall_at_10_vs_exact"),
-            idx.get("recall_at_100_vs_exact"), r["us_per_query"], idx["tuning"].get("brute_force_us_per_query"),
-            r["build_seconds"], r["build_cpu_seconds"], f"{r['serialized_bytes'] / 2**20:.1f}", idx.get("meets_target"),
-        ])
+        rows.append(
+            [
+                name,
+                f"{r['num_items']:,}",
+                idx["tuning"].get("queries", {}).get("source", "—"),
+                r["held_out_queries"],
+                _params_text(r["index_kind"], r["index_params"]),
+                r["recall_at_10"],
+                idx.get("recall_at_10_vs_exact"),
+                idx.get("recall_at_100_vs_exact"),
+                r["us_per_query"],
+                idx["tuning"].get("brute_force_us_per_query"),
+                r["build_seconds"],
+                r["build_cpu_seconds"],
+                f"{r['serialized_bytes'] / 2**20:.1f}",
+                idx.get("meets_target"),
+            ]
+        )
         if "former" in r:
             f = r["former"]
-            formers.append([name, _params_text(f["kind"], f["params"]), f["recall_at_10_held_out"], f["us_per_query"], f["build_seconds"]])
+            formers.append(
+                [name, _params_text(f["kind"], f["params"]), f["recall_at_10_held_out"], f["us_per_query"], f["build_seconds"]]
+            )
     lines = [
         f"## The tuned index (training.index.build_index) on held-out queries, k = {K}",
         "",
@@ -367,52 +432,138 @@ def summarize(results: dict[str, Any]) -> str:
         " us/query: batches of 12, search + exact re-scoring of the pool, thread CPU time, median of passes; build: tuning included.",
         "",
         fmt_table(
-            ["catalog", "items", "tuning queries", "held-out queries", "chosen", "recall@10 held-out", "recall@10 checking",
-             "recall@100 checking", "us/query", "brute force us/query", "build s", "build CPU s", "serialized MiB", "meets target"],
+            [
+                "catalog",
+                "items",
+                "tuning queries",
+                "held-out queries",
+                "chosen",
+                "recall@10 held-out",
+                "recall@10 checking",
+                "recall@100 checking",
+                "us/query",
+                "brute force us/query",
+                "build s",
+                "build CPU s",
+                "serialized MiB",
+                "meets target",
+            ],
             rows,
         ),
         "",
     ]
     if formers:
-        lines += ["### The former rule by size (training.index.index_params) on the same held-out queries", "",
-                  fmt_table(["catalog", "former setting", "recall@10 held-out", "us/query", "build s"], formers), ""]
+        lines += [
+            "### The former rule by size (training.index.index_params) on the same held-out queries",
+            "",
+            fmt_table(["catalog", "former setting", "recall@10 held-out", "us/query", "build s"], formers),
+            "",
+        ]
     for name, r in results["catalogs"].items():
         idx = r["index"]
         trees = idx["tuning"].get("trees", [])
         lines += [f"### Frontier tried on {name} ({idx['tuning'].get('reason')})", ""]
         if trees:
-            lines += [fmt_table(["tree", "shape", "leaves", "SOAR", "sample", "build s"],
-                                [[i, t["shape"], t["num_leaves"], "yes" if t.get("soar_lambda") else "no", t["training_sample_size"], t["build_seconds"]]
-                                 for i, t in enumerate(trees)]), ""]
+            lines += [
+                fmt_table(
+                    ["tree", "shape", "leaves", "SOAR", "sample", "build s"],
+                    [
+                        [
+                            i,
+                            t["shape"],
+                            t["num_leaves"],
+                            "yes" if t.get("soar_lambda") else "no",
+                            t["training_sample_size"],
+                            t["build_seconds"],
+                        ]
+                        for i, t in enumerate(trees)
+                    ],
+                ),
+                "",
+            ]
         pts = sorted(idx["tuning"].get("frontier", []), key=lambda p: (p["tree"], p["reorder"], p["leaves_to_search"]))
-        lines += [fmt_table(
-            ["tree", "leaves searched", "pool", "recall@10 tuning", "us/query", "us/query retimed", "recall@10 checking", "pareto"],
-            [[p["tree"], p["leaves_to_search"], p["reorder"], p["recall_at_10"], p["us_per_query"], p.get("us_per_query_retimed"),
-              p.get("checking_recall_at_10"), "◀" if p["pareto"] else ""] for p in pts],
-        ), ""]
-    qps_rows = [[n, r["scann_qps_single"], r["scann_qps_batched_1thread"], r["scann_qps_batched_parallel"], r["exact_qps_single"],
-                 r["exact_qps_batched"], r["exact_qps_batched_parallel"]] for n, r in results["catalogs"].items() if "scann_qps_single" in r]
+        lines += [
+            fmt_table(
+                [
+                    "tree",
+                    "leaves searched",
+                    "pool",
+                    "recall@10 tuning",
+                    "us/query",
+                    "us/query retimed",
+                    "recall@10 checking",
+                    "pareto",
+                ],
+                [
+                    [
+                        p["tree"],
+                        p["leaves_to_search"],
+                        p["reorder"],
+                        p["recall_at_10"],
+                        p["us_per_query"],
+                        p.get("us_per_query_retimed"),
+                        p.get("checking_recall_at_10"),
+                        "◀" if p["pareto"] else "",
+                    ]
+                    for p in pts
+                ],
+            ),
+            "",
+        ]
+    qps_rows = [
+        [
+            n,
+            r["scann_qps_single"],
+            r["scann_qps_batched_1thread"],
+            r["scann_qps_batched_parallel"],
+            r["exact_qps_single"],
+            r["exact_qps_batched"],
+            r["exact_qps_batched_parallel"],
+        ]
+        for n, r in results["catalogs"].items()
+        if "scann_qps_single" in r
+    ]
     if qps_rows:
-        lines += ["### Queries/s of the chosen index vs exact numpy search", "",
-                  fmt_table(["catalog", "ScaNN q/s single", "ScaNN q/s batched (1 thread)", "ScaNN q/s batched (parallel)", "exact q/s single",
-                             "exact q/s batched (1 thread)", "exact q/s batched (BLAS, all cores)"], qps_rows), ""]
+        lines += [
+            "### Queries/s of the chosen index vs exact numpy search",
+            "",
+            fmt_table(
+                [
+                    "catalog",
+                    "ScaNN q/s single",
+                    "ScaNN q/s batched (1 thread)",
+                    "ScaNN q/s batched (parallel)",
+                    "exact q/s single",
+                    "exact q/s batched (1 thread)",
+                    "exact q/s batched (BLAS, all cores)",
+                ],
+                qps_rows,
+            ),
+            "",
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.index", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.index", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", help="MovieLens 100K directory (default ../shared/data/ml-100k); skipped when absent")
     ap.add_argument("--no-movielens", action="store_true", help="leave the MovieLens catalog out (it trains a model first)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--name", default="index", help="results name: <out>/<name>.json, .md and <name>_recall_speed.png")
     ap.add_argument("--sizes", default="100000,1000000", help="generated catalog sizes ('' for none)")
-    ap.add_argument("--trained", default="", help="comma-separated model roots (or version dirs) of versions `recsys train` published")
+    ap.add_argument(
+        "--trained", default="", help="comma-separated model roots (or version dirs) of versions `recsys train` published"
+    )
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--users", type=int, default=20_000, help="generated catalogs: query vectors drawn as known users")
     ap.add_argument("--held-out", type=int, default=1000, help="held-out queries per catalog (users outside the tuning sample)")
     ap.add_argument("--single-queries", type=int, default=300, help="queries timed one at a time (--qps)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--qps", action="store_true", help="also the q/s figures of single, batched and parallel search and of exact numpy")
+    ap.add_argument(
+        "--qps", action="store_true", help="also the q/s figures of single, batched and parallel search and of exact numpy"
+    )
     ap.add_argument("--no-former", action="store_true", help="skip building the former rule's index for comparison")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -436,7 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         items, users, info = movielens_embeddings(path)
         users, held = held_out_split(users, items, args)
         held = held if len(held) else users  # 943 users all in the sample: measured on them (brute force is exact anyway)
-        results["catalogs"]["movielens-100k (trained)"] = measure_catalog("movielens-100k (trained)", items, users, held, args, {"model": info})
+        results["catalogs"]["movielens-100k (trained)"] = measure_catalog(
+            "movielens-100k (trained)", items, users, held, args, {"model": info}
+        )
     for root in [r for r in args.trained.split(",") if r.strip()]:
         items, users, info = trained_vectors(Path(root))
         users, held = held_out_split(users, items, args)
@@ -455,7 +608,12 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.plots import recall_speed
 
         png = args.out / f"{args.name}_recall_speed.png"
-        recall_speed({n: r["frontier_points"] for n, r in swept.items()}, {n: r["frontier_verdict"]["chosen"] for n, r in swept.items()}, {}, png)
+        recall_speed(
+            {n: r["frontier_points"] for n, r in swept.items()},
+            {n: r["frontier_verdict"]["chosen"] for n, r in swept.items()},
+            {},
+            png,
+        )
         results["plot"] = png.name
     summary = summarize(results)
     write_results(args.name, results, summary, out_dir=args.out, machine=machine, started=started)

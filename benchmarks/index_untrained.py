@@ -41,7 +41,6 @@ from benchmarks.common import RESULTS_DIR, fmt_table, machine_description, write
 
 def _tune(paths: dict[str, str], variant: str, seed: int, queue: Any) -> None:
     import recsys  # noqa: F401
-
     import training.index_tuning as tuning
     from training.index import build_searcher
     from training.index_queries import sample_queries
@@ -65,8 +64,15 @@ def _tune(paths: dict[str, str], variant: str, seed: int, queue: Any) -> None:
 
         tuning.build_searcher = left_out
     _, info = tuning.tune_index(items, sample_queries(users, items, seed=seed), tuning.TuningTarget())
-    queue.put({"params": info.params, "kind": info.kind, "recall_at_10": info.recall_at_10_vs_exact, "us_per_query": info.us_per_query,
-               "build_seconds": info.build_seconds})
+    queue.put(
+        {
+            "params": info.params,
+            "kind": info.kind,
+            "recall_at_10": info.recall_at_10_vs_exact,
+            "us_per_query": info.us_per_query,
+            "build_seconds": info.build_seconds,
+        }
+    )
 
 
 def run_isolated(paths: dict[str, str], variant: str, seed: int) -> dict[str, Any]:
@@ -91,13 +97,19 @@ def where_they_sit(items: np.ndarray, users: np.ndarray, untrained: np.ndarray, 
     sizes = np.bincount(leaf, minlength=rule["num_leaves"])
     share = np.bincount(leaf, weights=untrained.astype(float), minlength=rule["num_leaves"]) / np.maximum(sizes, 1)
     mostly = share > 0.8
-    centroids = np.stack([items[leaf == i].mean(axis=0) if sizes[i] else np.zeros(items.shape[1]) for i in range(rule["num_leaves"])])
+    centroids = np.stack(
+        [items[leaf == i].mean(axis=0) if sizes[i] else np.zeros(items.shape[1]) for i in range(rule["num_leaves"])]
+    )
     q = users[np.random.default_rng(seed).choice(len(users), min(2_000, len(users)), replace=False)]
     best = np.argsort(-(q @ centroids.T), axis=1)[:, :leaves]
     return {
-        "num_leaves": rule["num_leaves"], "empty_leaves": int((sizes == 0).sum()), "largest_leaf": int(sizes.max()),
-        "leaves_holding_untrained": int(len(np.unique(leaf[untrained]))), "leaves_mostly_untrained": int(mostly.sum()),
-        "items_in_those_leaves": int(sizes[mostly].sum()), "visited_by": f"best {leaves} leaves",
+        "num_leaves": rule["num_leaves"],
+        "empty_leaves": int((sizes == 0).sum()),
+        "largest_leaf": int(sizes.max()),
+        "leaves_holding_untrained": len(np.unique(leaf[untrained])),
+        "leaves_mostly_untrained": int(mostly.sum()),
+        "items_in_those_leaves": int(sizes[mostly].sum()),
+        "visited_by": f"best {leaves} leaves",
         "share_of_users_visiting_one": float(mostly[best].any(axis=1).mean()),
     }
 
@@ -107,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.index import trained_vectors
 
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.index_untrained", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.index_untrained", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--trained", required=True, help="model root (or version dir) of a version recsys train published")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--leaves", type=int, default=24, help="leaves a query visits in the visit statistics")
@@ -119,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     vdir = Path(info["version_dir"])
     untrained = pd.read_parquet(vdir / "items.parquet", columns=["popularity"])["popularity"].to_numpy() == 0
     distinct = len(np.unique(items[untrained], axis=0)) if untrained.any() else 0
-    results: dict[str, Any] = {"model": info, "untrained_items": int(untrained.sum()), "distinct_untrained_vectors": distinct, "runs": []}
+    results: dict[str, Any] = {
+        "model": info,
+        "untrained_items": int(untrained.sum()),
+        "distinct_untrained_vectors": distinct,
+        "runs": [],
+    }
     results["placement"] = where_they_sit(items, users, untrained, args.leaves)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {k: str(Path(tmp) / f"{k}.npy") for k in ("items", "users", "untrained")}
@@ -130,19 +149,30 @@ def main(argv: list[str] | None = None) -> int:
                 run = {"variant": variant, "seed": seed, **run_isolated(paths, variant, seed)}
                 print(json.dumps(run), file=sys.stderr, flush=True)
                 results["runs"].append(run)
-    rows = [[r["variant"], r["seed"], "crashed (exit %s)" % r["exitcode"] if r.get("crashed") else
-             f"{r['kind']} leaves {r['params'].get('num_leaves_to_search')} pool {r['params'].get('reorder')}{' SOAR' if r['params'].get('soar_lambda') else ''}",
-             r.get("recall_at_10"), r.get("us_per_query")] for r in results["runs"]]
+    rows = [
+        [
+            r["variant"],
+            r["seed"],
+            "crashed (exit %s)" % r["exitcode"]
+            if r.get("crashed")
+            else f"{r['kind']} leaves {r['params'].get('num_leaves_to_search')} pool {r['params'].get('reorder')}{' SOAR' if r['params'].get('soar_lambda') else ''}",
+            r.get("recall_at_10"),
+            r.get("us_per_query"),
+        ]
+        for r in results["runs"]
+    ]
     p = results["placement"]
-    summary = "\n".join([
-        f"## Untrained items on {info['source']} ({len(items):,} items): {results['untrained_items']:,} untrained, {distinct:,} distinct vectors among them",
-        "",
-        fmt_table(["partitioner sample", "seed", "chosen", "recall@10 checking", "us/query"], rows),
-        "",
-        f"Former rule's tree ({p['num_leaves']} leaves, no spilling): {p['empty_leaves']} empty leaves, largest leaf {p['largest_leaf']:,} items; "
-        f"untrained items in {p['leaves_holding_untrained']} leaves; {p['leaves_mostly_untrained']} leaves (>80% untrained) hold {p['items_in_those_leaves']:,} items; "
-        f"share of users whose {p['visited_by']} include one of those: {p['share_of_users_visiting_one']:.4f}.",
-    ])
+    summary = "\n".join(
+        [
+            f"## Untrained items on {info['source']} ({len(items):,} items): {results['untrained_items']:,} untrained, {distinct:,} distinct vectors among them",
+            "",
+            fmt_table(["partitioner sample", "seed", "chosen", "recall@10 checking", "us/query"], rows),
+            "",
+            f"Former rule's tree ({p['num_leaves']} leaves, no spilling): {p['empty_leaves']} empty leaves, largest leaf {p['largest_leaf']:,} items; "
+            f"untrained items in {p['leaves_holding_untrained']} leaves; {p['leaves_mostly_untrained']} leaves (>80% untrained) hold {p['items_in_those_leaves']:,} items; "
+            f"share of users whose {p['visited_by']} include one of those: {p['share_of_users_visiting_one']:.4f}.",
+        ]
+    )
     write_results(args.name, results, summary, out_dir=args.out, machine=machine)
     print(summary)
     return 0

@@ -318,7 +318,7 @@ async def _run_asyncio(
                     async with asyncio.timeout(min(timeout_s, max(deadline - loop.time(), 0.001) + timeout_s)):
                         await conn.ensure()
                         status, version = await conn.request(raw)
-                except Exception as exc:  # noqa: BLE001 - every failure is counted, none stops the run
+                except Exception as exc:
                     conn.close()
                     tally.failures[_failure_kind(exc)] += 1
                     if isinstance(exc, ConnectionRefusedError):
@@ -352,7 +352,7 @@ async def _run_httpx(
                 try:
                     headers = {"content-type": spec.content_type} if spec.body is not None else None
                     resp = await http.request(spec.method, spec.path, content=spec.body, headers=headers)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     tally.failures[_failure_kind(exc)] += 1
                     if "Connect" in type(exc).__name__:
                         await asyncio.sleep(0.01)
@@ -363,7 +363,16 @@ async def _run_httpx(
     return tally.as_dict()
 
 
-def _process_main(engine: str, url: str, specs: list[RequestSpec], concurrency: int, total: int, duration_s: float, timeout_s: float, offset: int) -> dict[str, Any]:
+def _process_main(
+    engine: str,
+    url: str,
+    specs: list[RequestSpec],
+    concurrency: int,
+    total: int,
+    duration_s: float,
+    timeout_s: float,
+    offset: int,
+) -> dict[str, Any]:
     """Entry point of one generator process (also used in-process when processes == 1)."""
     runner = _run_asyncio if engine == "asyncio" else _run_httpx
     try:
@@ -529,7 +538,11 @@ def _lua_string(data: bytes | str) -> str:
 def wrk_script(specs: Sequence[RequestSpec], base: str, count_versions: bool) -> str:
     rows = []
     for s in specs:
-        fields = [f"method={_lua_string(s.method)}", f"path={_lua_string(base + s.path)}", f"content_type={_lua_string(s.content_type)}"]
+        fields = [
+            f"method={_lua_string(s.method)}",
+            f"path={_lua_string(base + s.path)}",
+            f"content_type={_lua_string(s.content_type)}",
+        ]
         if s.body is not None:
             fields.append(f"body={_lua_string(s.body)}")
         rows.append("{" + ", ".join(fields) + "}")
@@ -566,7 +579,20 @@ def run_wrk(
         script = Path(tmp) / "load.lua"
         script.write_text(wrk_script(list(specs), base, count_versions), encoding="utf-8")
         target = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        cmd = [exe, "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", f"{max(1, math.ceil(timeout_s))}s", "-s", str(script), target]
+        cmd = [
+            exe,
+            "-t",
+            str(threads),
+            "-c",
+            str(concurrency),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            f"{max(1, math.ceil(timeout_s))}s",
+            "-s",
+            str(script),
+            target,
+        ]
         usage0 = os.times()
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 60, check=False)
@@ -607,7 +633,13 @@ def run_wrk(
         failure_kinds=kinds,
         status_counts=statuses,
         versions={k: int(v) for k, v in data.get("versions", {}).items()},
-        latency_ms={"p50": lat["p50"] / 1000, "p95": lat["p95"] / 1000, "p99": lat["p99"] / 1000, "max": lat["max"] / 1000, "mean": lat["mean"] / 1000},
+        latency_ms={
+            "p50": lat["p50"] / 1000,
+            "p95": lat["p95"] / 1000,
+            "p99": lat["p99"] / 1000,
+            "max": lat["max"] / 1000,
+            "mean": lat["mean"] / 1000,
+        },
         rps=completed / (data["duration_us"] / 1e6) if data["duration_us"] else 0.0,
         client_cpu_s=(usage1.children_user - usage0.children_user) + (usage1.children_system - usage0.children_system),
         stop_reason="duration",
@@ -630,9 +662,24 @@ def run_load(
     if engine == "wrk":
         if duration_s is None:
             raise ValueError("wrk runs for a duration; give duration_s")
-        return run_wrk(url, specs, concurrency=concurrency, duration_s=duration_s, timeout_s=timeout_s, threads=processes, count_versions=count_versions)
+        return run_wrk(
+            url,
+            specs,
+            concurrency=concurrency,
+            duration_s=duration_s,
+            timeout_s=timeout_s,
+            threads=processes,
+            count_versions=count_versions,
+        )
     return run_python(
-        url, specs, concurrency=concurrency, requests=requests, duration_s=duration_s, timeout_s=timeout_s, engine=engine, processes=processes
+        url,
+        specs,
+        concurrency=concurrency,
+        requests=requests,
+        duration_s=duration_s,
+        timeout_s=timeout_s,
+        engine=engine,
+        processes=processes,
     )
 
 
@@ -666,8 +713,14 @@ def main(argv: list[str] | None = None) -> int:
     specs = [RequestSpec(method, args.path, b) for b in bodies] or [RequestSpec(method, args.path)]
     duration = args.duration if (args.duration is not None or args.requests is not None) else 10.0
     result = run_load(
-        args.url, specs, engine=args.engine, concurrency=args.concurrency, requests=args.requests,
-        duration_s=duration, timeout_s=args.timeout, processes=args.processes,
+        args.url,
+        specs,
+        engine=args.engine,
+        concurrency=args.concurrency,
+        requests=args.requests,
+        duration_s=duration,
+        timeout_s=args.timeout,
+        processes=args.processes,
     )
     print(json.dumps(result.to_dict(), indent=2, default=float))
     return 0 if result.failures == 0 else 1

@@ -103,7 +103,7 @@ def visitor_features(query_inputs: Sequence[dict], choices: dict[str, list], rng
         name = qi.get("name")
         if not name or name == "user_id":
             continue
-        if name in choices and choices[name]:
+        if choices.get(name):
             out[name] = rng.choice(choices[name])
         elif qi.get("dtype") == "float32":
             default = qi.get("default")
@@ -205,7 +205,9 @@ class Catalog:
                 self.item_ids = list(dict.fromkeys(found))
             log.info(
                 "storefront traffic: model %s, %d known users, %d items, visitor features %s",
-                self.version, len(self.user_ids), len(self.item_ids),
+                self.version,
+                len(self.user_ids),
+                len(self.item_ids),
                 [q.get("name") for q in self.query_inputs if q.get("name") != "user_id"],
             )
             self.ready = True
@@ -272,7 +274,9 @@ class Shopper(FastHttpUser):
             self._post("/v1/recommendations", self._visitor_body(), "POST /v1/recommendations [visitor]")
         elif kind == "similar":
             item = self.rng.choice(CATALOG.item_ids)
-            with self.client.get(f"/v1/items/{item}/similar?k={self.k}", name="GET /v1/items/[id]/similar", catch_response=True) as r:
+            with self.client.get(
+                f"/v1/items/{item}/similar?k={self.k}", name="GET /v1/items/[id]/similar", catch_response=True
+            ) as r:
                 try:
                     payload = r.json() if r.status_code == 200 else None
                 except ValueError:
@@ -281,7 +285,9 @@ class Shopper(FastHttpUser):
                 r.failure(why) if why else r.success()
         else:
             n = self.environment.parsed_options.batch_size
-            reqs = [self._known_body() if CATALOG.user_ids and self.rng.random() < 0.7 else self._visitor_body() for _ in range(n)]
+            reqs = [
+                self._known_body() if CATALOG.user_ids and self.rng.random() < 0.7 else self._visitor_body() for _ in range(n)
+            ]
             self._post("/v1/recommendations/batch", {"requests": reqs}, "POST /v1/recommendations/batch", batch=n)
 
 
@@ -294,8 +300,12 @@ def _verdict(environment: Any, **_: Any) -> None:
     total = environment.stats.total
     p99 = total.get_response_time_percentile(0.99) if total.num_requests else None
     problems = threshold_violations(
-        total.num_requests, total.num_failures, p99,
-        max_fail_ratio=opts.max_fail_ratio, max_p99_ms=opts.max_p99_ms, min_requests=opts.min_requests,
+        total.num_requests,
+        total.num_failures,
+        p99,
+        max_fail_ratio=opts.max_fail_ratio,
+        max_p99_ms=opts.max_p99_ms,
+        min_requests=opts.min_requests,
     )
     if problems:
         log.error("thresholds FAILED: %s", "; ".join(problems))
@@ -303,6 +313,10 @@ def _verdict(environment: Any, **_: Any) -> None:
     else:
         log.info(
             "thresholds passed: %d requests, failure ratio %.4f <= %.4f, p99 %s ms (limit %s)",
-            total.num_requests, total.fail_ratio, opts.max_fail_ratio, p99, opts.max_p99_ms or "none",
+            total.num_requests,
+            total.fail_ratio,
+            opts.max_fail_ratio,
+            p99,
+            opts.max_p99_ms or "none",
         )
         environment.process_exit_code = 0

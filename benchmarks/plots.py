@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 QUALITY_PANELS = (
     ("P1", "top_100_accuracy", "P1 top-100 accuracy", 0.40),
@@ -64,12 +64,23 @@ def recall_speed(
             by_reorder.setdefault(int(p["reorder"]), []).append(p)
         for reorder, pts in sorted(by_reorder.items()):
             pts = sorted(pts, key=lambda p: p["leaves_to_search"])
-            ax.plot([p["recall_at_10"] for p in pts], [p["qps_batched"] for p in pts], marker="o", ms=3, label=f"reorder {reorder}")
+            ax.plot(
+                [p["recall_at_10"] for p in pts], [p["qps_batched"] for p in pts], marker="o", ms=3, label=f"reorder {reorder}"
+            )
             for p in pts:
                 ax.annotate(str(p["leaves_to_search"]), (p["recall_at_10"], p["qps_batched"]), fontsize=6, alpha=0.6)
         c = chosen.get(name)
         if c:
-            ax.scatter([c["recall_at_10"]], [c["qps_batched"]], s=160, facecolors="none", edgecolors="red", lw=2, label="chosen defaults", zorder=5)
+            ax.scatter(
+                [c["recall_at_10"]],
+                [c["qps_batched"]],
+                s=160,
+                facecolors="none",
+                edgecolors="red",
+                lw=2,
+                label="chosen defaults",
+                zorder=5,
+            )
         if name in exact_qps:
             ax.axhline(exact_qps[name], ls=":", color="black", label="exact numpy (batched, 1 thread)")
         ax.set_yscale("log")

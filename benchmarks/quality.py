@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import replace
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,6 @@ def _test(score, prep, proto, pair_score=None) -> tuple[dict[str, float], dict[s
 
 # --------------------------------------------------------------------------- models
 def run_popularity(prep, proto) -> dict[str, Any]:
-    from benchmarks.movielens import evaluate_test
     from training.metrics import popularity_score_fn
 
     start = time.perf_counter()
@@ -106,7 +105,7 @@ def run_popularity(prep, proto) -> dict[str, Any]:
 
 def run_tfrs_baseline(prep, proto, config, seeds: list[int]) -> dict[str, Any]:
     from benchmarks.baselines.tfrs_ids import build_model, embeddings, eval_dataset, train_dataset
-    from benchmarks.movielens import evaluate_test, published_order
+    from benchmarks.movielens import published_order
     from training.metrics import embedding_score_fn
 
     rows = published_order(proto.split.train)
@@ -130,7 +129,9 @@ def run_tfrs_baseline(prep, proto, config, seeds: list[int]) -> dict[str, Any]:
         if cross is None and proto.name == "P1":
             test = proto.split.test
             out = model.evaluate(
-                eval_dataset(prep.user_ids[prep.user_rows[test]], prep.item_ids[prep.item_rows[test]]), return_dict=True, verbose=0
+                eval_dataset(prep.user_ids[prep.user_rows[test]], prep.item_ids[prep.item_rows[test]]),
+                return_dict=True,
+                verbose=0,
             )
             cross = {k.split("/")[-1]: float(v) for k, v in out.items() if "top_" in k}
         log(f"{proto.name} {config.name} seed {seed}: {seconds[-1]:.1f}s {runs[-1]}")
@@ -236,7 +237,9 @@ def run_als(prep, proto, grid, iterations, base_iterations, seed: int = 42) -> d
     tune_seconds = time.perf_counter() - tune_start
     hp = {k: best[k] for k in ("factors", "regularization", "alpha", "iterations")}
     start = time.perf_counter()
-    model = fit_als(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items, seed=seed, **hp)
+    model = fit_als(
+        prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items, seed=seed, **hp
+    )
     seconds = time.perf_counter() - start
     test, per_user = _test(model.score, prep, proto)
     log(f"{proto.name} als {hp}: {test}")
@@ -272,8 +275,15 @@ def run_lightfm(data, prep, proto, grid, epochs, seed: int = 42) -> dict[str, An
     sweep = []
     for components, lr, alpha in itertools.product(grid["components"], grid["learning_rate"], grid["item_alpha"]):
         hp = {"components": components, "learning_rate": lr, "item_alpha": alpha}
-        fit = LightFmWarp(prep.user_rows[proto.fit_rows], prep.item_rows[proto.fit_rows], prep.num_users, prep.num_items,
-                          features, seed=seed, **hp)
+        fit = LightFmWarp(
+            prep.user_rows[proto.fit_rows],
+            prep.item_rows[proto.fit_rows],
+            prep.num_users,
+            prep.num_items,
+            features,
+            seed=seed,
+            **hp,
+        )
         for n in sorted(epochs):
             val = evaluate_validation(fit.train(n).score, prep, proto)
             sweep.append({**hp, "epochs": n, f"val_{metric}": float(val[metric])})
@@ -281,8 +291,15 @@ def run_lightfm(data, prep, proto, grid, epochs, seed: int = 42) -> dict[str, An
     best = max(sweep, key=lambda r: r[f"val_{metric}"])
     hp = {k: best[k] for k in ("components", "learning_rate", "item_alpha")}
     start = time.perf_counter()
-    final = LightFmWarp(prep.user_rows[proto.split.train], prep.item_rows[proto.split.train], prep.num_users, prep.num_items,
-                        features, seed=seed, **hp).train(best["epochs"])
+    final = LightFmWarp(
+        prep.user_rows[proto.split.train],
+        prep.item_rows[proto.split.train],
+        prep.num_users,
+        prep.num_items,
+        features,
+        seed=seed,
+        **hp,
+    ).train(best["epochs"])
     seconds = time.perf_counter() - start
     test, per_user = _test(final.score, prep, proto)
     log(f"{proto.name} lightfm {best}: {test}")
@@ -461,15 +478,21 @@ def _tuned_on_sessions(build, grid, p3, prep, what: str) -> tuple[Any, dict[str,
     for value in grid:
         model = build(p3.fit_rows, value)
         model.x = x_val
-        sweep.append({what: value, "val_ndcg_at_10": evaluate_sessions(model.score, p3.validation, prep.num_items)[0]["ndcg_at_10"]})
+        sweep.append(
+            {what: value, "val_ndcg_at_10": evaluate_sessions(model.score, p3.validation, prep.num_items)[0]["ndcg_at_10"]}
+        )
     best = max(sweep, key=lambda r: r["val_ndcg_at_10"])[what]
     tune = time.perf_counter() - start
     start = time.perf_counter()
     model = build(p3.train_rows, best)
     seconds = time.perf_counter() - start
     model.x = session_matrix(p3.test, prep.num_items)
-    return model, {"train_seconds": seconds, "tuning_seconds": tune, "hyperparameters": {what: best},
-                   "validation": {"metric": "ndcg_at_10 (validation sessions)", "sweep": sweep}}
+    return model, {
+        "train_seconds": seconds,
+        "tuning_seconds": tune,
+        "hyperparameters": {what: best},
+        "validation": {"metric": "ndcg_at_10 (validation sessions)", "sweep": sweep},
+    }
 
 
 def run_session_baselines(prep, p3, wanted: set[str], lambdas, neighbours) -> dict[str, Any]:
@@ -484,8 +507,13 @@ def run_session_baselines(prep, p3, wanted: set[str], lambdas, neighbours) -> di
     out: dict[str, Any] = {}
     if "popularity" in wanted:
         counts = np.bincount(prep.item_rows[p3.train_rows], minlength=prep.num_items).astype(np.float32)
-        out["popularity"] = _session_result(lambda r: np.broadcast_to(counts, (len(r), prep.num_items)), p3.test, prep.num_items,
-                                            train_seconds=0.0, hyperparameters={})
+        out["popularity"] = _session_result(
+            lambda r: np.broadcast_to(counts, (len(r), prep.num_items)),
+            p3.test,
+            prep.num_items,
+            train_seconds=0.0,
+            hyperparameters={},
+        )
     if "ease" in wanted:
         model, info = _tuned_on_sessions(lambda rows, lam: Ease.fit(matrix(rows), lam), lambdas, p3, prep, "lambda")
         out["ease"] = _session_result(model.score, p3.test, prep.num_items, **info)
@@ -539,7 +567,12 @@ def run_project_sessions(data, p3, seeds: list[int], work: Path, variant: str) -
 
     spec, config = project_variant(data, variant, SplitKind.TEMPORAL)
     prep = prepare(data, spec)
-    inner = make_split(prep.data.interactions.iloc[p3.train_rows].reset_index(drop=True), config.split, config.validation_fraction, config.seed + 1)
+    inner = make_split(
+        prep.data.interactions.iloc[p3.train_rows].reset_index(drop=True),
+        config.split,
+        config.validation_fraction,
+        config.seed + 1,
+    )
     fit_rows, val_rows = p3.train_rows[inner.train], p3.train_rows[inner.test]
     split = Split(train=p3.train_rows, test=np.zeros(0, dtype=np.int64))
     defaults = input_defaults(spec.query, subset_inputs(prep.user_inputs, np.unique(prep.user_rows[p3.train_rows])))
@@ -549,16 +582,29 @@ def run_project_sessions(data, p3, seeds: list[int], work: Path, variant: str) -
         path = work / f"p3-{variant}-{seed}"
         export_tower(res.model.query_tower, spec.query.features, path)
         queries = session_queries(tf.saved_model.load(str(path)).signatures["serving_default"], spec, prep, p3.test, defaults)
-        r = _session_result(embedding_score_fn(queries, embed(res.model.candidate_tower, prep.item_inputs)), p3.test, prep.num_items)
+        r = _session_result(
+            embedding_score_fn(queries, embed(res.model.candidate_tower, prep.item_inputs)), p3.test, prep.num_items
+        )
         runs.append(r["test"])
         per_user = per_user or r["_per_user"]
         seconds.append(secs)
         epochs.append(best)
         log(f"P3 project[{variant}] seed {seed}: {secs:.1f}s {r['test']}")
     out = _aggregate(runs)
-    out.update({"_per_user": per_user, "per_seed": dict(zip([str(s) for s in seeds], runs, strict=True)),
-                "train_seconds": seconds[0], "train_seconds_per_seed": seconds, "best_epoch_per_seed": epochs,
-                "hyperparameters": {"variant": variant, "feature_spec": spec.model_dump(mode="json"), "config": config.model_dump(mode="json")}})
+    out.update(
+        {
+            "_per_user": per_user,
+            "per_seed": dict(zip([str(s) for s in seeds], runs, strict=True)),
+            "train_seconds": seconds[0],
+            "train_seconds_per_seed": seconds,
+            "best_epoch_per_seed": epochs,
+            "hyperparameters": {
+                "variant": variant,
+                "feature_spec": spec.model_dump(mode="json"),
+                "config": config.model_dump(mode="json"),
+            },
+        }
+    )
     return out
 
 
@@ -571,7 +617,9 @@ def bootstrap_table(models: dict[str, Any], resamples: int = BOOTSTRAP_RESAMPLES
     for mine in [n for n in models if n.startswith("project") and "_per_user" in models[n]]:
         for other in [n for n in models if n != mine and "_per_user" in models[n]]:
             out[f"{mine} vs {other}"] = {
-                m: paired_bootstrap(np.asarray(models[mine]["_per_user"][m]), np.asarray(models[other]["_per_user"][m]), resamples)
+                m: paired_bootstrap(
+                    np.asarray(models[mine]["_per_user"][m]), np.asarray(models[other]["_per_user"][m]), resamples
+                )
                 for m in ("recall_at_10", "ndcg_at_10")
             }
     return out
@@ -614,7 +662,9 @@ def summarize(results: dict[str, Any]) -> str:
                 )
             hp = r.get("hyperparameters", {})
             hp_s = ", ".join(f"{k}={v}" for k, v in hp.items() if k not in ("config", "feature_spec"))
-            rows.append([label, *[r["test"][m] for m in metrics], round(r["train_seconds"], 2), "; ".join(x for x in (hp_s, spread) if x)])
+            rows.append(
+                [label, *[r["test"][m] for m in metrics], round(r["train_seconds"], 2), "; ".join(x for x in (hp_s, spread) if x)]
+            )
         lines += [f"### {proto}", "", fmt_table(["model", *metrics, "train s", "notes"], rows), ""]
         targets = [(m, t) for (p, m), t in TARGETS.items() if p == proto]
         proj = models.get("project", {}).get("test", {})
@@ -644,7 +694,9 @@ def summarize(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", help="MovieLens 100K directory (default ../shared/data/ml-100k)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--seeds", default="42,43,44", help="init seeds of the trained neural models (first = run_pipeline's)")
@@ -672,7 +724,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         seeds = seeds[:1]
         lambdas, grid, iters = (100.0, 500.0), {"factors": (32,), "regularization": (0.1,), "alpha": (5.0,)}, (15,)
-        svd_k, lfm_grid, lfm_epochs, knn_k = (32, 128), {"components": (32,), "learning_rate": (0.05,), "item_alpha": (0.0,)}, (10,), (50, 0)
+        svd_k, lfm_grid, lfm_epochs, knn_k = (
+            (32, 128),
+            {"components": (32,), "learning_rate": (0.05,), "item_alpha": (0.0,)},
+            (10,),
+            (50, 0),
+        )
     wanted = set(args.models.split(","))
     variants = [v for v in args.variants.split(",") if v.strip()]
     if args.no_als:
@@ -680,7 +737,12 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_description()
     data, prep = load(path)
     results: dict[str, Any] = {
-        "dataset": {"source": data.source, "interactions": len(data.interactions), "users": prep.num_users, "items": prep.num_items},
+        "dataset": {
+            "source": data.source,
+            "interactions": len(data.interactions),
+            "users": prep.num_users,
+            "items": prep.num_items,
+        },
         "seeds": seeds,
         "targets": {f"{p} {m}": t for (p, m), t in TARGETS.items()},
         "tuning": "hyperparameters picked on a validation split carved from train (training.pipeline.split_with_validation); "
@@ -699,16 +761,23 @@ def main(argv: list[str] | None = None) -> int:
                 for variant in variants:
                     models[f"project[{variant}]"] = run_project_sessions(data, p3, seeds, Path(tmp), variant)
                 results["protocols"]["P3"] = {
-                    "split": {"train": len(p3.train_rows), "fit": len(p3.fit_rows), "test_users": len(p3.test.users),
-                              "validation_users": len(p3.validation.users),
-                              "given_items": int(sum(len(g) for g in p3.test.given)), "test_items": int(sum(len(t) for t in p3.test.target))},
+                    "split": {
+                        "train": len(p3.train_rows),
+                        "fit": len(p3.fit_rows),
+                        "test_users": len(p3.test.users),
+                        "validation_users": len(p3.validation.users),
+                        "given_items": int(sum(len(g) for g in p3.test.given)),
+                        "test_items": int(sum(len(t) for t in p3.test.target)),
+                    },
                     "models": models,
                     "ranks": ranks(models, "P3"),
                     "bootstrap": bootstrap_table(models),
                 }
                 continue
             proto = protocol(prep, name)
-            log(f"{name}: train {len(proto.split.train):,} (fit {len(proto.fit_rows):,} + val {len(proto.val_rows):,}), test {len(proto.split.test):,}")
+            log(
+                f"{name}: train {len(proto.split.train):,} (fit {len(proto.fit_rows):,} + val {len(proto.val_rows):,}), test {len(proto.split.test):,}"
+            )
             models: dict[str, Any] = {}
             if "popularity" in wanted:
                 models["popularity"] = run_popularity(prep, proto)
@@ -728,7 +797,12 @@ def main(argv: list[str] | None = None) -> int:
             for variant in variants:
                 models[f"project[{variant}]"] = run_project(data, prep, proto, seeds, Path(tmp), variant)
             results["protocols"][name] = {
-                "split": {"train": len(proto.split.train), "fit": len(proto.fit_rows), "validation": len(proto.val_rows), "test": len(proto.split.test)},
+                "split": {
+                    "train": len(proto.split.train),
+                    "fit": len(proto.fit_rows),
+                    "validation": len(proto.val_rows),
+                    "test": len(proto.split.test),
+                },
                 "models": models,
                 "ranks": ranks(models, name),
             }

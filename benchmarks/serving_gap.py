@@ -118,7 +118,9 @@ def variant_app(variant: str, model_root: Path | None = None) -> Any:
         return sl.http_stack_app(answer, _service_lifespan(settings))
 
     if variant == "handoff":
-        batcher: MicroBatcher = MicroBatcher(lambda jobs: [None] * len(jobs), max_wait_s=0.0, max_size=settings.microbatch_max_size)
+        batcher: MicroBatcher = MicroBatcher(
+            lambda jobs: [None] * len(jobs), max_wait_s=0.0, max_size=settings.microbatch_max_size
+        )
 
         async def answer(body: Any, request: Any) -> Any:
             await batcher.submit(body)
@@ -145,7 +147,9 @@ def variant_app(variant: str, model_root: Path | None = None) -> Any:
             request.state.model_version = model.version
             job = build_job(model, body)
             items = await cached.submit(job)  # final rankings: finish_jobs never asks for an exact rerun
-            return JSONBytesResponse({"model_version": model.version, "user_id": body.user_id, "strategy": job.strategy, "items": items})
+            return JSONBytesResponse(
+                {"model_version": model.version, "user_id": body.user_id, "strategy": job.strategy, "items": items}
+            )
 
         return sl.http_stack_app(answer, _service_lifespan(settings, start, cached.stop))
 
@@ -236,7 +240,16 @@ def summary_md(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         f"load average {meta['load_before']} before, {meta['load_after']} after.\n\n"
     )
     table = fmt_table(
-        ["server", "req/s", "ratio to ceiling (per round)", "p99 ms", "loop CPU µs/req", "loop on core / run queue / blocked %", "other threads CPU µs/req", "failures"],
+        [
+            "server",
+            "req/s",
+            "ratio to ceiling (per round)",
+            "p99 ms",
+            "loop CPU µs/req",
+            "loop on core / run queue / blocked %",
+            "other threads CPU µs/req",
+            "failures",
+        ],
         rows,
     )
     return head + table + "\n"
@@ -276,7 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, sl.Server] = {"ceiling": sl.start_ceiling_server(1, logs)}
     for variant in VARIANTS:
         port = sl.free_port()
-        cmd = [sys.executable, "-m", "benchmarks.serving_gap", "serve", "--variant", variant, "--port", str(port), "--model-root", str(root)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.serving_gap",
+            "serve",
+            "--variant",
+            variant,
+            "--port",
+            str(port),
+            "--model-root",
+            str(root),
+        ]
         servers[variant] = sl.Server(f"ceiling + {variant}", cmd, port, sl.server_env(), logs / f"gap-{variant}-{port}.log")
     servers["service"] = sl.start_model_server(root, 1, logs)
     try:
@@ -296,7 +320,14 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers.values():
             server.stop()
     summary = summarize(rounds)
-    meta = {"items": args.size, "concurrency": args.concurrency, "rounds": args.rounds, "duration_s": args.duration, "load_before": load_before, "load_after": load_after}
+    meta = {
+        "items": args.size,
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "load_before": load_before,
+        "load_after": load_after,
+    }
     md = summary_md(summary, meta)
     write_results(args.out, {**meta, "summary": summary, "rounds": rounds}, md, machine=machine, started=started)
     print(md)

@@ -93,8 +93,14 @@ DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "recsys-serving-bench"
 K = 10
 NUM_USERS = 50_000
 REQUEST_USERS = 1_000
-TARGETS = {"ratio_to_http_ceiling_min": 0.60, "p99_ms_max": 25.0, "failures": 0, "rss_gb_per_worker_max": 1.5, "swap_p99_ms_max": 100.0,
-           "recent_p99_ms_max": 30.0}
+TARGETS = {
+    "ratio_to_http_ceiling_min": 0.60,
+    "p99_ms_max": 25.0,
+    "failures": 0,
+    "rss_gb_per_worker_max": 1.5,
+    "swap_p99_ms_max": 100.0,
+    "recent_p99_ms_max": 30.0,
+}
 
 
 def log(msg: str) -> None:
@@ -110,7 +116,14 @@ def load_average() -> list[float]:
 
 # --------------------------------------------------------------------------- HTTP ceiling app
 CEILING_ITEMS = [
-    {"item_id": f"i{row:07d}", "score": 100.0 - rank * 1.37, "rank": rank, "popularity": 3 * rank, "category": f"c{rank:02d}", "price": 12.5 + rank}
+    {
+        "item_id": f"i{row:07d}",
+        "score": 100.0 - rank * 1.37,
+        "rank": rank,
+        "popularity": 3 * rank,
+        "category": f"c{rank:02d}",
+        "price": 12.5 + rank,
+    }
     for rank, row in enumerate((4711, 815, 90210, 1234, 777, 31337, 4242, 1001, 65535, 2718), start=1)
 ]
 
@@ -140,10 +153,10 @@ def http_stack_app(answer: Any = None, lifespan: Any = None) -> Any:
     """The ceiling's stack. Without ``answer`` the route returns the fixed body at
     once; with ``answer`` (``async (body, request) -> Response``, used by
     ``benchmarks.serving_gap``) the route awaits it instead."""
-    import recsys  # noqa: F401
     from fastapi import FastAPI, Request
     from starlette.responses import Response
 
+    import recsys  # noqa: F401
     from serving.errors import JSONBytesResponse, install_error_handlers
     from serving.metrics import ServiceMetrics
     from serving.middleware import GuardMiddleware
@@ -155,7 +168,14 @@ def http_stack_app(answer: Any = None, lifespan: Any = None) -> Any:
     metrics = ServiceMetrics()
     holder = ModelHolder()
     RecommendationRequest = make_schemas(settings).RecommendationRequest  # noqa: N806
-    app = FastAPI(title="HTTP ceiling", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=JSONBytesResponse, lifespan=lifespan)
+    app = FastAPI(
+        title="HTTP ceiling",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=JSONBytesResponse,
+        lifespan=lifespan,
+    )
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics, holder=holder)
 
@@ -193,11 +213,13 @@ def serve_ceiling(host: str, port: int, workers: int) -> None:
 
 
 # --------------------------------------------------------------------------- compute ceiling
-def compute_ceiling(model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 64), min_seconds: float = 3.0, repeats: int = 5) -> dict[str, Any]:
+def compute_ceiling(
+    model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 64), min_seconds: float = 3.0, repeats: int = 5
+) -> dict[str, Any]:
     """Query tower + ScaNN (and the whole inference step) in-process, queries/s per batch size."""
-    import recsys  # noqa: F401
     import numpy as np
 
+    import recsys  # noqa: F401
     from benchmarks.common import median
     from serving.engine import build_job, run_jobs
     from serving.model import load_version, read_latest
@@ -212,7 +234,14 @@ def compute_ceiling(model_root: Path, batch_sizes: tuple[int, ...] = (1, 8, 32, 
 
     class Req:  # what the app hands build_job for POST {"user_id": u, "k": 10}
         def __init__(self, uid: str) -> None:
-            self.user_id, self.features, self.k, self.exclude_seen, self.exclude_item_ids, self.filters = uid, None, K, True, [], None
+            self.user_id, self.features, self.k, self.exclude_seen, self.exclude_item_ids, self.filters = (
+                uid,
+                None,
+                K,
+                True,
+                [],
+                None,
+            )
 
     reqs = [Req(u) for u in users]
 
@@ -270,9 +299,9 @@ def compute_recent(model_root: Path, recent: int, batch: int = 32, rounds: int =
     batches of ``batch`` known-user requests, each carrying ``recent`` recent items (the
     query tower runs for each) or none (precomputed vectors): milliseconds per batch,
     median and 95th percentile over ``rounds`` batches of each, interleaved."""
-    import recsys  # noqa: F401
     import numpy as np
 
+    import recsys  # noqa: F401
     from benchmarks.catalog import item_id
     from serving.engine import build_job, run_jobs
     from serving.model import load_version, read_latest
@@ -285,7 +314,9 @@ def compute_recent(model_root: Path, recent: int, batch: int = 32, rounds: int =
     rng = np.random.default_rng(19)
 
     def req(uid: str, items: list[str]) -> Any:
-        return argparse.Namespace(user_id=uid, features=None, k=K, exclude_seen=True, exclude_item_ids=[], filters=None, recent_item_ids=items)
+        return argparse.Namespace(
+            user_id=uid, features=None, k=K, exclude_seen=True, exclude_item_ids=[], filters=None, recent_item_ids=items
+        )
 
     times: dict[str, list[float]] = {"recent_items": [], "no_recent_items": []}
     for r in range(rounds + 2):  # the first two warm up
@@ -296,7 +327,13 @@ def compute_recent(model_root: Path, recent: int, batch: int = 32, rounds: int =
             run_jobs([build_job(model, req(u, v if kind == "recent_items" else [])) for u, v in zip(chunk, visits, strict=True)])
             if r >= 2:
                 times[kind].append(1000 * (time.perf_counter() - t))
-    out: dict[str, Any] = {"version": name, "num_items": model.num_items, "batch": batch, "recent_items": recent, "load_average": load_average()}
+    out: dict[str, Any] = {
+        "version": name,
+        "num_items": model.num_items,
+        "batch": batch,
+        "recent_items": recent,
+        "load_average": load_average(),
+    }
     for kind, ms in times.items():
         out[kind] = {"ms_per_batch_p50": float(np.median(ms)), "ms_per_batch_p95": float(np.percentile(ms, 95))}
     return out
@@ -407,14 +444,33 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def start_model_server(root: Path, workers: int, logs: Path, extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    cmd = [*recsys_exe(), "serve", "--model-root", str(root), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return Server(f"recsys serve ({root.name}, {workers} worker(s))", cmd, port, server_env(extra_env), logs / f"server-{root.name}-w{workers}-{port}.log")
+    cmd = [
+        *recsys_exe(),
+        "serve",
+        "--model-root",
+        str(root),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return Server(
+        f"recsys serve ({root.name}, {workers} worker(s))",
+        cmd,
+        port,
+        server_env(extra_env),
+        logs / f"server-{root.name}-w{workers}-{port}.log",
+    )
 
 
 def start_ceiling_server(workers: int, logs: Path, extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
     cmd = [sys.executable, "-m", "benchmarks.serving_load", "ceiling-server", "--port", str(port), "--workers", str(workers)]
-    return Server(f"HTTP ceiling ({workers} worker(s))", cmd, port, server_env(extra_env), logs / f"ceiling-w{workers}-{port}.log")
+    return Server(
+        f"HTTP ceiling ({workers} worker(s))", cmd, port, server_env(extra_env), logs / f"ceiling-w{workers}-{port}.log"
+    )
 
 
 def scrape_batches(port: int) -> tuple[float, float] | None:
@@ -446,18 +502,41 @@ def ensure_catalog(work_dir: Path, size: int, logs: Path, history_length: int = 
         same_history = cat.get("history_length", 0) == history_length
         if manifest.get("num_items") == size and cat.get("generator") == GENERATOR_VERSION and current and same_history:
             log(f"reusing {root} (version {name})")
-            return {"model_root": str(root), "version": name, "reused": True, "build_timings": cat.get("build_timings"), "index": manifest.get("index")}
+            return {
+                "model_root": str(root),
+                "version": name,
+                "reused": True,
+                "build_timings": cat.get("build_timings"),
+                "index": manifest.get("index"),
+            }
         if "generated-catalog" not in str(manifest.get("dataset", {}).get("source")):
             raise RuntimeError(f"{root} holds a version that is not a generated catalog: not touching it")
         log(f"{root} holds a catalog of an older generator or index settings: rebuilding it")
         shutil.rmtree(root)
     log(f"building a {size:,}-item catalog in {root}")
-    cmd = [sys.executable, "-m", "benchmarks.catalog", "--model-root", str(root), "--items", str(size), "--users", str(NUM_USERS),
-           "--history-length", str(history_length)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.catalog",
+        "--model-root",
+        str(root),
+        "--items",
+        str(size),
+        "--users",
+        str(NUM_USERS),
+        "--history-length",
+        str(history_length),
+    ]
     with open(logs / f"catalog-{size}.log", "ab") as fh:
         done = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=fh, timeout=3600, check=True)
     info = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return {"model_root": str(root), "version": info["version"], "reused": False, "build_timings": info["timings"], "index": info["index"]}
+    return {
+        "model_root": str(root),
+        "version": info["version"],
+        "reused": False,
+        "build_timings": info["timings"],
+        "index": info["index"],
+    }
 
 
 def former_index_catalog(work_dir: Path, size: int, root: Path, logs: Path) -> dict[str, Any]:
@@ -479,10 +558,13 @@ def former_change(per: dict[str, Any]) -> dict[str, Any]:
             f = former["per_concurrency"].get(c)
             if f:
                 out[f"workers={tuned['workers']} c={c}"] = {
-                    "tuned_rps": t["model"]["rps"], "former_rps": f["model"]["rps"],
+                    "tuned_rps": t["model"]["rps"],
+                    "former_rps": f["model"]["rps"],
                     "rps_change": t["model"]["rps"] / f["model"]["rps"] - 1 if f["model"]["rps"] else None,
-                    "tuned_p99_ms": t["model"]["p99_ms"], "former_p99_ms": f["model"]["p99_ms"],
-                    "tuned_ratio": t["ratio_to_http_ceiling"], "former_ratio": f["ratio_to_http_ceiling"],
+                    "tuned_p99_ms": t["model"]["p99_ms"],
+                    "former_p99_ms": f["model"]["p99_ms"],
+                    "tuned_ratio": t["ratio_to_http_ceiling"],
+                    "former_ratio": f["ratio_to_http_ceiling"],
                 }
     return out
 
@@ -491,7 +573,9 @@ def request_specs(num_users: int = REQUEST_USERS) -> list[Any]:
     from benchmarks.catalog import user_id
     from benchmarks.loadgen import RequestSpec
 
-    return [RequestSpec.post_json("/v1/recommendations", {"user_id": user_id(i * 37 % NUM_USERS), "k": K}) for i in range(num_users)]
+    return [
+        RequestSpec.post_json("/v1/recommendations", {"user_id": user_id(i * 37 % NUM_USERS), "k": K}) for i in range(num_users)
+    ]
 
 
 def recent_request_specs(num_items: int, recent: int, num_users: int = REQUEST_USERS) -> list[Any]:
@@ -506,8 +590,11 @@ def recent_request_specs(num_items: int, recent: int, num_users: int = REQUEST_U
     return [
         RequestSpec.post_json(
             "/v1/recommendations",
-            {"user_id": user_id(i * 37 % NUM_USERS), "k": K,
-             "recent_item_ids": [item_id(int(r)) for r in rng.integers(0, num_items, recent)]},
+            {
+                "user_id": user_id(i * 37 % NUM_USERS),
+                "k": K,
+                "recent_item_ids": [item_id(int(r)) for r in rng.integers(0, num_items, recent)],
+            },
         )
         for i in range(num_users)
     ]
@@ -530,7 +617,10 @@ def measure_recent(size: int, work_dir: Path, args: argparse.Namespace, logs: Pa
         ("today_no_recent_items", today, plain),  # today's version (no history feature), the same requests
     ]
     try:
-        ready = {"history_version": hist.wait_ready("/readyz", args.ready_timeout), "today_version": today.wait_ready("/readyz", args.ready_timeout)}
+        ready = {
+            "history_version": hist.wait_ready("/readyz", args.ready_timeout),
+            "today_version": today.wait_ready("/readyz", args.ready_timeout),
+        }
         memory = {"history_version": hist.memory(), "today_version": today.memory()}
         for _, server, specs in loads:  # warm-up
             one_load(server, specs, args.engine, 8, args.warmup, args.processes)
@@ -560,23 +650,39 @@ def measure_recent(size: int, work_dir: Path, args: argparse.Namespace, logs: Pa
 def recent_md(r: dict[str, Any]) -> str:
     from benchmarks.common import fmt_table
 
-    rows = [[name, s["rps"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["failures"], s["mean_microbatch"]] for name, s in r["summary"].items()]
-    return "\n".join([
-        f"### recent items: {r['recent_items']} per request, c = 32, 1 worker (interleaved, medians)",
-        "",
-        fmt_table(["load", "req/s", "p50 ms", "p95 ms", "p99 ms", "fail", "batch"], rows),
-        "",
-    ])
+    rows = [
+        [name, s["rps"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["failures"], s["mean_microbatch"]]
+        for name, s in r["summary"].items()
+    ]
+    return "\n".join(
+        [
+            f"### recent items: {r['recent_items']} per request, c = 32, 1 worker (interleaved, medians)",
+            "",
+            fmt_table(["load", "req/s", "p50 ms", "p95 ms", "p99 ms", "fail", "batch"], rows),
+            "",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- measuring
-def one_load(server: Server, specs: list, engine: str, conc: int, duration: float, processes: int, workers: int = 1) -> dict[str, Any]:
+def one_load(
+    server: Server, specs: list, engine: str, conc: int, duration: float, processes: int, workers: int = 1
+) -> dict[str, Any]:
     """One bounded load; with one worker also the mean micro-batch size (a scrape reaches one worker only)."""
     from benchmarks.loadgen import run_load
 
     before = scrape_batches(server.port) if workers == 1 else None
     load = load_average()
-    res = run_load(server.url, specs, engine=engine, concurrency=conc, duration_s=duration, timeout_s=10.0, processes=processes, count_versions=False)
+    res = run_load(
+        server.url,
+        specs,
+        engine=engine,
+        concurrency=conc,
+        duration_s=duration,
+        timeout_s=10.0,
+        processes=processes,
+        count_versions=False,
+    )
     after = scrape_batches(server.port) if workers == 1 else None
     out = res.to_dict()
     out["load_average_before"] = load
@@ -603,7 +709,9 @@ def summarize(runs: list[dict]) -> dict[str, Any]:
         "p99_ms": med(runs, "latency_ms", "p99"),
         "failures": int(sum(r["failures"] for r in runs)),
         "requests": int(sum(r["completed"] for r in runs)),
-        "mean_microbatch": med([r for r in runs if "mean_microbatch" in r], "mean_microbatch") if any("mean_microbatch" in r for r in runs) else None,
+        "mean_microbatch": med([r for r in runs if "mean_microbatch" in r], "mean_microbatch")
+        if any("mean_microbatch" in r for r in runs)
+        else None,
         "client_cpu_s_per_1k": med([{"v": 1000 * (r["client_cpu_s"] or 0) / max(r["completed"], 1)} for r in runs], "v"),
     }
 
@@ -619,10 +727,15 @@ def measure_workers(size: int, root: Path, workers: int, args: argparse.Namespac
             _wait_all_workers(model, workers, args.ready_timeout)
         ceiling.wait_ready("/healthz", 120)
         mem_loaded = model.memory()
-        log(f"ready in {model_ready:.1f}s; RSS {mem_loaded['total_rss'] / 2**30:.2f} GiB in {len(mem_loaded['processes'])} process(es)")
+        log(
+            f"ready in {model_ready:.1f}s; RSS {mem_loaded['total_rss'] / 2**30:.2f} GiB in {len(mem_loaded['processes'])} process(es)"
+        )
         for s in (ceiling, model):  # warm-up: connections, caches, first batches
             one_load(s, specs, args.engine, 8, args.warmup, args.processes)
-        runs: dict[str, dict[int, list]] = {"ceiling": {c: [] for c in args.concurrency}, "model": {c: [] for c in args.concurrency}}
+        runs: dict[str, dict[int, list]] = {
+            "ceiling": {c: [] for c in args.concurrency},
+            "model": {c: [] for c in args.concurrency},
+        }
         for rep in range(args.repeats):
             for conc in args.concurrency:
                 for kind, s in (("ceiling", ceiling), ("model", model)):
@@ -692,8 +805,10 @@ def compare_engines(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             for e in engines:
                 runs = [one_load(server, specs, e, conc, args.duration, 1) for _ in range(args.repeats)]
                 out[f"{e} c={conc}"] = summarize(runs)
-                log(f"engines: ceiling via {e:>7} c={conc}: {out[f'{e} c={conc}']['rps']:.0f} req/s, "
-                    f"client CPU {out[f'{e} c={conc}']['client_cpu_s_per_1k']:.3f} s per 1k requests")
+                log(
+                    f"engines: ceiling via {e:>7} c={conc}: {out[f'{e} c={conc}']['rps']:.0f} req/s, "
+                    f"client CPU {out[f'{e} c={conc}']['client_cpu_s_per_1k']:.3f} s per 1k requests"
+                )
     finally:
         server.stop()
     return out
@@ -747,9 +862,25 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
     if ahead is not None and ahead.exists():
         shutil.rmtree(ahead)
     publisher = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.catalog", "--model-root", str(ahead or root), "--items", str(size), "--users", str(NUM_USERS),
-         "--seed", "1", *([] if ahead else ["--wait-for-go"])],
-        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=pub_log, text=True,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.catalog",
+            "--model-root",
+            str(ahead or root),
+            "--items",
+            str(size),
+            "--users",
+            str(NUM_USERS),
+            "--seed",
+            "1",
+            *([] if ahead else ["--wait-for-go"]),
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=pub_log,
+        text=True,
     )
     server = start_model_server(root, workers, logs)
     try:
@@ -796,8 +927,14 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
             else:
                 trigger.start()
                 res = run_load(
-                    server.url, specs, engine=engine, concurrency=32,
-                    duration_s=args.swap_duration, timeout_s=10.0, processes=args.processes, count_versions=True,
+                    server.url,
+                    specs,
+                    engine=engine,
+                    concurrency=32,
+                    duration_s=args.swap_duration,
+                    timeout_s=10.0,
+                    processes=args.processes,
+                    count_versions=True,
                 )
                 trigger.join(timeout=5)
         if ahead is None:
@@ -817,8 +954,10 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
     r = res.to_dict() if res is not None else merge_windows(windows or {})
     if windows:
         d, b = windows["during"], windows["before"]
-        log(f"swap: during ({d['seconds']:.1f} s) p99 {d['p99_ms']:.1f} ms, max {d['max_ms']:.0f} ms, failures {d['failures']}; "
-            f"before p99 {b['p99_ms']:.1f} ms; swap seen after {windows['swap_seen_after_s']} s")
+        log(
+            f"swap: during ({d['seconds']:.1f} s) p99 {d['p99_ms']:.1f} ms, max {d['max_ms']:.0f} ms, failures {d['failures']}; "
+            f"before p99 {b['p99_ms']:.1f} ms; swap seen after {windows['swap_seen_after_s']} s"
+        )
     else:
         log(f"swap: {r['rps']:.0f} req/s p99 {r['latency_ms']['p99']:.1f} ms failures {r['failures']} versions {r['versions']}")
     return {
@@ -844,7 +983,9 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
     }
 
 
-def wrk_until(url: str, specs: list, stop: threading.Event, max_s: float, processes: int, timeout_s: float = 10.0) -> dict[str, Any]:
+def wrk_until(
+    url: str, specs: list, stop: threading.Event, max_s: float, processes: int, timeout_s: float = 10.0
+) -> dict[str, Any]:
     """wrk at concurrency 32 until ``stop`` is set (then SIGINT: wrk ends the run and reports it) or ``max_s``."""
     from benchmarks.loadgen import loopback_target, wrk_path, wrk_script
 
@@ -852,8 +993,20 @@ def wrk_until(url: str, specs: list, stop: threading.Event, max_s: float, proces
     with tempfile.TemporaryDirectory(prefix="swap-wrk-") as tmp:
         script = Path(tmp) / "load.lua"
         script.write_text(wrk_script(list(specs), base, True), encoding="utf-8")
-        cmd = [str(wrk_path()), "-t", str(max(1, processes)), "-c", "32", "-d", f"{max(1, int(max_s))}s", "--timeout", f"{int(timeout_s)}s",
-               "-s", str(script), f"http://{host}:{port}"]
+        cmd = [
+            str(wrk_path()),
+            "-t",
+            str(max(1, processes)),
+            "-c",
+            "32",
+            "-d",
+            f"{max(1, int(max_s))}s",
+            "--timeout",
+            f"{int(timeout_s)}s",
+            "-s",
+            str(script),
+            f"http://{host}:{port}",
+        ]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         while proc.poll() is None and not stop.wait(0.05):
@@ -865,14 +1018,19 @@ def wrk_until(url: str, specs: list, stop: threading.Event, max_s: float, proces
     line = next((ln for ln in out.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed (exit {proc.returncode}): {err.strip()[:300]}")
-    data = json.loads(line[len("WRKJSON "):])
+    data = json.loads(line[len("WRKJSON ") :])
     errors, lat = data["errors"], data["latency_us"]
     completed = int(data["requests"])
     return {
-        "seconds": round(seconds, 2), "completed": completed, "rps": completed / (data["duration_us"] / 1e6) if data["duration_us"] else 0.0,
-        "failures": sum(int(errors[k]) for k in ("status", "connect", "read", "write", "timeout")), "errors": errors,
+        "seconds": round(seconds, 2),
+        "completed": completed,
+        "rps": completed / (data["duration_us"] / 1e6) if data["duration_us"] else 0.0,
+        "failures": sum(int(errors[k]) for k in ("status", "connect", "read", "write", "timeout")),
+        "errors": errors,
         "versions": {k: int(v) for k, v in data.get("versions", {}).items()},
-        "p50_ms": lat["p50"] / 1000, "p99_ms": lat["p99"] / 1000, "max_ms": lat["max"] / 1000,
+        "p50_ms": lat["p50"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "max_ms": lat["max"] / 1000,
     }
 
 
@@ -920,8 +1078,11 @@ def merge_windows(windows: dict[str, Any]) -> dict[str, Any]:
     completed = sum(x["completed"] for x in parts)
     seconds = sum(x["seconds"] for x in parts)
     return {
-        "completed": completed, "rps": completed / seconds if seconds else 0.0, "failures": sum(x["failures"] for x in parts),
-        "versions": versions, "latency_ms": {"max": max((x["max_ms"] for x in parts), default=float("nan"))},
+        "completed": completed,
+        "rps": completed / seconds if seconds else 0.0,
+        "failures": sum(x["failures"] for x in parts),
+        "versions": versions,
+        "latency_ms": {"max": max((x["max_ms"] for x in parts), default=float("nan"))},
     }
 
 
@@ -950,18 +1111,33 @@ def plot(results: dict[str, Any], path: Path) -> None:
             axes[0].plot(conc, [table[str(c)]["model"]["p99_ms"] for c in conc], marker="o", label=f"{label} p99")
             axes[0].plot(conc, [table[str(c)]["model"]["p50_ms"] for c in conc], marker=".", linestyle=":", label=f"{label} p50")
             axes[1].plot(conc, [table[str(c)]["model"]["rps"] for c in conc], marker="o", label=label)
-            axes[1].plot(conc, [table[str(c)]["http_ceiling"]["rps"] for c in conc], linestyle="--", alpha=0.6, label=f"HTTP ceiling ({label})")
+            axes[1].plot(
+                conc,
+                [table[str(c)]["http_ceiling"]["rps"] for c in conc],
+                linestyle="--",
+                alpha=0.6,
+                label=f"HTTP ceiling ({label})",
+            )
             axes[2].plot(conc, [table[str(c)]["ratio_to_http_ceiling"] or 0 for c in conc], marker="o", label=label)
     axes[0].axhline(TARGETS["p99_ms_max"], color="red", linewidth=0.8, linestyle="--", label="p99 target")
     axes[0].set(xlabel="concurrency", ylabel="latency (ms)", title="latency vs concurrency (k=10)", xscale="log", yscale="log")
     axes[1].set(xlabel="concurrency", ylabel="requests/s", title="throughput vs concurrency", xscale="log")
     axes[2].axhline(TARGETS["ratio_to_http_ceiling_min"], color="red", linewidth=0.8, linestyle="--", label="target")
-    axes[2].set(xlabel="concurrency", ylabel="model req/s / HTTP-ceiling req/s", title="share of the HTTP ceiling", xscale="log", ylim=(0, 1))
+    axes[2].set(
+        xlabel="concurrency",
+        ylabel="model req/s / HTTP-ceiling req/s",
+        title="share of the HTTP ceiling",
+        xscale="log",
+        ylim=(0, 1),
+    )
     for ax in axes:
         ax.set_xticks(results["concurrency"], [str(c) for c in results["concurrency"]])
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle(f"recsys serve on loopback, medians of {results['repeats']} runs ({results['engine']}); {results['machine_line']}", fontsize=8)
+    fig.suptitle(
+        f"recsys serve on loopback, medians of {results['repeats']} runs ({results['engine']}); {results['machine_line']}",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -979,11 +1155,16 @@ def summary_md(results: dict[str, Any]) -> str:
     from benchmarks.common import fmt_table
 
     measured = any(per.get("workers") for per in results["sizes"].values())
-    how = (f"{results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats (model and HTTP ceiling alternate)"
-           if measured else "swap runs only (--swap-only), concurrency 32")
+    how = (
+        f"{results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats (model and HTTP ceiling alternate)"
+        if measured
+        else "swap runs only (--swap-only), concurrency 32"
+    )
     if any(per.get("recent") for per in results["sizes"].values()):
-        how = (f"--recent-items only: {results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats "
-               "(with recent items, without, today's version without)")
+        how = (
+            f"--recent-items only: {results['duration_s']} s per point, medians of {results['repeats']} interleaved repeats "
+            "(with recent items, without, today's version without)"
+        )
     lines = [
         f"Closed-loop load ({results['engine']}), POST /v1/recommendations for known users, k={K}; {how}. "
         f"Load average during the run: {results['load_average_seen']}.",
@@ -992,11 +1173,19 @@ def summary_md(results: dict[str, Any]) -> str:
     for size_key, per_size in results["sizes"].items():
         cat = per_size["catalog"]
         lines.append(f"## {int(size_key):,} items")
-        lines.append(f"catalog build: {cat.get('build_timings')}; index {cat.get('index', {}).get('kind')} recall@10 {cat.get('index', {}).get('recall_at_10_vs_exact')}")
+        lines.append(
+            f"catalog build: {cat.get('build_timings')}; index {cat.get('index', {}).get('kind')} recall@10 {cat.get('index', {}).get('recall_at_10_vs_exact')}"
+        )
         comp = per_size.get("compute_ceiling")
         if comp:
             rows = [[b, v["tower_plus_scann_qps"], v["tower_only_qps"], v["engine_qps"]] for b, v in comp["per_batch"].items()]
-            lines += ["", "compute ceiling (in-process, queries/s):", "", fmt_table(["batch", "tower+ScaNN", "tower only", "engine (run_jobs)"], rows), ""]
+            lines += [
+                "",
+                "compute ceiling (in-process, queries/s):",
+                "",
+                fmt_table(["batch", "tower+ScaNN", "tower only", "engine (run_jobs)"], rows),
+                "",
+            ]
         for w in per_size["workers"]:
             mem = w["memory_after_load"]
             lines.append(
@@ -1006,20 +1195,65 @@ def summary_md(results: dict[str, Any]) -> str:
             rows = []
             for c, t in w["per_concurrency"].items():
                 m, h = t["model"], t["http_ceiling"]
-                rows.append([c, m["rps"], m["p50_ms"], m["p95_ms"], m["p99_ms"], m["failures"], m["mean_microbatch"], h["rps"], h["p99_ms"], t["ratio_to_http_ceiling"]])
-            lines += ["", fmt_table(["conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "fail", "batch", "ceiling req/s", "ceiling p99", "ratio"], rows), ""]
+                rows.append(
+                    [
+                        c,
+                        m["rps"],
+                        m["p50_ms"],
+                        m["p95_ms"],
+                        m["p99_ms"],
+                        m["failures"],
+                        m["mean_microbatch"],
+                        h["rps"],
+                        h["p99_ms"],
+                        t["ratio_to_http_ceiling"],
+                    ]
+                )
+            lines += [
+                "",
+                fmt_table(
+                    ["conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "fail", "batch", "ceiling req/s", "ceiling p99", "ratio"],
+                    rows,
+                ),
+                "",
+            ]
         former = per_size.get("former_index")
         if former:
             idx = former["catalog"]["index"]
-            lines.append(f"### the same catalog with the former rule's index ({idx.get('kind')} {idx.get('params')}, "
-                         f"recall@10 {idx.get('recall_at_10_vs_exact')}), measured right after the tuned one")
+            lines.append(
+                f"### the same catalog with the former rule's index ({idx.get('kind')} {idx.get('params')}, "
+                f"recall@10 {idx.get('recall_at_10_vs_exact')}), measured right after the tuned one"
+            )
             for w in former["workers"]:
-                rows = [[c, t["model"]["rps"], t["model"]["p50_ms"], t["model"]["p99_ms"], t["model"]["failures"], t["http_ceiling"]["rps"],
-                         t["ratio_to_http_ceiling"]] for c, t in w["per_concurrency"].items()]
-                lines += ["", f"{w['workers']} worker(s):", "",
-                          fmt_table(["conc", "req/s", "p50 ms", "p99 ms", "fail", "ceiling req/s", "ratio"], rows), ""]
-            rows = [[k, v["tuned_rps"], v["former_rps"], v["rps_change"], v["tuned_p99_ms"], v["former_p99_ms"]] for k, v in former["change"].items()]
-            lines += ["tuned against former:", "", fmt_table(["point", "tuned req/s", "former req/s", "change", "tuned p99", "former p99"], rows), ""]
+                rows = [
+                    [
+                        c,
+                        t["model"]["rps"],
+                        t["model"]["p50_ms"],
+                        t["model"]["p99_ms"],
+                        t["model"]["failures"],
+                        t["http_ceiling"]["rps"],
+                        t["ratio_to_http_ceiling"],
+                    ]
+                    for c, t in w["per_concurrency"].items()
+                ]
+                lines += [
+                    "",
+                    f"{w['workers']} worker(s):",
+                    "",
+                    fmt_table(["conc", "req/s", "p50 ms", "p99 ms", "fail", "ceiling req/s", "ratio"], rows),
+                    "",
+                ]
+            rows = [
+                [k, v["tuned_rps"], v["former_rps"], v["rps_change"], v["tuned_p99_ms"], v["former_p99_ms"]]
+                for k, v in former["change"].items()
+            ]
+            lines += [
+                "tuned against former:",
+                "",
+                fmt_table(["point", "tuned req/s", "former req/s", "change", "tuned p99", "former p99"], rows),
+                "",
+            ]
         for s in per_size.get("swap", []):
             ld = s["load"]
             if s.get("windows"):
@@ -1037,8 +1271,15 @@ def summary_md(results: dict[str, Any]) -> str:
     if results.get("engine_comparison"):
         from benchmarks.common import fmt_table as _ft
 
-        rows = [[k, v["rps"], v["p50_ms"], v["p99_ms"], v["client_cpu_s_per_1k"]] for k, v in results["engine_comparison"].items()]
-        lines += ["## load generators on the HTTP ceiling (1 worker)", "", _ft(["engine", "req/s", "p50 ms", "p99 ms", "client CPU s / 1k req"], rows), ""]
+        rows = [
+            [k, v["rps"], v["p50_ms"], v["p99_ms"], v["client_cpu_s_per_1k"]] for k, v in results["engine_comparison"].items()
+        ]
+        lines += [
+            "## load generators on the HTTP ceiling (1 worker)",
+            "",
+            _ft(["engine", "req/s", "p50 ms", "p99 ms", "client CPU s / 1k req"], rows),
+            "",
+        ]
     lines.append("## targets (1M items, concurrency 32)")
     for k, v in results.get("targets_check", {}).items():
         lines.append(f"- {k}: {v}")
@@ -1050,8 +1291,10 @@ def swap_window_md(s: dict[str, Any]) -> str:
 
     def part(name: str) -> str:
         x = w[name]
-        return (f"{name} ({x['seconds']:.1f} s, {x['completed']:,} answers): p50 {x['p50_ms']:.1f} p99 {x['p99_ms']:.1f} "
-                f"max {x['max_ms']:.0f} ms, failures {x['failures']}")
+        return (
+            f"{name} ({x['seconds']:.1f} s, {x['completed']:,} answers): p50 {x['p50_ms']:.1f} p99 {x['p99_ms']:.1f} "
+            f"max {x['max_ms']:.0f} ms, failures {x['failures']}"
+        )
 
     how = "written ahead, moved in" if s.get("publish_ahead") else "published"
     return (
@@ -1075,7 +1318,10 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
             "p99_ok": s["recent_items"]["p99_ms"] < TARGETS["recent_p99_ms_max"],
             "failures": s["recent_items"]["failures"],
             "failures_ok": s["recent_items"]["failures"] == 0,
-            "no_recent_p99_ms_vs_today": [round(s["no_recent_items"]["p99_ms"], 2), round(s["today_no_recent_items"]["p99_ms"], 2)],
+            "no_recent_p99_ms_vs_today": [
+                round(s["no_recent_items"]["p99_ms"], 2),
+                round(s["today_no_recent_items"]["p99_ms"], 2),
+            ],
         }
     for w in big["workers"]:
         t = w["per_concurrency"].get("32")
@@ -1098,7 +1344,9 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
         windows = s.get("windows")
         if windows:
             entry["p99_ms_during_swap"] = round(windows["during"]["p99_ms"], 2)
-            entry["ok"] = entry["ok"] and windows["swap_complete_in_window"] and windows["during"]["p99_ms"] < TARGETS["swap_p99_ms_max"]
+            entry["ok"] = (
+                entry["ok"] and windows["swap_complete_in_window"] and windows["during"]["p99_ms"] < TARGETS["swap_p99_ms_max"]
+            )
         out[f"swap workers={s['workers']}"] = entry
     return out
 
@@ -1124,25 +1372,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=8.0, help="seconds per measured point")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--engine", choices=("wrk", "asyncio", "httpx"), default=None, help="default: wrk when installed, else asyncio")
+    p.add_argument(
+        "--engine", choices=("wrk", "asyncio", "httpx"), default=None, help="default: wrk when installed, else asyncio"
+    )
     p.add_argument("--processes", type=int, default=1, help="generator processes (python engines) or wrk threads")
-    p.add_argument("--swap-duration", type=float, default=None, help="seconds of load around a publish (default 40 for 100K, 120 for 1M)")
+    p.add_argument(
+        "--swap-duration", type=float, default=None, help="seconds of load around a publish (default 40 for 100K, 120 for 1M)"
+    )
     p.add_argument("--swap-delay", type=float, default=5.0, help="seconds into the swap run before publishing")
-    p.add_argument("--swap-windows", choices=("on", "off"), default="on",
-                   help="wrk: measure before / during / after the swap as three runs (off: one run over the whole swap run)")
-    p.add_argument("--swap-margin", type=float, default=3.0,
-                   help="the during run ends this many seconds after /readyz names the new version")
+    p.add_argument(
+        "--swap-windows",
+        choices=("on", "off"),
+        default="on",
+        help="wrk: measure before / during / after the swap as three runs (off: one run over the whole swap run)",
+    )
+    p.add_argument(
+        "--swap-margin", type=float, default=3.0, help="the during run ends this many seconds after /readyz names the new version"
+    )
     p.add_argument("--no-swap", action="store_true")
     p.add_argument("--swap-only", action="store_true", help="only the swap runs (no ceiling/model comparison)")
-    p.add_argument("--publish-ahead", action="store_true",
-                   help="swap runs: write the new version before the load; under load only move it in and rewrite LATEST")
+    p.add_argument(
+        "--publish-ahead",
+        action="store_true",
+        help="swap runs: write the new version before the load; under load only move it in and rewrite LATEST",
+    )
     p.add_argument("--no-compute", action="store_true")
-    p.add_argument("--former-index", action="store_true",
-                   help="also serve each catalog with the former rule's index (benchmarks.former_index), right after the "
-                        "tuned one, per --workers: the tuned index's throughput change in one run")
-    p.add_argument("--recent-items", type=int, default=0,
-                   help="N > 0: only the recent-items comparison at concurrency 32 (requests carrying N recent_item_ids on a "
-                   "version with a history feature, the same without, and today's version without; see measure_recent)")
+    p.add_argument(
+        "--former-index",
+        action="store_true",
+        help="also serve each catalog with the former rule's index (benchmarks.former_index), right after the "
+        "tuned one, per --workers: the tuned index's throughput change in one run",
+    )
+    p.add_argument(
+        "--recent-items",
+        type=int,
+        default=0,
+        help="N > 0: only the recent-items comparison at concurrency 32 (requests carrying N recent_item_ids on a "
+        "version with a history feature, the same without, and today's version without; see measure_recent)",
+    )
     p.add_argument("--compare-engines", action="store_true", help="also drive the HTTP ceiling with each load generator")
     p.add_argument("--ready-timeout", type=float, default=900.0)
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
@@ -1201,15 +1468,27 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         if args.recent_items:
             recent = measure_recent(size, args.work_dir, args, logs)
-            results["sizes"][str(size)] = {"catalog": recent["catalogs"]["history_version"], "workers": [], "swap": [], "recent": recent}
+            results["sizes"][str(size)] = {
+                "catalog": recent["catalogs"]["history_version"],
+                "workers": [],
+                "swap": [],
+                "recent": recent,
+            }
             loads.append(load_average())
             continue
         per: dict[str, Any] = {"catalog": ensure_catalog(args.work_dir, size, logs), "workers": [], "swap": []}
         root = Path(per["catalog"]["model_root"])
         if not args.no_compute:
             log(f"compute ceiling for {size:,} items (load {load_average()})")
-            done = subprocess.run([sys.executable, "-m", "benchmarks.serving_load", "compute", "--model-root", str(root)],
-                                  cwd=REPO, capture_output=True, text=True, timeout=1800, check=True, env=server_env())
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.serving_load", "compute", "--model-root", str(root)],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=True,
+                env=server_env(),
+            )
             per["compute_ceiling"] = json.loads(done.stdout.strip().splitlines()[-1])
         former_root = None
         if args.former_index and not args.swap_only:
@@ -1230,7 +1509,11 @@ def main(argv: list[str] | None = None) -> int:
                 per["swap"].append(swap_run(size, args.work_dir, w, args_swap, logs))
                 loads.append(load_average())
         results["sizes"][str(size)] = per
-    results["load_average_seen"] = {"min_1m": min(x[0] for x in loads if x), "max_1m": max(x[0] for x in loads if x), "samples": loads}
+    results["load_average_seen"] = {
+        "min_1m": min(x[0] for x in loads if x),
+        "max_1m": max(x[0] for x in loads if x),
+        "samples": loads,
+    }
     results["targets_check"] = check_targets(results)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot(results, RESULTS_DIR / f"{args.out}.png")

@@ -111,7 +111,9 @@ def measure(users: int, items: int, interactions: int, optimizer: str, steps: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.train_scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated USERSxITEMSxINTERACTIONS")
     ap.add_argument("--optimizers", default=DEFAULT_OPTIMIZERS, help="TrainConfig.optimizer values")
     ap.add_argument("--steps", type=int, default=120, help="timed steps per run")
@@ -134,8 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     for optimizer in optimizers:  # each optimizer's sizes back to back: their ratio sees the same load
         for size in sizes:
-            cmd = [sys.executable, "-m", "benchmarks.train_scale", "--one", f"{size}:{optimizer}",
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--seed", str(args.seed)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.train_scale",
+                "--one",
+                f"{size}:{optimizer}",
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--seed",
+                str(args.seed),
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.stderr.write(done.stderr[-4000:])
@@ -143,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             run = json.loads(done.stdout.strip().splitlines()[-1])
             run["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
             runs.append(run)
-            log(f"{size} {optimizer}: {run['examples_per_second']:,.0f} ex/s ({run['median_step_seconds'] * 1000:.1f} ms/step), "
-                f"peak RSS {run['peak_rss_bytes'] / 2**30:.2f} GiB, load {run['load_average_after']}")
+            log(
+                f"{size} {optimizer}: {run['examples_per_second']:,.0f} ex/s ({run['median_step_seconds'] * 1000:.1f} ms/step), "
+                f"peak RSS {run['peak_rss_bytes'] / 2**30:.2f} GiB, load {run['load_average_after']}"
+            )
     ratios = {}
     catalogs = [tuple(int(x) for x in s.split("x")[:2]) for s in (sizes[0], sizes[-1])]
     for optimizer in optimizers:
@@ -153,9 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             ratios[optimizer] = rate[catalogs[0]] / rate[catalogs[1]]
     rows = [
         [
-            r["optimizer"], f"{r['users']:,} / {r['items']:,}", f"{r['interactions']:,}", r["examples_per_second"],
-            r["median_step_seconds"] * 1000, r["table_bytes"] / 2**20, r["optimizer_slot_bytes"] / 2**20,
-            r["peak_rss_bytes"] / 2**30, " ".join(str(x) for x in r["load_average_after"]),
+            r["optimizer"],
+            f"{r['users']:,} / {r['items']:,}",
+            f"{r['interactions']:,}",
+            r["examples_per_second"],
+            r["median_step_seconds"] * 1000,
+            r["table_bytes"] / 2**20,
+            r["optimizer_slot_bytes"] / 2**20,
+            r["peak_rss_bytes"] / 2**30,
+            " ".join(str(x) for x in r["load_average_after"]),
         ]
         for r in runs
     ]
@@ -164,7 +185,17 @@ def main(argv: list[str] | None = None) -> int:
             f"## Training speed against the number of ids ({args.steps} timed steps of 1,024 after {args.warmup} warm-up steps)",
             "",
             fmt_table(
-                ["optimizer", "users / items", "interactions", "examples/s", "ms/step", "tables MiB", "optimizer slots MiB", "peak RSS GiB", "load after"],
+                [
+                    "optimizer",
+                    "users / items",
+                    "interactions",
+                    "examples/s",
+                    "ms/step",
+                    "tables MiB",
+                    "optimizer slots MiB",
+                    "peak RSS GiB",
+                    "load after",
+                ],
                 rows,
             ),
             "",
@@ -172,9 +203,14 @@ def main(argv: list[str] | None = None) -> int:
             + "; ".join(f"{o}: {x:.2f}x" for o, x in ratios.items()),
         ]
     )
-    write_results("train_scale", {"runs": runs, "slowdown_small_over_large": ratios, "target_slowdown": 1.5,
-                                  "sizes": sizes, "optimizers": optimizers},
-                  summary, out_dir=args.out, machine=machine, started=started)
+    write_results(
+        "train_scale",
+        {"runs": runs, "slowdown_small_over_large": ratios, "target_slowdown": 1.5, "sizes": sizes, "optimizers": optimizers},
+        summary,
+        out_dir=args.out,
+        machine=machine,
+        started=started,
+    )
     print(summary)
     return 0
 

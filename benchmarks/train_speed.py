@@ -40,7 +40,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-
 from benchmarks.common import RESULTS_DIR, fmt_table, machine_description, median, movielens_dir, require_movielens, write_results
 
 VARIANTS = ("tutorial", "tutorial_no_topk", "project_ids", "project_default")
@@ -154,7 +153,9 @@ def time_to(values: list[float], seconds: list[float], target: float) -> tuple[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", help="MovieLens 100K directory (default ../shared/data/ml-100k)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--embedding-dim", type=int, default=32, help="for every model (the tutorial's is 32)")
@@ -189,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     default = specs["project_default"]
     specs["project_no_history"] = default.model_copy(
-        update={"query": default.query.model_copy(update={"features": [f for f in default.query.features if f.kind.value != "history"]})}
+        update={
+            "query": default.query.model_copy(
+                update={"features": [f for f in default.query.features if f.kind.value != "history"]}
+            )
+        }
     )
     variants = [v for v in args.variants.split(",") if v]
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
@@ -202,14 +207,24 @@ def main(argv: list[str] | None = None) -> int:
                     r = run_project(data, specs[v], fit_rows, val_rows, args.epochs, args.seed, Path(tmp) / f"{v}-{rnd}")
                 r["round"] = rnd
                 runs[v].append(r)
-                log(f"round {rnd} {v}: epochs {[round(s, 2) for s in r['epoch_seconds']]} s, val top-100 {[round(x, 4) for x in r['val_top_100_accuracy']]}")
+                log(
+                    f"round {rnd} {v}: epochs {[round(s, 2) for s in r['epoch_seconds']]} s, val top-100 {[round(x, 4) for x in r['val_top_100_accuracy']]}"
+                )
 
     n_fit = len(fit_rows)
     targets: list[tuple[float, str]] = [(t, "--target") for t in (args.target or [])]
     if not targets:
         if runs.get("tutorial"):
-            targets.append((runs["tutorial"][0]["val_top_100_accuracy"][2], "the tutorial's validation top-100 after its published 3 epochs (round 1)"))
-        targets += [(0.30, "fixed: above popularity (~0.29 on test)"), (0.35, "fixed: a quality the tutorial's recipe does not reach")]
+            targets.append(
+                (
+                    runs["tutorial"][0]["val_top_100_accuracy"][2],
+                    "the tutorial's validation top-100 after its published 3 epochs (round 1)",
+                )
+            )
+        targets += [
+            (0.30, "fixed: above popularity (~0.29 on test)"),
+            (0.35, "fixed: a quality the tutorial's recipe does not reach"),
+        ]
     summary_rows, per_variant = [], {}
     for v, rs in runs.items():
         steady = [s for r in rs for s in r["epoch_seconds"][1:]]
@@ -259,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                     for key, t in pv["time_to_targets"].items()
                 },
             }
+
     def reached(t: dict[str, Any]) -> str:
         if t["seconds"] is None:
             return f"not in {args.epochs} epochs"
@@ -295,7 +311,16 @@ def main(argv: list[str] | None = None) -> int:
             f"## Training speed, MovieLens 100K P1 fit split ({n_fit:,} examples), {dim}-d, {args.rounds} interleaved rounds × {args.epochs} epochs",
             "",
             fmt_table(
-                ["variant", "examples/s (median, epochs 2..N)", "examples per CPU s", "epoch s", "epoch 1 s", "examples/s per round", "best val top-100", "ex/s ratio vs tutorial"],
+                [
+                    "variant",
+                    "examples/s (median, epochs 2..N)",
+                    "examples per CPU s",
+                    "epoch s",
+                    "epoch 1 s",
+                    "examples/s per round",
+                    "best val top-100",
+                    "ex/s ratio vs tutorial",
+                ],
                 summary_rows,
             ),
             "",
@@ -306,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             *[f"- {t:.4f}: {why}" for t, why in targets],
             "",
             "Validation top-100 accuracy per epoch (round 1): "
-            + "; ".join(f"{v}: {', '.join(f'{x:.3f}' for x in pv['runs'][0]['val_top_100_accuracy'])}" for v, pv in per_variant.items()),
+            + "; ".join(
+                f"{v}: {', '.join(f'{x:.3f}' for x in pv['runs'][0]['val_top_100_accuracy'])}" for v, pv in per_variant.items()
+            ),
         ]
     )
     write_results("train_speed", results, summary, out_dir=args.out, machine=machine, started=started)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlow)
-
 import contextlib
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+
+import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 
 app = typer.Typer(
     add_completion=False,
@@ -40,32 +40,35 @@ def train(
     data: Annotated[
         str, typer.Option(envvar="RECSYS_TRAIN_DATA", help="synthetic | movielens:PATH | tfds:NAME | files:SPEC.yaml")
     ] = "synthetic",
-    model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="where versions are published")] = Path(
-        "models"
-    ),
-    epochs: Annotated[int, typer.Option(min=1, envvar="RECSYS_TRAIN_EPOCHS", help="maximum epochs; early stopping on validation may stop sooner")] = 30,
+    model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="where versions are published")] = Path("models"),
+    epochs: Annotated[
+        int,
+        typer.Option(min=1, envvar="RECSYS_TRAIN_EPOCHS", help="maximum epochs; early stopping on validation may stop sooner"),
+    ] = 30,
     seed: Annotated[int, typer.Option(help="seed for data generation, splits and initialisation")] = 42,
     items: Annotated[int, typer.Option(min=1, envvar="RECSYS_TRAIN_ITEMS", help="synthetic: catalog size")] = 5_000,
     users: Annotated[int, typer.Option(min=1, envvar="RECSYS_TRAIN_USERS", help="synthetic: number of users")] = 20_000,
     interactions: Annotated[
         int, typer.Option(min=1, envvar="RECSYS_TRAIN_INTERACTIONS", help="synthetic: number of interactions")
     ] = 1_000_000,
-    feature_spec: Annotated[Optional[Path], typer.Option(help="YAML/JSON feature spec (default: per source)")] = None,
+    feature_spec: Annotated[Path | None, typer.Option(help="YAML/JSON feature spec (default: per source)")] = None,
     embedding_dim: Annotated[int, typer.Option(min=2, help="output embedding size")] = 64,
     batch_size: Annotated[int, typer.Option(min=8)] = 1024,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 0.005,
     split: Annotated[str, typer.Option(help="temporal (P2) or random (P1)")] = "temporal",
     max_bad_rows: Annotated[int, typer.Option(min=0, help="bad input rows tolerated (reported) before refusing")] = 0,
     retain: Annotated[int, typer.Option(min=1, help="published versions kept")] = 3,
-    config: Annotated[Optional[Path], typer.Option(help="JSON/YAML file of further TrainConfig fields")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON/YAML file of further TrainConfig fields")] = None,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="train and evaluate only")] = False,
     gate_max_drop: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(min=0.0, help="quality gate: refuse to publish if the served version is better by more than this"),
     ] = None,
     index_target_recall: Annotated[
-        Optional[float],
-        typer.Option(min=0.0, max=1.0, help="recall@10 vs exact the ScaNN index must reach on held-out known users (default 0.95)"),
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="recall@10 vs exact the ScaNN index must reach on held-out known users (default 0.95)"
+        ),
     ] = None,
     allow_low_recall: Annotated[
         bool, typer.Option("--allow-low-recall", help="publish even if the index misses its recall target within its time budget")
@@ -104,11 +107,11 @@ def train(
         _fail(str(exc))
     cluster = cluster_from_environment()
     with _exit_codes({DataError: 2, PublishError: 3, IndexRecallError: 5, QualityGateError: 4}):
-        dataset = load_source(
-            data, items=items, users=users, interactions=interactions, seed=seed, max_bad_rows=cfg.max_bad_rows
-        )
+        dataset = load_source(data, items=items, users=users, interactions=interactions, seed=seed, max_bad_rows=cfg.max_bad_rows)
         if dataset.report.count:
-            typer.echo(f"skipped bad rows (within --max-bad-rows {cfg.max_bad_rows}):\n{dataset.report.summary(show=1000)}", err=True)
+            typer.echo(
+                f"skipped bad rows (within --max-bad-rows {cfg.max_bad_rows}):\n{dataset.report.summary(show=1000)}", err=True
+            )
         if spec is None:
             from training.pipeline import default_spec
 
@@ -130,10 +133,10 @@ def compare(
     model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="model root holding the versions")] = Path(
         "models"
     ),
-    old: Annotated[Optional[str], typer.Argument(help="version to compare from (default: the one before LATEST)")] = None,
-    new: Annotated[Optional[str], typer.Argument(help="version to compare to (default: LATEST)")] = None,
+    old: Annotated[str | None, typer.Argument(help="version to compare from (default: the one before LATEST)")] = None,
+    new: Annotated[str | None, typer.Argument(help="version to compare to (default: LATEST)")] = None,
     max_drop: Annotated[
-        Optional[float], typer.Option(min=0.0, help="exit 4 if NEW's primary metric is below OLD's by more than this")
+        float | None, typer.Option(min=0.0, help="exit 4 if NEW's primary metric is below OLD's by more than this")
     ] = None,
 ) -> None:
     """Print two published versions' evaluation figures side by side."""
@@ -175,8 +178,10 @@ def update_catalog(
     items: Annotated[
         Path, typer.Option(envvar="RECSYS_CATALOG_ITEMS", help="item table: CSV, Parquet, or a YAML spec with an items: entry")
     ],
-    model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="model root holding the versions")] = Path("models"),
-    base: Annotated[Optional[str], typer.Option(help="version to update (default: the one LATEST names)")] = None,
+    model_root: Annotated[Path, typer.Option(envvar="RECSYS_MODEL_ROOT", help="model root holding the versions")] = Path(
+        "models"
+    ),
+    base: Annotated[str | None, typer.Option(help="version to update (default: the one LATEST names)")] = None,
     max_bad_rows: Annotated[int, typer.Option(min=0, help="bad item rows tolerated (reported) before refusing")] = 0,
     allow_large_change: Annotated[
         bool, typer.Option("--allow-large-change", help="publish even if the table retires more than half of the catalog")
@@ -199,29 +204,40 @@ def update_catalog(
     from training.publish import LatestMovedError, PublishError
 
     options = UpdateOptions(
-        base=base, max_bad_rows=max_bad_rows, allow_large_change=allow_large_change, allow_low_recall=allow_low_recall, retain=retain
+        base=base,
+        max_bad_rows=max_bad_rows,
+        allow_large_change=allow_large_change,
+        allow_low_recall=allow_low_recall,
+        retain=retain,
     )
     codes = {DataError: 2, LatestMovedError: 8, PublishError: 3, CatalogIndexError: 5, BaseVersionError: 6, LargeChangeError: 7}
     with _exit_codes(codes):
         result = run_update(model_root, items, options)
-    typer.echo(json.dumps({"version": result.version, "parent_version": result.metrics["catalog_update"]["parent_version"],
-                           **result.diff.counts(), "recall_at_10_vs_exact": result.metrics["index"]["recall_at_10_vs_exact"]}, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                "version": result.version,
+                "parent_version": result.metrics["catalog_update"]["parent_version"],
+                **result.diff.counts(),
+                "recall_at_10_vs_exact": result.metrics["index"]["recall_at_10_vs_exact"],
+            },
+            indent=2,
+        )
+    )
 
 
 @app.command()
 def serve(
-    model_root: Annotated[Optional[Path], typer.Option(help="model root to serve (RECSYS_MODEL_ROOT)")] = None,
-    host: Annotated[Optional[str], typer.Option(help="bind address (RECSYS_HOST)")] = None,
-    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="port (RECSYS_PORT)")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="uvicorn worker processes (RECSYS_WORKERS)")] = None,
+    model_root: Annotated[Path | None, typer.Option(help="model root to serve (RECSYS_MODEL_ROOT)")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (RECSYS_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (RECSYS_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="uvicorn worker processes (RECSYS_WORKERS)")] = None,
 ) -> None:
     """Serve the newest published version over HTTP, hot-swapping newer ones."""
     from serving.main import run
 
     overrides = {
-        k: v
-        for k, v in {"model_root": model_root, "host": host, "port": port, "workers": workers}.items()
-        if v is not None
+        k: v for k, v in {"model_root": model_root, "host": host, "port": port, "workers": workers}.items() if v is not None
     }
     run(overrides)
 

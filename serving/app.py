@@ -41,8 +41,8 @@ from serving.schemas import (
     ReadyResponse,
     RecommendationResponse,
     SimilarItemsResponse,
-    printable,
     make_schemas,
+    printable,
 )
 from serving.settings import ServiceSettings
 
@@ -112,7 +112,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         on_batch=metrics.batch_size.observe,
     )
     watcher = VersionWatcher(
-        settings.model_root, holder, metrics, settings.poll_interval_s, int(settings.user_vectors_max_mb * (1 << 20)),
+        settings.model_root,
+        holder,
+        metrics,
+        settings.poll_interval_s,
+        int(settings.user_vectors_max_mb * (1 << 20)),
         min_index_recall=settings.min_index_recall,
     )
     schemas = make_schemas(settings)
@@ -232,8 +236,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             {
                 "model_version": model.version,
                 "results": [
-                    answer(model, sub.user_id, job, items)
-                    for sub, job, items in zip(body.requests, jobs, results, strict=True)
+                    answer(model, sub.user_id, job, items) for sub, job, items in zip(body.requests, jobs, results, strict=True)
                 ],
             }
         )

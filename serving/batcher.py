@@ -178,7 +178,7 @@ class MicroBatcher(Generic[J]):
         if not isinstance(results, BaseException) and self._finish_batch is not None:
             try:
                 results = self._finish_batch(jobs, results)
-            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+            except Exception as exc:
                 results = exc
         if isinstance(results, BaseException):
             results = [results] * len(batch)
@@ -201,7 +201,7 @@ class MicroBatcher(Generic[J]):
             results: list[Any] | BaseException
             try:
                 results = self._run_batch([job for job, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+            except Exception as exc:
                 results = exc
             try:
                 loop.call_soon_threadsafe(self._done, batch, results)

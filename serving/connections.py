@@ -71,9 +71,10 @@ def connection_cap(wanted: int, fd_limit: int) -> int:
 
 def _raw_response(status: int, reason: bytes, code: str, message: str) -> bytes:
     body = error_bytes(code, message)
-    head = (
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-        % (status, reason, len(body))
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % (
+        status,
+        reason,
+        len(body),
     )
     return head + body
 

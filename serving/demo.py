@@ -74,8 +74,12 @@ class HistoryResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"model_version": "1795425276", "user_id": "u000001", "total": 31,
-                 "items": [{"item_id": "i000042", "title": "Pageturn classic cookbook", "category": "books"}]}
+                {
+                    "model_version": "1795425276",
+                    "user_id": "u000001",
+                    "total": 31,
+                    "items": [{"item_id": "i000042", "title": "Pageturn classic cookbook", "category": "books"}],
+                }
             ]
         }
     )

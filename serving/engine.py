@@ -460,7 +460,7 @@ def compute_jobs(jobs: list[Job]) -> list[Ranked | Searched | BaseException]:
         group = [jobs[i] for i in positions]
         try:
             answers: list = _compute_group(group[0].model, group)
-        except Exception as exc:  # noqa: BLE001 - handed to each waiting request
+        except Exception as exc:
             answers = [exc] * len(group)
         for i, answer in zip(positions, answers, strict=True):
             out[i] = answer
@@ -513,7 +513,7 @@ def finish_jobs(jobs: list[Job], computed: list[Any]) -> list[list[dict] | _Exac
             continue
         try:
             answers: list = _finish_group(jobs[live[0]].model, [computed[i] for i in live])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             answers = [exc] * len(live)
         for i, answer in zip(live, answers, strict=True):
             out[i] = answer

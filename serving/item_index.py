@@ -56,7 +56,7 @@ def open_embeddings(path: Path, num_items: int, dim: int) -> np.ndarray:
     """``item_embeddings.npy`` checked against the manifest: finite float32 ``[num_items, dim]``, read-only."""
     try:
         emb = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means the version is unusable
+    except Exception as exc:
         raise IndexOpenError("table_unreadable", f"item_embeddings.npy: {type(exc).__name__}: {exc}") from exc
     if emb.ndim != 2 or emb.shape[0] != num_items:
         raise IndexOpenError("shape_mismatch", f"item_embeddings.npy is {emb.shape}, expected {num_items} rows")
@@ -75,11 +75,11 @@ def open_searcher(index_dir: Path, num_items: int) -> tuple[Any, int]:
 
     try:
         searcher = scann.scann_ops_pybind.load_searcher(str(index_dir))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise IndexOpenError("index_unloadable", f"{type(exc).__name__}: {str(exc)[:300]}") from exc
     try:
         size = int(searcher.size())
-    except Exception:  # noqa: BLE001 - older searchers may lack size()
+    except Exception:
         size = num_items
     if size != num_items:
         raise IndexOpenError("shape_mismatch", f"the index holds {size} items, manifest num_items is {num_items}")

@@ -92,9 +92,7 @@ def json_ready(column: pa.ChunkedArray | pa.Array) -> pa.Array | np.ndarray | Co
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arr = pa.array([None if v is None else str(v) for v in values], type=pa.large_string())
-    if arr.null_count == 0 and (
-        pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)
-    ):
+    if arr.null_count == 0 and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)):
         out = arr.to_numpy(zero_copy_only=False)
         if pa.types.is_floating(arr.type):
             out = out.astype(np.float64)
@@ -109,7 +107,7 @@ def _row_builder(keys: Sequence[str]) -> Callable[..., dict]:
     The keys enter the source only as ``repr`` string literals."""
     params = ", ".join(f"v{i}" for i in range(len(keys)))
     body = ", ".join(f"{str(key)!r}: v{i}" for i in range(len(keys)) for key in (keys[i],))
-    return eval(f"lambda {params}: {{{body}}}", {"__builtins__": {}})  # noqa: S307 - literal keys only
+    return eval(f"lambda {params}: {{{body}}}", {"__builtins__": {}})
 
 
 class ItemMetadata:

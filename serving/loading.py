@@ -140,7 +140,7 @@ async def run_in_loader_thread(fn: Callable[..., T], *args: Any, nice: int = 0, 
         try:
             lower_thread_priority(nice)
             outcome = (True, fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+        except BaseException as exc:
             outcome = (False, exc)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown during a load)
             loop.call_soon_threadsafe(deliver, *outcome)

@@ -82,7 +82,11 @@ def run(overrides: dict[str, Any] | None = None) -> None:
     common = uvicorn_options(settings, raise_fd_limit())  # workers inherit the raised limit
     log.info(
         "serving %s on %s:%d with %d worker(s), at most %d connections each",
-        settings.model_root, settings.host, settings.port, settings.workers, common["http"].limits.max_connections,
+        settings.model_root,
+        settings.host,
+        settings.port,
+        settings.workers,
+        common["http"].limits.max_connections,
     )
     if settings.workers == 1:
         from serving.app import create_app

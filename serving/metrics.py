@@ -25,9 +25,7 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.recommendations = Counter(
-            "recsys_recommendations_total", "Rankings answered, by strategy", ["strategy"], registry=r
-        )
+        self.recommendations = Counter("recsys_recommendations_total", "Rankings answered, by strategy", ["strategy"], registry=r)
         self.model_version = Gauge("recsys_model_version", "Version number of the served model (0 = none)", registry=r)
         self.model_info = Info("recsys_model", "The served model version", registry=r)
         self.model_loaded_at = Gauge("recsys_model_loaded_timestamp_seconds", "When the served version was loaded", registry=r)
@@ -35,16 +33,16 @@ class ServiceMetrics:
             "recsys_model_reloads_total", "Version loads by outcome and failure reason", ["outcome", "reason"], registry=r
         )
         self.load_seconds = Histogram(
-            "recsys_model_load_seconds", "Time to verify, load and warm a version", registry=r,
+            "recsys_model_load_seconds",
+            "Time to verify, load and warm a version",
+            registry=r,
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
         self.batch_size = Histogram(
             "recsys_microbatch_size", "Queries per micro-batch model call", buckets=_BATCH_BUCKETS, registry=r
         )
         self.in_flight = Gauge("recsys_requests_in_flight", "Requests being handled", registry=r)
-        self.rejected = Counter(
-            "recsys_requests_rejected_total", "Requests refused by the guards", ["reason"], registry=r
-        )
+        self.rejected = Counter("recsys_requests_rejected_total", "Requests refused by the guards", ["reason"], registry=r)
         self._children: dict[tuple, Any] = {}
         self.ready = Gauge("recsys_ready", "1 when a verified model is served and the service is not stopping", registry=r)
 

@@ -164,7 +164,7 @@ class GuardMiddleware:
                 if started:
                     raise
                 await reply(504, "timeout", f"no answer within {self.timeout:g} s")
-        except Exception:  # noqa: BLE001 - never a stack trace to the caller
+        except Exception:
             log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
                 await reply(500, "internal_error", "internal server error")

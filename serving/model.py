@@ -126,9 +126,7 @@ class LoadedModel:
             "user_vectors_precomputed": self.user_vectors is not None,
             "num_users": m.get("num_users"),
             "similarity": m.get("similarity", "dot"),
-            "query_inputs": [
-                {"name": q.name, "dtype": q.dtype, "kind": q.kind, "default": q.default} for q in self.query_inputs
-            ],
+            "query_inputs": [{"name": q.name, "dtype": q.dtype, "kind": q.kind, "default": q.default} for q in self.query_inputs],
             "candidate_inputs": list(m.get("candidate_inputs") or []),
             "filterable": {name: col.kind for name, col in self.filter_columns.items()},
             "dataset": m.get("dataset"),
@@ -198,9 +196,13 @@ def _read_manifest(path: Path, name: str) -> dict:
         raise LoadError("manifest_invalid", f"similarity {manifest.get('similarity')!r} is not supported (dot only)", name)
     kind, parent = manifest.get("kind"), manifest.get("parent_version")
     if kind is not None and not (isinstance(kind, str) and 0 < len(kind) <= 64):
-        raise LoadError("manifest_invalid", f"manifest of {name}: kind must be a short string such as 'training', not {kind!r:.40}", name)
+        raise LoadError(
+            "manifest_invalid", f"manifest of {name}: kind must be a short string such as 'training', not {kind!r:.40}", name
+        )
     if parent is not None and not (isinstance(parent, str) and VERSION_NAME.match(parent)):
-        raise LoadError("manifest_invalid", f"manifest of {name}: parent_version must be a version name, not {parent!r:.40}", name)
+        raise LoadError(
+            "manifest_invalid", f"manifest of {name}: parent_version must be a version name, not {parent!r:.40}", name
+        )
     return manifest
 
 
@@ -338,11 +340,13 @@ def load_version(
         item_table = pq.read_table(path / "items.parquet")
         users = pd.read_parquet(path / "users.parquet")
         seen_table = pq.read_table(path / "seen.parquet")
-    except Exception as exc:  # noqa: BLE001 - any reader failure means the version is unusable
+    except Exception as exc:
         raise LoadError("table_unreadable", f"version {name}: {type(exc).__name__}: {exc}", name) from exc
     pause()
     if item_table.num_rows != num_items:
-        raise LoadError("shape_mismatch", f"items.parquet has {item_table.num_rows} rows, manifest num_items is {num_items}", name)
+        raise LoadError(
+            "shape_mismatch", f"items.parquet has {item_table.num_rows} rows, manifest num_items is {num_items}", name
+        )
     try:
         emb = open_embeddings(path / "item_embeddings.npy", num_items, dim)
     except IndexOpenError as exc:
@@ -384,9 +388,7 @@ def load_version(
         raise LoadError("table_invalid", f"seen.parquet: {exc}", name) from exc
     del seen_table
     pause()
-    popularity = (
-        pd.to_numeric(item_table.column("popularity").to_pandas(), errors="coerce").fillna(0).to_numpy(dtype=np.float64)
-    )
+    popularity = pd.to_numeric(item_table.column("popularity").to_pandas(), errors="coerce").fillna(0).to_numpy(dtype=np.float64)
     popular_order = np.lexsort((np.arange(num_items), -popularity)).astype(np.int64)
     popularity.flags.writeable = False
     popular_order.flags.writeable = False
@@ -414,7 +416,7 @@ def load_version(
     try:
         module = tf.saved_model.load(str(path / "query_model"))
         query_fn = module.signatures["serving_default"]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise LoadError("query_model_unloadable", f"query_model of {name}: {type(exc).__name__}: {str(exc)[:300]}", name) from exc
     pause()
     signature = set(query_fn.structured_input_signature[1].keys())
@@ -482,7 +484,7 @@ def _user_vectors(model: LoadedModel, max_bytes: int, pause: Callable[[], None],
             columns = {qi.name: model.user_features[qi.name][start : start + chunk] for qi in model.query_inputs}
             out[start : start + chunk] = model.embed(columns)
             pause()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         message = f"query model of {model.version} failed on the known users: {type(exc).__name__}: {str(exc)[:300]}"
         raise LoadError("warmup_failed", message, model.version) from exc
     if not np.isfinite(out).all():
@@ -502,12 +504,11 @@ def _warm_up(model: LoadedModel) -> None:
     for qi in model.query_inputs:
         columns[qi.name].append(qi.default)
     arrays = {
-        qi.name: np.asarray(columns[qi.name], dtype=np.float32 if qi.dtype == "float32" else object)
-        for qi in model.query_inputs
+        qi.name: np.asarray(columns[qi.name], dtype=np.float32 if qi.dtype == "float32" else object) for qi in model.query_inputs
     }
     try:
         vectors = model.embed(arrays)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         message = f"query model of {name} failed on a warm-up batch: {type(exc).__name__}: {str(exc)[:300]}"
         raise LoadError("warmup_failed", message, name) from exc
     n = len(arrays[model.query_inputs[0].name])
@@ -520,7 +521,7 @@ def _warm_up(model: LoadedModel) -> None:
     k = min(10, model.num_items)
     try:
         idx, _ = model.index.search(vectors, k)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         message = f"index of {name} failed a warm-up search: {type(exc).__name__}: {str(exc)[:300]}"
         raise LoadError("warmup_failed", message, name) from exc
     if idx.shape[0] != n or (idx.size and (idx.min() < 0 or idx.max() >= model.num_items)):

@@ -76,7 +76,9 @@ def check_index_recall(manifest: dict, floor: float) -> None:
         return
     index = manifest.get("index")
     if not isinstance(index, dict):
-        raise IndexPointError("index_recall_unknown", f"the manifest records no index; this service's floor is {floor:g} (min_index_recall)")
+        raise IndexPointError(
+            "index_recall_unknown", f"the manifest records no index; this service's floor is {floor:g} (min_index_recall)"
+        )
     figures = [(key, what, _figure(index, key)) for key, what in RECALL_FIGURES]
     if figures[0][2] is None and index.get("kind") != "brute_force":
         raise IndexPointError(
@@ -131,4 +133,6 @@ def check_operating_point(searcher: Any, manifest: dict) -> None:
     for key, setting in (("num_leaves", "num_children"), ("num_leaves_to_search", "max_spill_centers")):
         wanted, served = params.get(key), _serialised(config, setting)
         if wanted is not None and served != wanted:
-            raise IndexPointError("index_mismatch", f"index.params.{key} is {wanted!r:.40}, the serialised searcher's is {served}")
+            raise IndexPointError(
+                "index_mismatch", f"index.params.{key} is {wanted!r:.40}, the serialised searcher's is {served}"
+            )

@@ -29,6 +29,7 @@ import numpy as np
 from serving.errors import ApiError
 from serving.model import HISTORY_KIND, LoadedModel, QueryInput
 
+
 @dataclass(frozen=True, slots=True)
 class RecentItems:
     """What a request's recent items become for the served version."""

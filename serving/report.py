@@ -107,7 +107,7 @@ def render_report(model: LoadedModel, png: bytes | None, problem: str | None = N
         f"<style>{_REPORT_CSS}</style></head><body><main>",
         f"<h1>Evaluation report — version {version}</h1>",
         f'<p class="sub">created {_e(m.get("created_at"))} · {_e(m.get("num_items"))} items · '
-        f'{_e(m.get("num_users"))} users · embedding dim {_e(m.get("embedding_dim"))}</p>',
+        f"{_e(m.get('num_users'))} users · embedding dim {_e(m.get('embedding_dim'))}</p>",
     ]
     if m.get("kind") is not None or m.get("parent_version") is not None:
         made = f'made by <span data-figure="version-kind">{_e(m.get("kind"))}</span>'
@@ -120,8 +120,8 @@ def render_report(model: LoadedModel, png: bytes | None, problem: str | None = N
     if names:
         parts.append(
             f'<p class="note">{_e(evaluation.get("split", "?"))} split; '
-            f'{_e(evaluation.get("num_test_interactions"))} test interactions, '
-            f'{_e(evaluation.get("num_test_users_scored"))} users scored; items seen in training excluded.</p>'
+            f"{_e(evaluation.get('num_test_interactions'))} test interactions, "
+            f"{_e(evaluation.get('num_test_users_scored'))} users scored; items seen in training excluded.</p>"
         )
         parts.append(
             '<table aria-labelledby="test-metrics"><thead><tr><th scope="col">metric</th><th scope="col">two-tower</th>'
@@ -148,9 +148,11 @@ def render_report(model: LoadedModel, png: bytes | None, problem: str | None = N
     ftk = evaluation.get("factorized_top_k") or {}
     if ftk:
         parts.append('<h2 id="ftk">TFRS FactorizedTopK (cross-check of the top-K accuracy above)</h2>')
-        parts.append('<table aria-labelledby="ftk"><thead><tr><th scope="col">metric</th><th scope="col">value</th></tr></thead><tbody>')
+        parts.append(
+            '<table aria-labelledby="ftk"><thead><tr><th scope="col">metric</th><th scope="col">value</th></tr></thead><tbody>'
+        )
         for name, value in ftk.items():
-            parts.append(f"<tr><th scope=\"row\">{html.escape(str(name))}</th><td>{_e(value)}</td></tr>")
+            parts.append(f'<tr><th scope="row">{html.escape(str(name))}</th><td>{_e(value)}</td></tr>')
         parts.append("</tbody></table>")
 
     parts.extend(_index_section(index if isinstance(index, dict) else {}))
@@ -169,7 +171,7 @@ def render_report(model: LoadedModel, png: bytes | None, problem: str | None = N
         parts.extend(f'<th scope="col">{html.escape(str(k))}</th>' for k in series)
         parts.append("</tr></thead><tbody>")
         for epoch in range(epochs):
-            parts.append(f"<tr><th scope=\"row\">{epoch + 1}</th>")
+            parts.append(f'<tr><th scope="row">{epoch + 1}</th>')
             parts.extend(f"<td>{_e(v[epoch]) if epoch < len(v) else '—'}</td>" for v in series.values())
             parts.append("</tr>")
         parts.append("</tbody></table>")
@@ -200,9 +202,14 @@ def _index_section(index: dict) -> list[str]:
         ("recall@100 vs exact, known users", "scann-recall-100", index.get("recall_at_100_vs_exact"), 4),
         ("µs per query (search + re-scoring, CPU)", "scann-us-per-query", index.get("us_per_query"), 1),
         ("brute force µs per query", "brute-force-us-per-query", tuning.get("brute_force_us_per_query"), 1),
-        ("target recall@10 within µs per query", "scann-target",
-         None if "target_recall_at_10" not in tuning else f"{_fmt(tuning.get('target_recall_at_10'))} within "
-         f"{_fmt(tuning.get('max_us_per_query'), 0)}", 4),
+        (
+            "target recall@10 within µs per query",
+            "scann-target",
+            None
+            if "target_recall_at_10" not in tuning
+            else f"{_fmt(tuning.get('target_recall_at_10'))} within {_fmt(tuning.get('max_us_per_query'), 0)}",
+            4,
+        ),
         ("meets target", "scann-meets-target", index.get("meets_target"), 4),
         ("build seconds (tuning included)", "scann-build-seconds", index.get("build_seconds"), 3),
     )
@@ -227,11 +234,15 @@ def _index_section(index: dict) -> list[str]:
             '<th scope="col">leaves searched</th><th scope="col">pool re-scored</th><th scope="col">recall@10</th>'
             '<th scope="col">checking recall@10</th><th scope="col">µs per query</th></tr></thead><tbody>'
         )
-        for point in sorted(frontier, key=lambda q: (q.get("us_per_query") or 0)):
+        for point in sorted(frontier, key=lambda q: q.get("us_per_query") or 0):
             tree = point.get("tree")
-            shape = trees[tree].get("shape") if isinstance(tree, int) and 0 <= tree < len(trees) and isinstance(trees[tree], dict) else tree
+            shape = (
+                trees[tree].get("shape")
+                if isinstance(tree, int) and 0 <= tree < len(trees) and isinstance(trees[tree], dict)
+                else tree
+            )
             parts.append(
-                f"<tr><th scope=\"row\">{_e(shape)}</th><td>{_e(point.get('leaves_to_search'))}</td><td>{_e(point.get('reorder'))}</td>"
+                f'<tr><th scope="row">{_e(shape)}</th><td>{_e(point.get("leaves_to_search"))}</td><td>{_e(point.get("reorder"))}</td>'
                 f"<td>{_e(point.get('recall_at_10'))}</td><td>{_e(point.get('checking_recall_at_10'))}</td>"
                 f"<td>{_e(point.get('us_per_query'), 1)}</td></tr>"
             )

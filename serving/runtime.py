@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.loading import (  # noqa: F401  (settle_heap: also used by benchmarks.serving_gap)
+from serving.loading import (
     LOADER_DUTY,
     LOADER_NICE,
     Pacer,
@@ -136,7 +136,7 @@ class VersionWatcher:
                 await self.check()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the watcher must survive anything
+            except Exception:
                 log.exception("version watcher: unexpected error")
             await asyncio.sleep(self.poll_interval_s)
 
@@ -147,7 +147,11 @@ class VersionWatcher:
         served = self.holder.model.version if self.holder.model else None
         log.error(
             "refused model version %s (%s): %s; still serving %s (pid %d)",
-            err.version, err.reason, err.detail, served or "nothing", os.getpid(),
+            err.version,
+            err.reason,
+            err.detail,
+            served or "nothing",
+            os.getpid(),
         )
 
     async def check(self) -> None:
@@ -179,13 +183,20 @@ class VersionWatcher:
                     if await asyncio.to_thread(freeze_libraries):
                         log.info("libraries imported and frozen (%d objects; pid %d)", gc.get_freeze_count(), os.getpid())
                     model = await asyncio.to_thread(
-                        load_version, self.model_root, name, user_vectors_max_bytes=self.user_vectors_max_bytes,
+                        load_version,
+                        self.model_root,
+                        name,
+                        user_vectors_max_bytes=self.user_vectors_max_bytes,
                         min_index_recall=self.min_index_recall,
                     )
                 else:  # a version serves: loading yields the cores to it (lower priority, and pauses between steps)
                     model = await run_in_loader_thread(
-                        load_version, self.model_root, name, nice=self.loader_nice,
-                        user_vectors_max_bytes=self.user_vectors_max_bytes, pause=Pacer(self.loader_duty),
+                        load_version,
+                        self.model_root,
+                        name,
+                        nice=self.loader_nice,
+                        user_vectors_max_bytes=self.user_vectors_max_bytes,
+                        pause=Pacer(self.loader_duty),
                         min_index_recall=self.min_index_recall,
                     )
             except LoadError as err:
@@ -193,7 +204,7 @@ class VersionWatcher:
                 err.version = err.version or name
                 self._fail(err)
                 return
-            except Exception as exc:  # noqa: BLE001 - an unexpected loader bug must not take the service down
+            except Exception as exc:
                 self._failed_key = key
                 self._fail(LoadError("load_error", f"{type(exc).__name__}: {str(exc)[:300]}", name))
                 log.exception("unexpected error loading %s", name)
@@ -210,5 +221,8 @@ class VersionWatcher:
             self.metrics.ready.set(1 if self.holder.ready else 0)
             log.info(
                 "serving model version %s (was %s), loaded in %.2fs (pid %d)",
-                model.version, previous or "none", model.load_seconds, os.getpid(),
+                model.version,
+                previous or "none",
+                model.load_seconds,
+                os.getpid(),
             )

@@ -40,9 +40,7 @@ def printable(value: str) -> str:
     return value
 
 
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(printable)
-]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(printable)]
 FeatureText = Annotated[str, StringConstraints(max_length=MAX_FEATURE_TEXT), AfterValidator(printable)]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(printable)]
 Strategy = Literal["personal", "features", "popular", "similar", "session"]
@@ -140,8 +138,17 @@ class RecommendedItem(BaseModel):
         extra="allow",
         json_schema_extra={
             "examples": [
-                {"item_id": "i000042", "score": 3.17, "rank": 1, "title": "Pageturn classic cookbook",
-                 "category": "books", "tags": ["cooking"], "price": 19.81, "brand": "Pageturn", "popularity": 57}
+                {
+                    "item_id": "i000042",
+                    "score": 3.17,
+                    "rank": 1,
+                    "title": "Pageturn classic cookbook",
+                    "category": "books",
+                    "tags": ["cooking"],
+                    "price": 19.81,
+                    "brand": "Pageturn",
+                    "popularity": 57,
+                }
             ]
         },
     )
@@ -234,11 +241,19 @@ class IndexInfo(BaseModel):
         description="what the service searches with, exactly: num_leaves, num_leaves_to_search, reorder (candidates "
         "re-scored exactly per query), ...; {} for brute force",
     )
-    recall_at_10_vs_exact: float | None = Field(default=None, description="recall@10 against exact search, known users' checking queries")
+    recall_at_10_vs_exact: float | None = Field(
+        default=None, description="recall@10 against exact search, known users' checking queries"
+    )
     similar_recall_at_10_vs_exact: float | None = Field(default=None, description="the same for items as similar-items queries")
-    recall_at_100_vs_exact: float | None = Field(default=None, description="recall@100 against exact search, known users' checking queries")
-    us_per_query: float | None = Field(default=None, description="microseconds of CPU per query (search + re-scoring) on the build machine")
-    meets_target: bool | None = Field(default=None, description="whether the build reached its recall target within its time budget")
+    recall_at_100_vs_exact: float | None = Field(
+        default=None, description="recall@100 against exact search, known users' checking queries"
+    )
+    us_per_query: float | None = Field(
+        default=None, description="microseconds of CPU per query (search + re-scoring) on the build machine"
+    )
+    meets_target: bool | None = Field(
+        default=None, description="whether the build reached its recall target within its time budget"
+    )
     build_seconds: float | None = None
     tuning: dict | None = Field(
         default=None, description="target, budget, reason and queries of the tuning; frontier_tried and trees_tried: counts"
@@ -250,7 +265,9 @@ class ModelResponse(BaseModel):
 
     model_version: str
     created_at: str | None = None
-    kind: str | None = Field(default=None, description="how the version was made: training or catalog_update (null: not recorded)")
+    kind: str | None = Field(
+        default=None, description="how the version was made: training or catalog_update (null: not recorded)"
+    )
     parent_version: str | None = Field(default=None, description="the version a catalog update was made from (null otherwise)")
     embedding_dim: int
     num_items: int
@@ -291,8 +308,13 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
             json_schema_extra={
                 "examples": [
                     {"user_id": "u000001", "k": 10},
-                    {"user_id": "u000001", "k": 5, "exclude_seen": True, "exclude_item_ids": ["i000003"],
-                     "filters": {"category": ["books", "toys"], "price": {"min": 1, "max": 20}}},
+                    {
+                        "user_id": "u000001",
+                        "k": 5,
+                        "exclude_seen": True,
+                        "exclude_item_ids": ["i000003"],
+                        "filters": {"category": ["books", "toys"], "price": {"min": 1, "max": 20}},
+                    },
                     {"features": {"age": 31, "country": "FR", "segment": "premium"}, "k": 10},
                     {"k": 10},
                     # a known user's visit: appended to the stored history (strategy personal)
@@ -356,4 +378,3 @@ def make_schemas(settings: ServiceSettings) -> Schemas:
             return self
 
     return Schemas(RecommendationRequest=RecommendationRequest, BatchRequest=BatchRequest)
-

@@ -88,7 +88,8 @@ class ServiceSettings(BaseSettings):
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = Field(
-        default=False, description="uvicorn's line per request (costs about a tenth of the CPU under load; /metrics has latencies)"
+        default=False,
+        description="uvicorn's line per request (costs about a tenth of the CPU under load; /metrics has latencies)",
     )
     shutdown_grace_s: float = Field(
         default=0.0, ge=0, le=300, description="on SIGTERM/SIGINT: seconds /readyz answers 503 before the server stops"
@@ -121,9 +122,7 @@ class ServiceSettings(BaseSettings):
         if self.default_k > self.max_k:
             raise ValueError(f"default_k ({self.default_k}) must not exceed max_k ({self.max_k})")
         if self.default_k > self.max_items_per_call:
-            raise ValueError(
-                f"default_k ({self.default_k}) must not exceed max_items_per_call ({self.max_items_per_call})"
-            )
+            raise ValueError(f"default_k ({self.default_k}) must not exceed max_items_per_call ({self.max_items_per_call})")
         return self
 
     def to_env(self) -> dict[str, str]:

@@ -70,7 +70,9 @@ def read_latest(model_root: Path) -> str | None:
     except OSError as exc:
         raise VersionFileError("latest_unreadable", f"cannot read LATEST: {exc}") from exc
     if len(raw) > LATEST_MAX_BYTES:
-        raise VersionFileError("latest_too_large", f"LATEST holds more than {LATEST_MAX_BYTES} bytes; a version name is one short line")
+        raise VersionFileError(
+            "latest_too_large", f"LATEST holds more than {LATEST_MAX_BYTES} bytes; a version name is one short line"
+        )
     try:
         name = raw.decode("utf-8").strip()
     except UnicodeDecodeError as exc:

@@ -14,7 +14,6 @@ from towers.history import HistoryEncoder, own_tables
 from towers.spec import FeatureKind, FeatureSpec
 
 
-
 def raw_column(spec: FeatureSpec, column: pd.Series) -> np.ndarray:
     """Turn a canonical-table column into the raw input the tower expects.
 
@@ -131,12 +130,8 @@ class NumericEncoder(tf.keras.layers.Layer):
         if spec.buckets and finite.size:
             qs = np.quantile(finite, np.linspace(0, 1, spec.buckets + 1)[1:-1])
             self.boundaries = sorted({float(q) for q in qs})
-        self.discretize = (
-            tf.keras.layers.Discretization(bin_boundaries=self.boundaries) if self.boundaries else None
-        )
-        self.embed = (
-            tf.keras.layers.Embedding(len(self.boundaries) + 2, spec.embedding_dim) if self.boundaries else None
-        )
+        self.discretize = tf.keras.layers.Discretization(bin_boundaries=self.boundaries) if self.boundaries else None
+        self.embed = tf.keras.layers.Embedding(len(self.boundaries) + 2, spec.embedding_dim) if self.boundaries else None
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         return np.log1p(np.maximum(x, 0.0)) if self.log_transform else x

@@ -56,7 +56,7 @@ class HistoryEncoder(tf.keras.layers.Layer):
             self.attention_score = tf.keras.layers.Dense(1, use_bias=False, name="attention_score")
 
     def table_ids(self, x: tf.Tensor) -> tf.Tensor:
-        """"i1|i2|...|in" (oldest first) -> [b, N] table ids, newest first, 0-padded."""
+        """ "i1|i2|...|in" (oldest first) -> [b, N] table ids, newest first, 0-padded."""
         tokens = tf.reverse(tf.strings.split(x, sep=self.separator), axis=[1])[:, : self.length]
         return self.lookup(tokens.to_tensor(default_value="", shape=[None, self.length]))
 
@@ -96,7 +96,9 @@ class CatalogRowIds(tf.keras.layers.Layer):
         return tf.gather(self.ids_of_row, rows)
 
 
-def own_tables(item_vocabulary: np.ndarray, dim: int, name: str) -> tuple[tf.keras.layers.StringLookup, tf.keras.layers.Embedding]:
+def own_tables(
+    item_vocabulary: np.ndarray, dim: int, name: str
+) -> tuple[tf.keras.layers.StringLookup, tf.keras.layers.Embedding]:
     """A lookup and an embedding table of the history's own (OOV and "" -> row 0)."""
     vocab = np.asarray([v for v in item_vocabulary if v != ""] or ["<none>"], dtype=object)
     lookup = tf.keras.layers.StringLookup(vocabulary=vocab, num_oov_indices=1, mask_token=None, name=f"{name}_lookup")

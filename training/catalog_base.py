@@ -74,7 +74,9 @@ def open_base(model_root: Path, name: str | None = None) -> BaseVersion:
     if name is None:
         name = read_latest(model_root)
         if name is None:
-            raise BaseVersionError(f"no published version under {model_root} (LATEST is missing or empty); give --base or train first")
+            raise BaseVersionError(
+                f"no published version under {model_root} (LATEST is missing or empty); give --base or train first"
+            )
     if not name.isdigit():
         raise BaseVersionError(f"{name!r} is not a version name (integer seconds)")
     path = model_root / name
@@ -93,14 +95,20 @@ def open_base(model_root: Path, name: str | None = None) -> BaseVersion:
         raise _fail(name, f"manifest.json cannot be read: {exc}") from exc
     if manifest.get("schema_version") != SCHEMA_VERSION or str(manifest.get("version")) != name:
         raise _fail(name, f"schema_version {manifest.get('schema_version')!r}, version {manifest.get('version')!r}")
-    for rel in ("candidate_model/saved_model.pb", "query_model/saved_model.pb", "items.parquet", "item_embeddings.npy",
-                "users.parquet", "seen.parquet"):
+    for rel in (
+        "candidate_model/saved_model.pb",
+        "query_model/saved_model.pb",
+        "items.parquet",
+        "item_embeddings.npy",
+        "users.parquet",
+        "seen.parquet",
+    ):
         if rel not in manifest["files"]:
             raise _fail(name, f"{rel} is not in it")
     base = BaseVersion(path=path, name=name, manifest=manifest)
     try:
         spec, items, emb = base.spec, base.items, base.embeddings
-    except Exception as exc:  # noqa: BLE001 (pydantic, pyarrow and numpy each raise their own)
+    except Exception as exc:
         raise _fail(name, f"cannot read it: {type(exc).__name__}: {exc}") from exc
     if emb.shape != (len(items), spec.embedding_dim) or len(items) != manifest.get("num_items"):
         raise _fail(name, f"{len(items)} items, embeddings {emb.shape}, manifest num_items {manifest.get('num_items')}")

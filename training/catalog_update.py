@@ -73,8 +73,13 @@ class CatalogDiff:
         return np.flatnonzero(self.old_rows < 0)
 
     def counts(self) -> dict[str, int]:
-        return {"items": len(self.old_rows), "new": len(self.new), "retired": len(self.retired),
-                "changed": len(self.changed), "unchanged": int((self.old_rows >= 0).sum() - len(self.changed))}
+        return {
+            "items": len(self.old_rows),
+            "new": len(self.new),
+            "retired": len(self.retired),
+            "changed": len(self.changed),
+            "unchanged": int((self.old_rows >= 0).sum() - len(self.changed)),
+        }
 
 
 @dataclass
@@ -141,7 +146,9 @@ def remap_seen(base: BaseVersion, diff: CatalogDiff) -> pd.DataFrame:
 
 def _items_frame(base: BaseVersion, table: ItemTable, diff: CatalogDiff) -> pd.DataFrame:
     items = table.frame.drop(columns=["popularity"], errors="ignore").copy()
-    popularity = base.items["popularity"].to_numpy(dtype=np.int64) if "popularity" in base.items else np.zeros(len(base.items), np.int64)
+    popularity = (
+        base.items["popularity"].to_numpy(dtype=np.int64) if "popularity" in base.items else np.zeros(len(base.items), np.int64)
+    )
     items["popularity"] = np.where(diff.old_rows >= 0, popularity[np.maximum(diff.old_rows, 0)], 0).astype(np.int64)
     return items
 
@@ -162,16 +169,27 @@ def _index_settings(base: BaseVersion) -> dict:
     training = base.manifest.get("training") or {}
     index = base.manifest.get("index") or {}
     parent_point = index.get("params") if index.get("kind") == "tree_ah" else None  # tried first: tuning only if it misses
-    return {"target_recall": training.get("index_target_recall"), "max_us_per_query": training.get("index_max_us_per_query"),
-            "sample_size": training.get("index_tuning_queries"), "seed": int(training.get("seed", 0) or 0),
-            "start_from": parent_point}
+    return {
+        "target_recall": training.get("index_target_recall"),
+        "max_us_per_query": training.get("index_max_us_per_query"),
+        "sample_size": training.get("index_tuning_queries"),
+        "seed": int(training.get("seed", 0) or 0),
+        "start_from": parent_point,
+    }
 
 
 def _metrics(base: BaseVersion, table: ItemTable, diff: CatalogDiff, index: dict, seconds: dict) -> dict:
     parent = base.manifest.get("metrics") or {}
-    out = {"catalog_update": {**diff.counts(), "parent_version": base.name, "items_file": table.file,
-                              "bad_rows": int(table.report.count), "seconds": seconds},
-           "index": index}
+    out = {
+        "catalog_update": {
+            **diff.counts(),
+            "parent_version": base.name,
+            "items_file": table.file,
+            "bad_rows": int(table.report.count),
+            "seconds": seconds,
+        },
+        "index": index,
+    }
     if "evaluation" in parent:  # the towers are the parent's: so is their evaluation (on the catalog they were trained on)
         out["evaluation"] = parent["evaluation"]
         out["evaluated_version"] = parent.get("evaluated_version", base.name)
@@ -194,7 +212,8 @@ def update_catalog(model_root: Path, items_path: Path, options: UpdateOptions = 
     if len(diff.retired) > MAX_RETIRED_SHARE * len(base.items) and not options.allow_large_change:
         raise LargeChangeError(
             f"the item table retires {len(diff.retired):,} of the base version's {len(base.items):,} items "
-            f"(more than {MAX_RETIRED_SHARE:.0%}); pass --allow-large-change if that is intended")
+            f"(more than {MAX_RETIRED_SHARE:.0%}); pass --allow-large-change if that is intended"
+        )
 
     embed = np.union1d(diff.new, diff.changed)
     candidate = SavedTower(base.path / "candidate_model", base.manifest["candidate_inputs"])
@@ -212,7 +231,9 @@ def update_catalog(model_root: Path, items_path: Path, options: UpdateOptions = 
 
     searcher, info = build_index(emb, user_vectors, **_index_settings(base))
     gate = index_gate(info.__dict__, options.allow_low_recall)
-    clock.lap("index", f"built the {info.kind} index (recall@10 vs exact {info.recall_at_10_vs_exact}); index gate: {gate.message}")
+    clock.lap(
+        "index", f"built the {info.kind} index (recall@10 vs exact {info.recall_at_10_vs_exact}); index gate: {gate.message}"
+    )
     metrics = _metrics(base, table, diff, info.__dict__, clock.seconds)
     metrics["index_gate"] = {"passed": gate.passed, "message": gate.message}
     if not gate.passed:
@@ -222,18 +243,29 @@ def update_catalog(model_root: Path, items_path: Path, options: UpdateOptions = 
 
     report = base.path / "report.png"
     artifact = VersionArtifact(
-        spec=base.spec, query_tower=None, candidate_tower=None,
-        query_defaults=base.defaults("query"), candidate_defaults=base.defaults("candidate"),
-        item_embeddings=emb, items=_items_frame(base, table, diff), users=users, seen=seen, searcher=searcher,
+        spec=base.spec,
+        query_tower=None,
+        candidate_tower=None,
+        query_defaults=base.defaults("query"),
+        candidate_defaults=base.defaults("candidate"),
+        item_embeddings=emb,
+        items=_items_frame(base, table, diff),
+        users=users,
+        seen=seen,
+        searcher=searcher,
         metrics=metrics,
         manifest_extra={
-            "dataset": {**(base.manifest.get("dataset") or {}),
-                        "catalog": {"file": table.file, "sha256": sha256_file(Path(table.file)), "bad_rows": int(table.report.count)}},
+            "dataset": {
+                **(base.manifest.get("dataset") or {}),
+                "catalog": {"file": table.file, "sha256": sha256_file(Path(table.file)), "bad_rows": int(table.report.count)},
+            },
             "training": base.manifest.get("training") or {},
             "index": info.__dict__,
         },
         write_report=(lambda path: shutil.copyfile(report, path)) if "report.png" in base.manifest["files"] else None,
-        kind="catalog_update", parent_version=base.name, towers_from=base.path,
+        kind="catalog_update",
+        parent_version=base.name,
+        towers_from=base.path,
     )
     expect = base.name if options.base is None else None  # an update of LATEST must not replace a version published meanwhile
     version = publish(model_root, lambda dest, v: write_version(dest, artifact, v), retain=options.retain, expect_latest=expect)

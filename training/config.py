@@ -76,6 +76,9 @@ class TrainConfig(BaseModel):
     index_max_us_per_query: float = Field(
         default=1000.0, gt=0, description="the index's time budget per query (search + exact re-scoring, batches of 12)"
     )
-    index_tuning_queries: int = Field(default=2000, ge=2, description="query vectors sampled to tune (half) and check (half) the index")
-    allow_low_recall: bool = Field(default=False, description="publish even if the index misses index_target_recall within the budget")
-
+    index_tuning_queries: int = Field(
+        default=2000, ge=2, description="query vectors sampled to tune (half) and check (half) the index"
+    )
+    allow_low_recall: bool = Field(
+        default=False, description="publish even if the index misses index_target_recall within the budget"
+    )

@@ -84,10 +84,10 @@ def evaluate_split(
     }
     result: dict = {
         "split": config.split.value,
-        "num_train_interactions": int(len(split.train)),
-        "num_test_interactions": int(len(split.test)),
-        "num_test_pairs_scored": int(len(pairs)),
-        "num_test_users_scored": int(len(users)),
+        "num_train_interactions": len(split.train),
+        "num_test_interactions": len(split.test),
+        "num_test_pairs_scored": len(pairs),
+        "num_test_users_scored": len(users),
         "top_k_accuracy_queries": "per pair: training items before it" if query_tower is not None else "per user",
     }
     for name, score in scorers.items():

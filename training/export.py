@@ -12,7 +12,7 @@ import platform
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -111,10 +111,10 @@ def write_version(dest: Path, artifact: VersionArtifact, version: str) -> dict:
         "version": version,
         "kind": artifact.kind,
         "parent_version": artifact.parent_version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "embedding_dim": artifact.spec.embedding_dim,
-        "num_items": int(len(artifact.items)),
-        "num_users": int(len(artifact.users)),
+        "num_items": len(artifact.items),
+        "num_users": len(artifact.users),
         "similarity": "dot",
         "query_inputs": _inputs(artifact.spec.query.features, artifact.query_defaults),
         "candidate_inputs": _inputs(artifact.spec.candidate.features, artifact.candidate_defaults),

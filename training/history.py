@@ -51,9 +51,7 @@ def example_windows(user_rows: np.ndarray, times: np.ndarray, rows: np.ndarray, 
     return windows_before(user_rows, times, rows, rows, length)
 
 
-def windows_before(
-    user_rows: np.ndarray, times: np.ndarray, known_rows: np.ndarray, rows: np.ndarray, length: int
-) -> Windows:
+def windows_before(user_rows: np.ndarray, times: np.ndarray, known_rows: np.ndarray, rows: np.ndarray, length: int) -> Windows:
     """Per row of ``rows`` (in the order given), its history among ``known_rows``:
     the same user's known rows strictly before it in (time, position) order,
     at most the last ``length`` (a row never sees itself, known or not). A

@@ -33,7 +33,9 @@ class IndexInfo:
     build_seconds: float = 0.0  # the whole build, tuning included
     recall_at_10_vs_exact: float | None = None  # on the checking queries
     recall_at_100_vs_exact: float | None = None
-    similar_recall_at_10_vs_exact: float | None = None  # the sampled items as similar-items queries (themselves left out), checking half
+    similar_recall_at_10_vs_exact: float | None = (
+        None  # the sampled items as similar-items queries (themselves left out), checking half
+    )
     us_per_query: float | None = None  # search + exact re-scoring, batches of SERVICE_BATCH, thread CPU time
     meets_target: bool = True
     tuning: dict = field(default_factory=dict)
@@ -119,7 +121,12 @@ def autopilot_params(num_items: int, dim: int, k: int = 10) -> dict | None:
 
 
 def search_rescored(
-    searcher: scann.scann_ops_pybind.ScannSearcher, items: np.ndarray, queries: np.ndarray, k: int, pool: int = 0, **search_args: int
+    searcher: scann.scann_ops_pybind.ScannSearcher,
+    items: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    pool: int = 0,
+    **search_args: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` rows and exact dot products per query: the searcher's best ``max(k, pool)``
     candidates re-scored against ``items`` (what the service does; ``pool`` 0 for brute force)."""
@@ -169,7 +176,9 @@ def index_recall(
     return recall_vs_exact(approx, exact)
 
 
-def with_default_leaves(searcher: scann.scann_ops_pybind.ScannSearcher, leaves_to_search: int) -> scann.scann_ops_pybind.ScannSearcher:
+def with_default_leaves(
+    searcher: scann.scann_ops_pybind.ScannSearcher, leaves_to_search: int
+) -> scann.scann_ops_pybind.ScannSearcher:
     """The same tree + AH searcher with ``leaves_to_search`` as the number of leaves a
     search visits when the caller names none (the service names none): serialised,
     that setting (``partitioning.query_spilling.max_spill_centers`` of
@@ -202,4 +211,3 @@ def save_searcher(searcher: scann.scann_ops_pybind.ScannSearcher, directory: Pat
 
 def load_searcher(directory: Path) -> scann.scann_ops_pybind.ScannSearcher:
     return scann.scann_ops_pybind.load_searcher(str(directory))
-

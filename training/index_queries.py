@@ -41,13 +41,21 @@ class QuerySample:
         out = asdict(self)
         for name in ("tuning", "checking", "user_rows", "similar_tuning", "similar_checking"):
             out.pop(name)
-        similar = {"items": len(np.union1d(self.similar_tuning, self.similar_checking)),
-                   "tuning": len(self.similar_tuning), "checking": len(self.similar_checking)}
+        similar = {
+            "items": len(np.union1d(self.similar_tuning, self.similar_checking)),
+            "tuning": len(self.similar_tuning),
+            "checking": len(self.similar_checking),
+        }
         return {**out, "tuning": len(self.tuning), "checking": len(self.checking), "similar": similar}
 
 
 def sample_queries(
-    user_vectors: np.ndarray | None, item_vectors: np.ndarray, *, size: int = SAMPLE_SIZE, seed: int = 0, min_users: int = MIN_USERS
+    user_vectors: np.ndarray | None,
+    item_vectors: np.ndarray,
+    *,
+    size: int = SAMPLE_SIZE,
+    seed: int = 0,
+    min_users: int = MIN_USERS,
 ) -> QuerySample:
     """``size`` query vectors (fewer if fewer exist), shuffled with ``seed`` and split in two halves;
     and ``size`` item rows (fewer if fewer exist) as similar-items queries, split the same way
@@ -71,7 +79,7 @@ def sample_queries(
         tuning=queries[:half],
         checking=queries[half:] if len(queries) > 1 else queries,
         source=source,
-        users=int(len(user_rows)),
+        users=len(user_rows),
         items=int(n_items),
         seed=seed,
         user_rows=user_rows,

@@ -106,12 +106,20 @@ class Point:
 
     def checked(self, target: float) -> bool:
         """Both kinds of query reach ``target`` on their checking halves."""
-        return self.checking_recall is not None and self.checking_recall >= target and (
-            self.similar_checking_recall is None or self.similar_checking_recall >= target)
+        return (
+            self.checking_recall is not None
+            and self.checking_recall >= target
+            and (self.similar_checking_recall is None or self.similar_checking_recall >= target)
+        )
 
     def record(self) -> dict:
-        out = {"tree": self.tree, "leaves_to_search": self.leaves, "reorder": self.pool, "recall_at_10": round(self.recall, 4),
-               "us_per_query": round(self.us, 1)}
+        out = {
+            "tree": self.tree,
+            "leaves_to_search": self.leaves,
+            "reorder": self.pool,
+            "recall_at_10": round(self.recall, 4),
+            "us_per_query": round(self.us, 1),
+        }
         for name, value in (("users_recall_at_10", self.user_recall), ("similar_recall_at_10", self.similar_recall)):
             if value is not None:
                 out[name] = round(value, 4)
@@ -131,8 +139,12 @@ def tree_shapes(num_items: int, dim: int) -> list[tuple[str, dict]]:
     kind, rule = index_params(num_items)
     if kind != "tree_ah":  # the former rule's brute-force range: its shape, with sqrt(n) leaves
         leaves = max(2, int(np.sqrt(num_items)))
-        rule = {**index_params(20_000)[1], "num_leaves": leaves, "num_leaves_to_search": max(1, leaves // 10),
-                "training_sample_size": num_items}
+        rule = {
+            **index_params(20_000)[1],
+            "num_leaves": leaves,
+            "num_leaves_to_search": max(1, leaves // 10),
+            "training_sample_size": num_items,
+        }
     shapes = [("size rule", rule)]
     if num_items < 500_000:
         toggled = {k: v for k, v in rule.items() if k != "soar_lambda"}
@@ -151,7 +163,13 @@ def ladder(num_leaves: int, own: int) -> list[int]:
 
 
 def run_searcher(
-    searcher: object, items: np.ndarray, queries: np.ndarray, pool: int, k: int = 10, batch: int = SERVICE_BATCH, leaves: int | None = None
+    searcher: object,
+    items: np.ndarray,
+    queries: np.ndarray,
+    pool: int,
+    k: int = 10,
+    batch: int = SERVICE_BATCH,
+    leaves: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """(top-k rows per query, us per query) of a tree + AH searcher as the service runs it: a
     ``search_batched`` call per ``batch`` queries for a pool re-scored exactly; thread CPU time.
@@ -186,7 +204,8 @@ def run_brute(searcher: object, queries: np.ndarray, k: int = 10, batch: int = S
 def pareto(points: list[Point]) -> list[Point]:
     """Points no other point beats on both recall (>=) and time (<, or <= with more recall)."""
     return [
-        p for p in points
+        p
+        for p in points
         if not any((q.recall >= p.recall and q.us < p.us) or (q.recall > p.recall and q.us <= p.us) for q in points)
     ]
 
@@ -208,8 +227,11 @@ class _Tuner:
         self.k_similar = min(10, len(items) - 1)
         if self.similar:
             self.similar_truth = {
-                name: without_self(np.asarray(self.brute.search_batched_parallel(
-                    self.items[rows], final_num_neighbors=self.k_similar + 1)[0]), rows, self.k_similar)
+                name: without_self(
+                    np.asarray(self.brute.search_batched_parallel(self.items[rows], final_num_neighbors=self.k_similar + 1)[0]),
+                    rows,
+                    self.k_similar,
+                )
                 for name, rows in (("tuning", sample.similar_tuning), ("checking", sample.similar_checking))
             }
         self.trees: list[Tree] = []
@@ -221,7 +243,9 @@ class _Tuner:
     def evaluate(self, ti: int, leaves: int, pool: int) -> Point:
         cache = self.caches.setdefault(ti, {})
         if (leaves, pool) not in cache:
-            rows, us = run_searcher(self.trees[ti].searcher, self.items, self.sample.tuning, pool, self.k, self.target.batch_size, leaves)
+            rows, us = run_searcher(
+                self.trees[ti].searcher, self.items, self.sample.tuning, pool, self.k, self.target.batch_size, leaves
+            )
             users = recall_vs_exact(rows, self.truth_tuning)
             point = Point(ti, leaves, pool, users, us, user_recall=users)
             if self.similar:
@@ -265,7 +289,9 @@ class _Tuner:
                 previous = here
                 i += 1
             start = i
-        own = self.evaluate(ti, min(tree.params["num_leaves_to_search"], tree.params["num_leaves"]), min(tree.params["reorder"], n))
+        own = self.evaluate(
+            ti, min(tree.params["num_leaves_to_search"], tree.params["num_leaves"]), min(tree.params["reorder"], n)
+        )
         own.extra["own_default"] = True
         if self.reaches(own) and own not in found:
             found.append(own)
@@ -296,7 +322,9 @@ class _Tuner:
         if wider.checking_recall is not None:
             return None
         if wider.retimed_us is None:
-            wider.retimed_us = float(np.median([self.run(wider, self.sample.tuning[:TIMING_QUERIES], self.k)[1] for _ in range(TIMING_PASSES)]))
+            wider.retimed_us = float(
+                np.median([self.run(wider, self.sample.tuning[:TIMING_QUERIES], self.k)[1] for _ in range(TIMING_PASSES)])
+            )
         return wider
 
     def checking_recall(self, p: Point, k: int) -> float:
@@ -343,7 +371,9 @@ class _Tuner:
         brute_us = self.retime([point])
         if point.retimed_us is not None and point.retimed_us <= self.target.max_us_per_query and self.check(point):
             log.info("index tuning: the parent's operating point reaches the target; shapes not searched")
-            return self.finish(point, brute_us, True, "the parent version's operating point reaches the target on the checking queries")
+            return self.finish(
+                point, brute_us, True, "the parent version's operating point reaches the target on the checking queries"
+            )
         return None
 
     def tune(self) -> tuple[object, IndexInfo]:
@@ -369,8 +399,11 @@ class _Tuner:
         if chosen is not None and brute_us <= chosen.retimed_us:
             chosen, reason = None, "brute force is as cheap as the cheapest tree setting at the target"
         elif chosen is None and brute_us <= self.target.max_us_per_query:
-            reason = "no tree setting reaches the target within the time budget; brute force fits it" if self.trees else (
-                f"fewer than {MIN_TREE_ITEMS:,} items: brute force")
+            reason = (
+                "no tree setting reaches the target within the time budget; brute force fits it"
+                if self.trees
+                else (f"fewer than {MIN_TREE_ITEMS:,} items: brute force")
+            )
         elif chosen is None:
             meets = False
             within = [p for p in self.points if p.us <= self.target.max_us_per_query]
@@ -398,8 +431,16 @@ class _Tuner:
             "frontier": [{**p.record(), "pareto": id(p) in on_frontier} for p in self.points],
         }
         if chosen is None:
-            info = IndexInfo(kind="brute_force", params={}, recall_at_10_vs_exact=1.0, recall_at_100_vs_exact=1.0,
-                             similar_recall_at_10_vs_exact=1.0, us_per_query=round(brute_us, 1), meets_target=meets, tuning={**tuning, "chosen": "brute force"})
+            info = IndexInfo(
+                kind="brute_force",
+                params={},
+                recall_at_10_vs_exact=1.0,
+                recall_at_100_vs_exact=1.0,
+                similar_recall_at_10_vs_exact=1.0,
+                us_per_query=round(brute_us, 1),
+                meets_target=meets,
+                tuning={**tuning, "chosen": "brute force"},
+            )
             searcher = self.brute
         else:
             tree = self.trees[chosen.tree]

@@ -79,11 +79,14 @@ def _needed_columns(frame: pd.DataFrame, spec: ModelSpec, file: str) -> None:
         raise DataError(
             f"the item table lacks column(s) {', '.join(missing)} that the served version's candidate tower reads "
             f"(it reads {', '.join(needed)}; columns present: {', '.join(map(str, frame.columns))})",
-            file=file, column=missing[0],
+            file=file,
+            column=missing[0],
         )
 
 
-def _flag(report: BadRowReport, bad: np.ndarray, mask: np.ndarray, file: str, lines: np.ndarray, column: str, reasons: list[str] | str) -> None:
+def _flag(
+    report: BadRowReport, bad: np.ndarray, mask: np.ndarray, file: str, lines: np.ndarray, column: str, reasons: list[str] | str
+) -> None:
     new = mask & ~bad
     if new.any():
         picked = reasons if isinstance(reasons, str) else [r for r, n in zip(reasons, new, strict=True) if n]
@@ -98,7 +101,15 @@ def _bad_rows(frame: pd.DataFrame, lines: np.ndarray, file: str, spec: ModelSpec
     for f in spec.query.features:
         if f.kind is FeatureKind.HISTORY:
             holds = ids.fillna("").str.contains(f.separator, regex=False).to_numpy(dtype=bool)
-            _flag(report, bad, holds, file, lines, "item_id", f"item_id holds {f.separator!r}, the separator of the history feature {f.name}")
+            _flag(
+                report,
+                bad,
+                holds,
+                file,
+                lines,
+                "item_id",
+                f"item_id holds {f.separator!r}, the separator of the history feature {f.name}",
+            )
     for f in spec.candidate.features:
         if f.kind.dtype != "float32" or pd.api.types.is_numeric_dtype(frame[f.name]):
             continue
@@ -120,7 +131,9 @@ def _unique(frame: pd.DataFrame, lines: np.ndarray, file: str) -> None:
     raise DataError(
         f"duplicate item_id {first!r} (lines {', '.join(map(str, where))}); "
         f"{frame['item_id'][dup].nunique()} id(s) are duplicated; item_id must be unique",
-        file=file, line=int(where[0]), column="item_id",
+        file=file,
+        line=int(where[0]),
+        column="item_id",
     )
 
 
@@ -144,4 +157,3 @@ def read_item_table(path: str | Path, spec: ModelSpec, max_bad_rows: int = 0) ->
         raise DataError(f"items table has no valid rows left after skipping bad rows:\n{report.summary()}", file=file)
     frame["item_id"] = frame["item_id"].astype(str)
     return ItemTable(frame=frame, lines=lines, file=file, report=report)
-

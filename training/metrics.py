@@ -96,8 +96,12 @@ def ranking_metrics_per_user(
 
 
 def ranking_metrics(
-    score_fn: ScoreFn, users: np.ndarray, test_items: Sequence[np.ndarray], train_items: Sequence[np.ndarray],
-    num_items: int, **options: Any,
+    score_fn: ScoreFn,
+    users: np.ndarray,
+    test_items: Sequence[np.ndarray],
+    train_items: Sequence[np.ndarray],
+    num_items: int,
+    **options: Any,
 ) -> dict[str, float]:
     """P2: :func:`ranking_metrics_per_user` (``options``: its ``recall_ks``,
     ``ndcg_k``, ``coverage_k``, ``batch``) averaged over the users with test

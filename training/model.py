@@ -103,9 +103,7 @@ class TwoTowerModel(tfrs.Model):
         if self.negatives is Negatives.FULL and training:
             loss, candidate = self._full_softmax(query, rows, training)
         else:
-            candidate = self.candidate_tower(
-                {n: features[CANDIDATE_PREFIX + n] for n in self.candidate_names}, training=training
-            )
+            candidate = self.candidate_tower({n: features[CANDIDATE_PREFIX + n] for n in self.candidate_names}, training=training)
             candidates, ids, probability = candidate, rows, features[SAMPLING_PROBABILITY]
             if self.negatives is Negatives.MIXED and training:
                 candidates, ids, probability = self._with_uniform_negatives(candidate, rows, probability, training)
@@ -123,7 +121,6 @@ class TwoTowerModel(tfrs.Model):
             )
             loss = loss + self.embedding_l2 * penalty
         return loss
-
 
     def _full_softmax(self, query: tf.Tensor, rows: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         """Each query against every item: candidates = [the batch's positives, the

@@ -125,8 +125,13 @@ def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, ite
         rows = np.sort(np.random.default_rng(config.seed).choice(rows, config.max_eval_queries, replace=False))
     result.model.attach_top_k_metrics(item_emb)
     ds = make_dataset(
-        prep, rows, sampling_probabilities(prep, split.train), cross_check_batch(config.batch_size, prep.num_items), config.seed,
-        shuffle=False, query_rows=split.train,
+        prep,
+        rows,
+        sampling_probabilities(prep, split.train),
+        cross_check_batch(config.batch_size, prep.num_items),
+        config.seed,
+        shuffle=False,
+        query_rows=split.train,
     )
     out = result.model.evaluate(ds, return_dict=True, verbose=0)
     result.model.task.factorized_metrics = []
@@ -160,8 +165,14 @@ def run_pipeline(
         console.log(f"refitting on the whole training split for {result.best_epoch} epoch(s)")
         refit_config = config.model_copy(update={"epochs": result.best_epoch})
         result = train(
-            prep, spec, refit_config, split.train, np.zeros(0, dtype=np.int64),
-            run_dir=run_dir / "refit", verbose=verbose, strategy=strategy,
+            prep,
+            spec,
+            refit_config,
+            split.train,
+            np.zeros(0, dtype=np.int64),
+            run_dir=run_dir / "refit",
+            verbose=verbose,
+            strategy=strategy,
         )
         result.history = selection.history
         result.best_epoch = selection.best_epoch
@@ -175,8 +186,12 @@ def run_pipeline(
     with step(f"building the ScaNN index over {prep.num_items:,} items"):
         # tuned on a seeded sample of the known users' query vectors (training.index_tuning)
         searcher, index_info = build_index(
-            item_emb, user_emb, target_recall=config.index_target_recall, max_us_per_query=config.index_max_us_per_query,
-            sample_size=config.index_tuning_queries, seed=config.seed,
+            item_emb,
+            user_emb,
+            target_recall=config.index_target_recall,
+            max_us_per_query=config.index_max_us_per_query,
+            sample_size=config.index_tuning_queries,
+            seed=config.seed,
         )
     metrics = {
         "evaluation": evaluation,
@@ -226,15 +241,13 @@ def run_pipeline(
                 "dataset": {
                     "source": data.source,
                     "fingerprint": data.fingerprint(),
-                    "num_interactions": int(len(data.interactions)),
+                    "num_interactions": len(data.interactions),
                     "bad_rows": int(data.report.count),
                 },
                 "training": config.model_dump(mode="json"),
                 "index": index_info.__dict__,
             },
-            write_report=lambda path: write_report(
-                path, result.history, evaluation, index_info.__dict__, title=f"{data.source}"
-            ),
+            write_report=lambda path: write_report(path, result.history, evaluation, index_info.__dict__, title=f"{data.source}"),
         )
         with step(f"publishing into {model_root}"):
             version = publish(model_root, lambda dest, v: write_version(dest, artifact, v), retain=config.retain_versions)

@@ -136,7 +136,8 @@ def publish(
         if expect_latest is not None and read_latest(model_root) != expect_latest:
             raise LatestMovedError(
                 f"LATEST names {read_latest(model_root)}, no longer {expect_latest}, the version this one was made from; "
-                "nothing published (run it again on the new version)")
+                "nothing published (run it again on the new version)"
+            )
         for name in clean_stale_staging(model_root):
             log.info("removed stale %s", name)
         version = next_version(model_root, clock)

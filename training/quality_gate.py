@@ -54,7 +54,9 @@ def index_gate(index: dict, allow_low_recall: bool = False) -> GateResult:
     ``allow_low_recall`` says to publish anyway; the message names the reason."""
     tuning = index.get("tuning") or {}
     params = index.get("params") or {}
-    setting = ", ".join(f"{k} {v}" for k, v in params.items() if k in ("num_leaves", "num_leaves_to_search", "reorder", "soar_lambda"))
+    setting = ", ".join(
+        f"{k} {v}" for k, v in params.items() if k in ("num_leaves", "num_leaves_to_search", "reorder", "soar_lambda")
+    )
     figures = (
         f"index {index.get('kind')}{f' ({setting})' if setting else ''}: recall@10 vs exact {index.get('recall_at_10_vs_exact')} "
         f"at {index.get('us_per_query')} us per query (target {tuning.get('target_recall_at_10')} within {tuning.get('max_us_per_query')} us)"

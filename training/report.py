@@ -7,12 +7,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 _BARS = ("recall_at_10", "recall_at_100", "ndcg_at_10", "coverage_at_10", "top_100_accuracy")
 
 
-def write_report(path: Path, history: dict[str, list[float]], evaluation: dict, index: dict | None = None, title: str = "") -> None:
+def write_report(
+    path: Path, history: dict[str, list[float]], evaluation: dict, index: dict | None = None, title: str = ""
+) -> None:
     """Three panels a person can read at a glance: loss per epoch, validation
     recall per epoch, and test metrics of the model beside popularity."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))

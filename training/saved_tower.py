@@ -44,9 +44,11 @@ class SavedTower:
         rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
         parts = []
         for start in range(0, len(rows), batch):
-            chunk = rows[start:start + batch]
+            chunk = rows[start : start + batch]
             tensors = {
-                spec["name"]: tf.constant(columns[spec["name"]][chunk], dtype=tf.float32 if spec["dtype"] == "float32" else tf.string)
+                spec["name"]: tf.constant(
+                    columns[spec["name"]][chunk], dtype=tf.float32 if spec["dtype"] == "float32" else tf.string
+                )
                 for spec in self.inputs
             }
             parts.append(self._fn(**tensors)["embedding"].numpy().astype(np.float32, copy=False))

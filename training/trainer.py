@@ -126,7 +126,11 @@ def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_ro
     train_users = np.unique(prep.user_rows[fit_rows])
     train_items = np.unique(prep.item_rows[fit_rows])
     candidate_tower = build_tower(
-        spec.candidate, subset_inputs(prep.item_inputs, train_items), spec.embedding_dim, "candidate_tower", spec.normalize_embeddings
+        spec.candidate,
+        subset_inputs(prep.item_inputs, train_items),
+        spec.embedding_dim,
+        "candidate_tower",
+        spec.normalize_embeddings,
     )
     query_train = subset_inputs(prep.user_inputs, train_users)
     query_train.update({f.name: prep.item_ids[prep.item_rows[fit_rows]] for f in spec.history_features})
@@ -135,8 +139,13 @@ def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_ro
         spec.query, query_train, spec.embedding_dim, "query_tower", spec.normalize_embeddings, shared_item_ids=shared
     )
     model = TwoTowerModel(
-        query_tower, candidate_tower, spec.query.names, spec.candidate.names, config,
-        catalog=prep.item_inputs, sampling_probability=sampling_probabilities(prep, fit_rows, config.logq_strength),
+        query_tower,
+        candidate_tower,
+        spec.query.names,
+        spec.candidate.names,
+        config,
+        catalog=prep.item_inputs,
+        sampling_probability=sampling_probabilities(prep, fit_rows, config.logq_strength),
         training_query_tower=training_tower(query_tower, spec.query, prep.item_ids),
     )
     model.compile(optimizer=make_optimizer(config, model))

@@ -15,7 +15,7 @@ import numpy as np
 def available() -> tuple[bool, str]:
     """(True, version) when ``implicit`` imports, else (False, why)."""
     try:
-        import implicit  # noqa: F401
+        import implicit
     except Exception as exc:  # ImportError or a broken binary wheel
         return False, f"implicit not importable ({exc.__class__.__name__}: {exc}); pip install 'implicit>=0.7.2,<0.8'"
     version = getattr(implicit, "__version__", "0")

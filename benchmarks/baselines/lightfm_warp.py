@@ -75,8 +75,20 @@ class LightFmModel:
 class LightFmWarp:
     """A LightFM WARP model trained epoch by epoch, so one fit serves several epoch counts."""
 
-    def __init__(self, user_rows: np.ndarray, item_rows: np.ndarray, num_users: int, num_items: int, features, *,
-                 components: int, learning_rate: float, item_alpha: float, seed: int = 42, threads: int = 2) -> None:
+    def __init__(
+        self,
+        user_rows: np.ndarray,
+        item_rows: np.ndarray,
+        num_users: int,
+        num_items: int,
+        features,
+        *,
+        components: int,
+        learning_rate: float,
+        item_alpha: float,
+        seed: int = 42,
+        threads: int = 2,
+    ) -> None:
         import scipy.sparse as sp
         from lightfm import LightFM
 
@@ -84,15 +96,17 @@ class LightFmWarp:
         x.sum_duplicates()
         x.data[:] = 1.0
         self.interactions, self.features, self.threads = x, features, threads
-        self.model = LightFM(loss="warp", no_components=components, learning_rate=learning_rate,
-                             item_alpha=item_alpha, random_state=seed)
+        self.model = LightFM(
+            loss="warp", no_components=components, learning_rate=learning_rate, item_alpha=item_alpha, random_state=seed
+        )
         self.epochs = 0
 
     def train(self, epochs: int) -> LightFmModel:
         """Train up to ``epochs`` in total; the model as it stands then."""
         if epochs > self.epochs:
-            self.model.fit_partial(self.interactions, item_features=self.features, epochs=epochs - self.epochs,
-                                   num_threads=self.threads)
+            self.model.fit_partial(
+                self.interactions, item_features=self.features, epochs=epochs - self.epochs, num_threads=self.threads
+            )
             self.epochs = epochs
         ib, ie = self.model.get_item_representations(self.features)
         ub, ue = self.model.get_user_representations()

@@ -83,7 +83,9 @@ class IdsRetrievalModel(tfrs.Model):
         return self.task(user_embeddings, item_embeddings, compute_metrics=self.config.top_k_in_training or not training)
 
 
-def build_model(user_vocab: Sequence[str], item_vocab: Sequence[str], config: TfrsBaselineConfig, seed: int = 42) -> IdsRetrievalModel:
+def build_model(
+    user_vocab: Sequence[str], item_vocab: Sequence[str], config: TfrsBaselineConfig, seed: int = 42
+) -> IdsRetrievalModel:
     tf.keras.utils.set_random_seed(seed)
     model = IdsRetrievalModel(user_vocab, item_vocab, config)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=config.learning_rate))
@@ -96,7 +98,9 @@ def train_dataset(user_ids: np.ndarray, item_ids: np.ndarray, config: TfrsBaseli
     ``user_ids``/``item_ids`` are the training interactions in the order the
     published code sees them (MovieLens shuffled once with a fixed seed).
     """
-    ds = tf.data.Dataset.from_tensor_slices({"user_id": np.asarray(user_ids, dtype=str), "item_id": np.asarray(item_ids, dtype=str)})
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"user_id": np.asarray(user_ids, dtype=str), "item_id": np.asarray(item_ids, dtype=str)}
+    )
     if config.shuffle_buffer:
         ds = ds.shuffle(config.shuffle_buffer, seed=seed)
     ds = ds.batch(config.batch_size)
@@ -106,7 +110,9 @@ def train_dataset(user_ids: np.ndarray, item_ids: np.ndarray, config: TfrsBaseli
 
 
 def eval_dataset(user_ids: np.ndarray, item_ids: np.ndarray, batch_size: int = 4096) -> tf.data.Dataset:
-    ds = tf.data.Dataset.from_tensor_slices({"user_id": np.asarray(user_ids, dtype=str), "item_id": np.asarray(item_ids, dtype=str)})
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"user_id": np.asarray(user_ids, dtype=str), "item_id": np.asarray(item_ids, dtype=str)}
+    )
     return ds.batch(batch_size)
 
 

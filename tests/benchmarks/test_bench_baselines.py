@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
 
-from benchmarks.baselines import tfrs_ids  # noqa: E402
+from benchmarks.baselines import tfrs_ids
 
 USERS = np.array(["u1", "u2", "u3"])
 ITEMS = np.array(["i1", "i2", "i3", "i4", "i5"])
@@ -25,9 +25,9 @@ def test_published_settings():
 
 @pytest.mark.parametrize("config", [tfrs_ids.SEED_QUICKSTART, tfrs_ids.TUTORIAL], ids=lambda c: c.name)
 def test_model_shapes_and_one_training_step(config):
-    import tensorflow as tf
-
     from dataclasses import replace
+
+    import tensorflow as tf
 
     cfg = replace(config, batch_size=4, epochs=1)
     model = tfrs_ids.build_model(USERS, ITEMS, cfg, seed=1)

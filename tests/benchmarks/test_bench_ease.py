@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
 
-from benchmarks.baselines.ease import Ease, ease_weights, interaction_matrix  # noqa: E402
+from benchmarks.baselines.ease import Ease, ease_weights, interaction_matrix
 
 X = np.array(
     [

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks import serving_load  # noqa: E402
+from benchmarks import serving_load
 
 
 @pytest.mark.slow
@@ -54,4 +54,9 @@ def test_the_change_compares_the_same_workers_and_concurrency() -> None:
     per = {"workers": [measured(3000.0, 18.0, 0.6)], "former_index": {"workers": [measured(2500.0, 21.0, 0.5)]}}
     change = serving_load.former_change(per)["workers=1 c=32"]
     assert change["rps_change"] == pytest.approx(0.2)
-    assert (change["tuned_p99_ms"], change["former_p99_ms"], change["tuned_ratio"], change["former_ratio"]) == (18.0, 21.0, 0.6, 0.5)
+    assert (change["tuned_p99_ms"], change["former_p99_ms"], change["tuned_ratio"], change["former_ratio"]) == (
+        18.0,
+        21.0,
+        0.6,
+        0.5,
+    )

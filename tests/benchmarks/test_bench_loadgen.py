@@ -112,7 +112,12 @@ def test_refuses_non_loopback(url):
 
 @pytest.mark.parametrize(
     "url,host,port",
-    [("http://127.0.0.1:8000", "127.0.0.1", 8000), ("http://localhost:9", "127.0.0.1", 9), ("http://[::1]:81", "::1", 81), ("http://127.8.9.10", "127.8.9.10", 80)],
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1", 8000),
+        ("http://localhost:9", "127.0.0.1", 9),
+        ("http://[::1]:81", "::1", 81),
+        ("http://127.8.9.10", "127.8.9.10", 80),
+    ],
 )
 def test_accepts_loopback(url, host, port):
     assert loopback_target(url)[:2] == (host, port)
@@ -134,7 +139,10 @@ def test_run_refuses_before_any_connection(monkeypatch):
 def test_cli_refuses_non_loopback():
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.loadgen", "--url", "http://203.0.113.7:80", "--requests", "1"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "non-loopback" in done.stderr
@@ -152,7 +160,12 @@ def test_bounds_are_required_and_capped():
 # --------------------------------------------------------------------------- counting
 @pytest.mark.parametrize("engine", ["asyncio", "httpx"])
 def test_counts_failures_exactly(engine):
-    specs = [RequestSpec("GET", "/ok"), RequestSpec("POST", "/fail", b"{}"), RequestSpec("GET", "/slow"), RequestSpec("GET", "/ok2")]
+    specs = [
+        RequestSpec("GET", "/ok"),
+        RequestSpec("POST", "/fail", b"{}"),
+        RequestSpec("GET", "/slow"),
+        RequestSpec("GET", "/ok2"),
+    ]
     with stub_server(slow_s=1.5) as url:
         res = run_python(url, specs, concurrency=2, requests=12, duration_s=30, timeout_s=0.3, engine=engine)
     assert res.sent == 12 and res.stop_reason == "requests"

@@ -112,7 +112,16 @@ class _Storefront(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/v1/model":
-            self._json(200, {"model_version": "1", "query_inputs": [{"name": "user_id", "dtype": "string"}, {"name": "age", "dtype": "float32", "default": 30.0}]})
+            self._json(
+                200,
+                {
+                    "model_version": "1",
+                    "query_inputs": [
+                        {"name": "user_id", "dtype": "string"},
+                        {"name": "age", "dtype": "float32", "default": 30.0},
+                    ],
+                },
+            )
         elif self.path.startswith("/v1/users"):
             self._json(200, {"user_ids": ["u1", "u2", "u3"]})
         elif re.match(r"^/v1/items/[^/]+/similar", self.path):
@@ -149,8 +158,28 @@ def storefront():
 
 
 def _run_locust(host: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [*_locust_exe(), "-f", str(LOCUSTFILE), "--host", host, "--headless", "--users", "4", "--spawn-rate", "4",
-           "--run-time", "2s", "--stop-timeout", "1", "--think-ms", "0,5", "--only-summary", "--seed", "1", *extra]
+    cmd = [
+        *_locust_exe(),
+        "-f",
+        str(LOCUSTFILE),
+        "--host",
+        host,
+        "--headless",
+        "--users",
+        "4",
+        "--spawn-rate",
+        "4",
+        "--run-time",
+        "2s",
+        "--stop-timeout",
+        "1",
+        "--think-ms",
+        "0,5",
+        "--only-summary",
+        "--seed",
+        "1",
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=90)
 
 

@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
 
-from benchmarks import common  # noqa: E402
-from benchmarks.common import (  # noqa: E402
+from benchmarks import common
+from benchmarks.common import (
     fmt_table,
     machine_description,
     median,

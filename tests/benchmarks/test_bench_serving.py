@@ -64,7 +64,13 @@ def test_generated_catalog_is_consistent_and_deterministic():
 
 
 def _run(rps: float, p99: float, failures: int = 0) -> dict:
-    return {"rps": rps, "latency_ms": {"p50": p99 / 3, "p95": p99 / 1.5, "p99": p99}, "failures": failures, "completed": 1000, "client_cpu_s": 0.1}
+    return {
+        "rps": rps,
+        "latency_ms": {"p50": p99 / 3, "p95": p99 / 1.5, "p99": p99},
+        "failures": failures,
+        "completed": 1000,
+        "client_cpu_s": 0.1,
+    }
 
 
 def test_summaries_take_medians_and_check_targets():
@@ -76,12 +82,16 @@ def test_summaries_take_medians_and_check_targets():
                 "workers": [
                     {
                         "workers": 1,
-                        "per_concurrency": {"32": {"model": {"rps": 700.0, "p99_ms": 20.0, "failures": 0}, "ratio_to_http_ceiling": 0.7}},
+                        "per_concurrency": {
+                            "32": {"model": {"rps": 700.0, "p99_ms": 20.0, "failures": 0}, "ratio_to_http_ceiling": 0.7}
+                        },
                         "memory_at_end": {"workers_rss": [1.2e9], "max_process_rss": 1.2e9},
                     },
                     {
                         "workers": 2,
-                        "per_concurrency": {"32": {"model": {"rps": 500.0, "p99_ms": 40.0, "failures": 3}, "ratio_to_http_ceiling": 0.4}},
+                        "per_concurrency": {
+                            "32": {"model": {"rps": 500.0, "p99_ms": 40.0, "failures": 3}, "ratio_to_http_ceiling": 0.4}
+                        },
                         "memory_at_end": {"workers_rss": [1.6e9, 1.4e9], "max_process_rss": 1.6e9},
                     },
                 ],
@@ -91,8 +101,14 @@ def test_summaries_take_medians_and_check_targets():
     }
     t = serving_load.check_targets(results)
     assert t["workers=1"] == {
-        "ratio_to_http_ceiling": 0.7, "ratio_ok": True, "p99_ms": 20.0, "p99_ok": True, "failures": 0, "failures_ok": True,
-        "max_worker_rss_gib": round(1.2e9 / 2**30, 3), "rss_ok": True,
+        "ratio_to_http_ceiling": 0.7,
+        "ratio_ok": True,
+        "p99_ms": 20.0,
+        "p99_ok": True,
+        "failures": 0,
+        "failures_ok": True,
+        "max_worker_rss_gib": round(1.2e9 / 2**30, 3),
+        "rss_ok": True,
     }
     w2 = t["workers=2"]
     assert not (w2["ratio_ok"] or w2["p99_ok"] or w2["failures_ok"] or w2["rss_ok"])
@@ -115,10 +131,22 @@ def test_generated_version_is_accepted_by_the_service_loader(tmp_path):
     model = load_version(tmp_path, info["version"])  # every check the server makes before serving
     cat = generate_catalog(20_500, 200, dim=64, seed=0)
     uid = user_id(5)
-    q = model.embed({"user_id": np.asarray([uid], dtype=object), "age": np.asarray([30.0], np.float32),
-                     "country": np.asarray([""], dtype=object), "segment": np.asarray([""], dtype=object)})[0]
-    q_default = model.embed({"user_id": np.asarray([""], dtype=object), "age": np.asarray([30.0], np.float32),
-                             "country": np.asarray([""], dtype=object), "segment": np.asarray([""], dtype=object)})[0]
+    q = model.embed(
+        {
+            "user_id": np.asarray([uid], dtype=object),
+            "age": np.asarray([30.0], np.float32),
+            "country": np.asarray([""], dtype=object),
+            "segment": np.asarray([""], dtype=object),
+        }
+    )[0]
+    q_default = model.embed(
+        {
+            "user_id": np.asarray([""], dtype=object),
+            "age": np.asarray([30.0], np.float32),
+            "country": np.asarray([""], dtype=object),
+            "segment": np.asarray([""], dtype=object),
+        }
+    )[0]
     assert np.allclose(q - q_default, cat.user_vectors[5], atol=1e-4)  # the tower reproduces the generated vector
 
     class Req:
@@ -147,8 +175,12 @@ def test_catalog_is_reused_only_with_the_current_generator_and_index_settings(tm
 
     def publish(index: dict) -> None:
         (root / "7").mkdir(parents=True, exist_ok=True)
-        manifest = {"num_items": size, "dataset": {"source": "generated-catalog"}, "index": index,
-                    "metrics": {"catalog": {"generator": GENERATOR_VERSION}}}
+        manifest = {
+            "num_items": size,
+            "dataset": {"source": "generated-catalog"},
+            "index": index,
+            "metrics": {"catalog": {"generator": GENERATOR_VERSION}},
+        }
         (root / "7" / "manifest.json").write_text(json.dumps(manifest))
         (root / "LATEST").write_text("7")
 

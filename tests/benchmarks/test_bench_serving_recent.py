@@ -69,6 +69,8 @@ def test_recent_request_specs_carry_the_recent_items():
         body = json.loads(spec.body)
         assert spec.path == "/v1/recommendations" and body["k"] == serving_load.K
         assert body["user_id"] == json.loads(same.body)["user_id"]  # the same users as the requests without them
-        assert len(body["recent_item_ids"]) == 20 and all(i.startswith("i") and len(i) == len(item_id(0)) for i in body["recent_item_ids"])
+        assert len(body["recent_item_ids"]) == 20 and all(
+            i.startswith("i") and len(i) == len(item_id(0)) for i in body["recent_item_ids"]
+        )
     assert json.loads(specs[0].body)["user_id"] == user_id(0)
     assert specs[0].body == serving_load.recent_request_specs(1_000_000, 20, num_users=5)[0].body  # seeded

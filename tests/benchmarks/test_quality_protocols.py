@@ -9,13 +9,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
 
-from benchmarks.movielens import Protocol, evaluate  # noqa: E402
-from benchmarks.quality import _tuned_one_knob  # noqa: E402
-from towers.spec import ids_only_spec  # noqa: E402
-from training.config import SplitKind  # noqa: E402
-from training.data.tables import CanonicalData  # noqa: E402
-from training.prepared import prepare  # noqa: E402
-from training.split import Split  # noqa: E402
+from benchmarks.movielens import Protocol, evaluate
+from benchmarks.quality import _tuned_one_knob
+from towers.spec import ids_only_spec
+from training.config import SplitKind
+from training.data.tables import CanonicalData
+from training.prepared import prepare
+from training.split import Split
 
 N_ITEMS, N_USERS = 30, 12
 
@@ -68,7 +68,9 @@ def test_one_knob_tuning_keeps_the_best_validation_value_and_refits_on_train():
     prep = _prep(1)
     rows = np.arange(len(prep.user_rows))
     split = Split(train=rows[rows % 5 != 0], test=rows[rows % 5 == 0])
-    proto = Protocol("P2", SplitKind.TEMPORAL, split, fit_rows=split.train[split.train % 4 != 1], val_rows=split.train[split.train % 4 == 1])
+    proto = Protocol(
+        "P2", SplitKind.TEMPORAL, split, fit_rows=split.train[split.train % 4 != 1], val_rows=split.train[split.train % 4 == 1]
+    )
     truth = np.zeros((prep.num_users, N_ITEMS), np.float32)
     truth[prep.user_rows, prep.item_rows] = 1.0
     fitted = []

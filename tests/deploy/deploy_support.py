@@ -28,10 +28,11 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -248,7 +249,7 @@ class DockerIgnore:
             self.rules.append((negate, re.compile(_glob_to_regex(line) + r"\Z")))
 
     @classmethod
-    def from_file(cls, path: Path = DOCKERIGNORE) -> "DockerIgnore":
+    def from_file(cls, path: Path = DOCKERIGNORE) -> DockerIgnore:
         return cls(path.read_text())
 
     def excluded(self, relpath: str) -> bool:
@@ -492,8 +493,7 @@ def kustomize_command() -> list[str]:
         problems.append(f"{' '.join(build)}: kustomize version {out.strip() or 'unknown'} < v5")
     raise ToolMissing(
         "no kustomize v5+ found (install kubectl >= 1.27, which embeds it, or a "
-        "kustomize v5 binary and set KUSTOMIZE=/path/to/kustomize)"
-        + (": " + "; ".join(problems) if problems else "")
+        "kustomize v5 binary and set KUSTOMIZE=/path/to/kustomize)" + (": " + "; ".join(problems) if problems else "")
     )
 
 
@@ -543,11 +543,20 @@ def k8s_expand(text: str, env: Mapping[str, str]) -> str:
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _SUFFIX = {
-    None: Decimal(1), "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
+    None: Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
 }
 
 
@@ -608,7 +617,7 @@ class ProbeServer:
         statuses = self.status
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 code = statuses.get(self.path, 404)
                 body = b'{"status": "x"}'
                 self.send_response(code)
@@ -624,7 +633,7 @@ class ProbeServer:
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "ProbeServer":
+    def __enter__(self) -> ProbeServer:
         self.thread.start()
         return self
 

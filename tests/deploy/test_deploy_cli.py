@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import typer
-
 from deploy_support import (
     KUSTOMIZATIONS,
     CliNotWritten,
@@ -135,9 +134,7 @@ def check_all(commands: list[tuple[str, list[str], dict[str, str]]], *, stand_in
         try:
             params = check_recsys_args(args, env)
         except cli_usage_errors() as exc:
-            raise AssertionError(
-                f"{where}: `recsys {' '.join(args)}` does not parse: {exc.format_message()}"
-            ) from exc
+            raise AssertionError(f"{where}: `recsys {' '.join(args)}` does not parse: {exc.format_message()}") from exc
         if stand_in:  # the real CLI may name its parameters or read settings differently
             assert str(params["model_root"]) == "/models", (where, params)
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from deploy_support import (
     COMPOSE_SCHEMA,
     REPO,
@@ -160,7 +159,7 @@ def test_api_is_published_on_loopback_only_with_the_demo_off(variables: dict) ->
 
     from serving.settings import ServiceSettings
 
-    settings = {k[len("RECSYS_"):].lower(): v for k, v in env.items() if k.startswith("RECSYS_")}
+    settings = {k[len("RECSYS_") :].lower(): v for k, v in env.items() if k.startswith("RECSYS_")}
     assert ServiceSettings(**settings).demo_enabled is False  # what the service makes of the environment
     assert ServiceSettings().demo_enabled is False  # and without it
 
@@ -234,8 +233,16 @@ def test_compose_service_command_maps_paths_and_merges_environment(tmp_path: Pat
         replace={"/models": str(tmp_path / "models")},
     )
     assert argv == [
-        "recsys", "serve", "--model-root", str(tmp_path / "models"),
-        "--host", "0.0.0.0", "--port", "8000", "--workers", "3",
+        "recsys",
+        "serve",
+        "--model-root",
+        str(tmp_path / "models"),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--workers",
+        "3",
     ]
     # image ENV (Dockerfile, without PATH) then the service's environment
     assert env["PYTHONUNBUFFERED"] == "1"

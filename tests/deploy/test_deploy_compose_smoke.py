@@ -13,12 +13,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from deploy_support import compose_service_command
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"TRAIN_ITEMS": "300", "TRAIN_USERS": "200", "TRAIN_INTERACTIONS": "6000", "TRAIN_EPOCHS": "2", "RECSYS_POLL_INTERVAL_S": "1"}
+SMALL = {
+    "TRAIN_ITEMS": "300",
+    "TRAIN_USERS": "200",
+    "TRAIN_INTERACTIONS": "6000",
+    "TRAIN_EPOCHS": "2",
+    "RECSYS_POLL_INTERVAL_S": "1",
+}
 
 
 def free_port() -> int:

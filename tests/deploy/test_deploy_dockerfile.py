@@ -17,7 +17,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from deploy_support import (
     DOCKERFILE,
     REPO,
@@ -103,9 +102,7 @@ def test_multi_stage_builder_venv_and_slim_runtime() -> None:
     assert "pip install --no-deps ." in runs
     assert builder.env()["PATH"].startswith("/opt/venv/bin:")
 
-    copies_from_builder = [
-        copy_sources(i) for i in FINAL.find("COPY") if split_options(i.args)[0].get("from") == "builder"
-    ]
+    copies_from_builder = [copy_sources(i) for i in FINAL.find("COPY") if split_options(i.args)[0].get("from") == "builder"]
     assert (["/opt/venv"], "/opt/venv") in [(src, dst) for _, src, dst in copies_from_builder]
     final_runs = " ".join(i.args for i in FINAL.find("RUN"))
     assert "pip install" not in final_runs and "build-essential" not in final_runs, "no build tools at runtime"
@@ -217,14 +214,28 @@ def test_copy_sources_exist_and_are_in_the_build_context() -> None:
 def test_dockerignore_keeps_local_state_out() -> None:
     ignore = DockerIgnore.from_file()
     for path in [
-        ".venv/bin/python", ".git/HEAD", "models/LATEST", "models/1795425276/manifest.json",
-        "recsys/__pycache__/cli.cpython-311.pyc", ".pytest_cache/v/x", ".hypothesis/x",
-        "recsys_two_tower.egg-info/PKG-INFO", "build/lib/x.py", "runs/x",
+        ".venv/bin/python",
+        ".git/HEAD",
+        "models/LATEST",
+        "models/1795425276/manifest.json",
+        "recsys/__pycache__/cli.cpython-311.pyc",
+        ".pytest_cache/v/x",
+        ".hypothesis/x",
+        "recsys_two_tower.egg-info/PKG-INFO",
+        "build/lib/x.py",
+        "runs/x",
     ]:
         assert ignore.excluded(path), path
     for path in [
-        "pyproject.toml", "README.md", "constraints.txt", "recsys/__init__.py", "recsys/cli.py",
-        "towers/spec.py", "training/data/sources.py", "serving/app.py", "serving/static/index.html",
+        "pyproject.toml",
+        "README.md",
+        "constraints.txt",
+        "recsys/__init__.py",
+        "recsys/cli.py",
+        "towers/spec.py",
+        "training/data/sources.py",
+        "serving/app.py",
+        "serving/static/index.html",
     ]:
         assert not ignore.excluded(path), path
 
@@ -236,7 +247,9 @@ def test_hadolint_clean() -> None:
     # builder stage and Debian removes superseded versions, which would break builds.
     proc = subprocess.run(
         [hadolint, "--no-color", "--ignore", "DL3008", str(DOCKERFILE)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

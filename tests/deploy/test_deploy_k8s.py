@@ -19,7 +19,6 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-
 from deploy_support import (
     KUSTOMIZATIONS,
     RECSYS_IMAGE,
@@ -37,8 +36,14 @@ from deploy_support import (
 
 K8S_VERSIONS = ["1.30", kubernetes_validate.utils.latest_version()]
 KNOWN_SETTINGS = {
-    "RECSYS_MODEL_ROOT", "RECSYS_POLL_INTERVAL_S", "RECSYS_MAX_K", "RECSYS_API_KEY",
-    "RECSYS_HOST", "RECSYS_PORT", "RECSYS_WORKERS", "RECSYS_DEMO_ENABLED",
+    "RECSYS_MODEL_ROOT",
+    "RECSYS_POLL_INTERVAL_S",
+    "RECSYS_MAX_K",
+    "RECSYS_API_KEY",
+    "RECSYS_HOST",
+    "RECSYS_PORT",
+    "RECSYS_WORKERS",
+    "RECSYS_DEMO_ENABLED",
 }
 EXPECTED = {
     ("ServiceAccount", "recsys"),
@@ -212,7 +217,7 @@ def test_api_runs_with_the_demo_off(overlay: str) -> None:
     docs = rendered(overlay)
     env = container_env(api_container(docs), docs)
     assert env["RECSYS_DEMO_ENABLED"] == "false"
-    settings = {k[len("RECSYS_"):].lower(): v for k, v in env.items() if k.startswith("RECSYS_") and k != "RECSYS_API_KEY"}
+    settings = {k[len("RECSYS_") :].lower(): v for k, v in env.items() if k.startswith("RECSYS_") and k != "RECSYS_API_KEY"}
     assert ServiceSettings(**settings).demo_enabled is False
 
 
@@ -270,9 +275,10 @@ def test_every_pod_is_locked_down(overlay: str) -> None:
             for kind in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(c["resources"][kind]), (where, kind)
             for res in ("cpu", "memory"):
-                assert parse_quantity(c["resources"]["requests"][res]) <= parse_quantity(
-                    c["resources"]["limits"][res]
-                ), (where, res)
+                assert parse_quantity(c["resources"]["requests"][res]) <= parse_quantity(c["resources"]["limits"][res]), (
+                    where,
+                    res,
+                )
             assert container_env(c, docs)["TF_USE_LEGACY_KERAS"] == "1", where
 
 

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,8 +24,15 @@ def test_every_subcommand_has_help(command):
 
 def test_tf_legacy_keras_is_forced_before_tensorflow_loads():
     out = subprocess.run(
-        [sys.executable, "-c", "import recsys, os, tensorflow as tf; print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.__name__)"],
-        capture_output=True, text=True, check=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "0"},
+        [
+            sys.executable,
+            "-c",
+            "import recsys, os, tensorflow as tf; print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.__name__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_USE_LEGACY_KERAS": "0"},
     )
     assert out.stdout.split()[0] == "1" and "tf_keras" in out.stdout
 
@@ -57,7 +63,10 @@ def test_train_on_own_csv_files_publishes_a_version(tmp_path):
     n_users, n_items = 60, 40
     users = [f"c{u}" for u in range(n_users)]
     items = [f"s{i}" for i in range(n_items)]
-    rows = [(users[u], items[(u % 4) * 10 + int(rng.integers(10))], 1_700_000_000 + k) for k, u in enumerate(rng.integers(n_users, size=2000))]
+    rows = [
+        (users[u], items[(u % 4) * 10 + int(rng.integers(10))], 1_700_000_000 + k)
+        for k, u in enumerate(rng.integers(n_users, size=2000))
+    ]
     pd.DataFrame(rows, columns=["customer", "sku", "ts"]).to_csv(tmp_path / "events.csv", index=False)
     pd.DataFrame({"sku": items, "name": [f"thing {i % 4}" for i in range(n_items)], "tags": ["a|b"] * n_items}).to_parquet(
         tmp_path / "catalog.parquet"
@@ -68,9 +77,11 @@ def test_train_on_own_csv_files_publishes_a_version(tmp_path):
         "items: {path: catalog.parquet, columns: {item_id: sku}, multi_valued: {tags: '|'}}\n"
     )
     root = tmp_path / "models"
-    result = runner.invoke(app, ["train", "--data", f"files:{spec}", "--model-root", str(root), "--epochs", "2", "--batch-size", "128"])
+    result = runner.invoke(
+        app, ["train", "--data", f"files:{spec}", "--model-root", str(root), "--epochs", "2", "--batch-size", "128"]
+    )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     version = (root / "LATEST").read_text().strip()
     assert summary["version"] == version
     manifest = json.loads((root / version / "manifest.json").read_text())

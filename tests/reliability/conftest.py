@@ -8,19 +8,19 @@ non-root conftest cannot use ``pytest_plugins``), so when both folders run in
 one session the tiny model is trained once per folder.
 """
 
-import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
-
 import contextlib
 import importlib.util
-from types import SimpleNamespace
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,9 +68,7 @@ def recsys_cmd(*args: str) -> list[str]:
 
 def run_recsys(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     """``recsys ARGS`` in a child process (bounded in time), output captured as text."""
-    return subprocess.run(
-        recsys_cmd(*args), cwd=str(REPO), env=child_env(**env), capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(recsys_cmd(*args), cwd=str(REPO), env=child_env(**env), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +86,9 @@ def tmpfs(path: Path, size: str) -> Iterator[bool]:
     try:
         done = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size}", f"recsys-test-{uuid.uuid4().hex[:8]}", str(path)],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.SubprocessError):
         done = None

@@ -105,43 +105,122 @@ def replace_line(path: Path, line: int, text: bytes | str) -> None:
 Case = tuple[Callable[[Path], Path], Callable[[Path], None], str, int | None, tuple[str, ...]]
 
 CASES: dict[str, Case] = {
-    "files-malformed-row": (files_dataset, lambda d: replace_line(d / "events.csv", 5, "u00,i01,1600000000,1.0,extra"),
-                            "events.csv", 5, ("field",)),
-    "files-unparseable-timestamp": (files_dataset, lambda d: replace_line(d / "events.csv", 6, "u00,i01,yesterday,1.0"),
-                                    "events.csv", 6, ("timestamp",)),
-    "files-latin1-in-utf8-events": (files_dataset, lambda d: replace_line(d / "events.csv", 7, "jos\xe9,i01,1600000007,1.0".encode("latin-1")),
-                                    "events.csv", 7, ("utf-8",)),
-    "files-latin1-in-utf8-items": (files_dataset, lambda d: replace_line(d / "items.csv", 4, "i02,caf\xe9 cr\xe8me,c2".encode("latin-1")),
-                                   "items.csv", 4, ("utf-8",)),
-    "files-unknown-item": (files_dataset, lambda d: replace_line(d / "events.csv", 8, "u00,i_nowhere,1600000008,1.0"),
-                           "events.csv", 8, ("unknown item_id", "i_nowhere")),
+    "files-malformed-row": (
+        files_dataset,
+        lambda d: replace_line(d / "events.csv", 5, "u00,i01,1600000000,1.0,extra"),
+        "events.csv",
+        5,
+        ("field",),
+    ),
+    "files-unparseable-timestamp": (
+        files_dataset,
+        lambda d: replace_line(d / "events.csv", 6, "u00,i01,yesterday,1.0"),
+        "events.csv",
+        6,
+        ("timestamp",),
+    ),
+    "files-latin1-in-utf8-events": (
+        files_dataset,
+        lambda d: replace_line(d / "events.csv", 7, "jos\xe9,i01,1600000007,1.0".encode("latin-1")),
+        "events.csv",
+        7,
+        ("utf-8",),
+    ),
+    "files-latin1-in-utf8-items": (
+        files_dataset,
+        lambda d: replace_line(d / "items.csv", 4, "i02,caf\xe9 cr\xe8me,c2".encode("latin-1")),
+        "items.csv",
+        4,
+        ("utf-8",),
+    ),
+    "files-unknown-item": (
+        files_dataset,
+        lambda d: replace_line(d / "events.csv", 8, "u00,i_nowhere,1600000008,1.0"),
+        "events.csv",
+        8,
+        ("unknown item_id", "i_nowhere"),
+    ),
     "files-empty-events": (files_dataset, lambda d: (d / "events.csv").write_text(""), "events.csv", None, ("empty",)),
-    "files-header-only-events": (files_dataset, lambda d: (d / "events.csv").write_text("user_id,item_id,timestamp,weight\n"),
-                                 "events.csv", None, ("empty",)),
+    "files-header-only-events": (
+        files_dataset,
+        lambda d: (d / "events.csv").write_text("user_id,item_id,timestamp,weight\n"),
+        "events.csv",
+        None,
+        ("empty",),
+    ),
     "files-empty-items": (files_dataset, lambda d: (d / "items.csv").write_text(""), "items.csv", None, ("empty",)),
-    "files-duplicate-item-id": (files_dataset, lambda d: replace_line(d / "items.csv", 9, "i03,another thing,c0"),
-                                "items.csv", 5, ("duplicate item_id", "i03")),
-    "files-duplicate-user-id": (files_dataset, lambda d: replace_line(d / "users.csv", 10, "u01,99"),
-                                "users.csv", 3, ("duplicate user_id", "u01")),
-    "files-negative-timestamp": (files_dataset, lambda d: replace_line(d / "events.csv", 9, "u00,i01,-5,1.0"),
-                                 "events.csv", 9, ("negative timestamp",)),
-    "files-nan-weight": (files_dataset, lambda d: replace_line(d / "events.csv", 10, "u00,i01,1600000010,NaN"),
-                         "events.csv", 10, ("weight", "nan")),
+    "files-duplicate-item-id": (
+        files_dataset,
+        lambda d: replace_line(d / "items.csv", 9, "i03,another thing,c0"),
+        "items.csv",
+        5,
+        ("duplicate item_id", "i03"),
+    ),
+    "files-duplicate-user-id": (
+        files_dataset,
+        lambda d: replace_line(d / "users.csv", 10, "u01,99"),
+        "users.csv",
+        3,
+        ("duplicate user_id", "u01"),
+    ),
+    "files-negative-timestamp": (
+        files_dataset,
+        lambda d: replace_line(d / "events.csv", 9, "u00,i01,-5,1.0"),
+        "events.csv",
+        9,
+        ("negative timestamp",),
+    ),
+    "files-nan-weight": (
+        files_dataset,
+        lambda d: replace_line(d / "events.csv", 10, "u00,i01,1600000010,NaN"),
+        "events.csv",
+        10,
+        ("weight", "nan"),
+    ),
     "ml100k-malformed-row": (movielens_100k, lambda d: replace_line(d / "u.data", 5, "1\t2\t3"), "u.data", 5, ("fields",)),
-    "ml100k-unparseable-user": (movielens_100k, lambda d: replace_line(d / "u.data", 6, "abc\t2\t3\t880000000"),
-                                "u.data", 6, ("user_id", "abc")),
-    "ml100k-unknown-item": (movielens_100k, lambda d: replace_line(d / "u.data", 7, "1\t999\t3\t880000000"),
-                            "u.data", 7, ("unknown item_id", "999")),
-    "ml100k-negative-timestamp": (movielens_100k, lambda d: replace_line(d / "u.data", 8, "1\t2\t3\t-5"),
-                                  "u.data", 8, ("negative timestamp",)),
-    "ml100k-nan-rating": (movielens_100k, lambda d: replace_line(d / "u.data", 9, "1\t2\tnan\t880000000"),
-                          "u.data", 9, ("weight",)),
+    "ml100k-unparseable-user": (
+        movielens_100k,
+        lambda d: replace_line(d / "u.data", 6, "abc\t2\t3\t880000000"),
+        "u.data",
+        6,
+        ("user_id", "abc"),
+    ),
+    "ml100k-unknown-item": (
+        movielens_100k,
+        lambda d: replace_line(d / "u.data", 7, "1\t999\t3\t880000000"),
+        "u.data",
+        7,
+        ("unknown item_id", "999"),
+    ),
+    "ml100k-negative-timestamp": (
+        movielens_100k,
+        lambda d: replace_line(d / "u.data", 8, "1\t2\t3\t-5"),
+        "u.data",
+        8,
+        ("negative timestamp",),
+    ),
+    "ml100k-nan-rating": (
+        movielens_100k,
+        lambda d: replace_line(d / "u.data", 9, "1\t2\tnan\t880000000"),
+        "u.data",
+        9,
+        ("weight",),
+    ),
     "ml100k-empty-ratings": (movielens_100k, lambda d: (d / "u.data").write_text(""), "u.data", None, ("empty",)),
-    "ml100k-duplicate-item-id": (movielens_100k, lambda d: replace_line(d / "u.item", 6, (d / "u.item").read_bytes().split(b"\n")[1]),
-                                 "u.item", 2, ("duplicate item_id",)),
-    "mllatest-latin1-in-utf8-movies": (movielens_latest,
-                                       lambda d: replace_line(d / "movies.csv", 4, "3,Caf\xe9 (1995),Drama".encode("latin-1")),
-                                       "movies.csv", 4, ("utf-8",)),
+    "ml100k-duplicate-item-id": (
+        movielens_100k,
+        lambda d: replace_line(d / "u.item", 6, (d / "u.item").read_bytes().split(b"\n")[1]),
+        "u.item",
+        2,
+        ("duplicate item_id",),
+    ),
+    "mllatest-latin1-in-utf8-movies": (
+        movielens_latest,
+        lambda d: replace_line(d / "movies.csv", 4, "3,Caf\xe9 (1995),Drama".encode("latin-1")),
+        "movies.csv",
+        4,
+        ("utf-8",),
+    ),
 }
 
 
@@ -198,8 +277,9 @@ def test_too_many_bad_rows_is_refused_with_the_count(tmp_path: Path) -> None:
     spec = _files_with_bad_rows(tmp_path / "data")
     root = tmp_path / "models"
     n = len(BAD_ROWS)
-    result = runner.invoke(app, ["train", "--data", f"files:{spec}", "--model-root", str(root),
-                                 "--max-bad-rows", str(n - 1), *TRAIN_FAST])
+    result = runner.invoke(
+        app, ["train", "--data", f"files:{spec}", "--model-root", str(root), "--max-bad-rows", str(n - 1), *TRAIN_FAST]
+    )
     assert result.exit_code == 2, result.output[-3000:]
     assert f"{n} bad row" in result.output and f"limit of {n - 1}" in result.output
     assert "Traceback" not in result.output and read_latest(root) is None
@@ -211,8 +291,9 @@ def tolerated_run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("tolerated")
     spec = _files_with_bad_rows(tmp / "data")
     root = tmp / "models"
-    result = runner.invoke(app, ["train", "--data", f"files:{spec}", "--model-root", str(root),
-                                 "--max-bad-rows", str(len(BAD_ROWS)), *TRAIN_FAST])
+    result = runner.invoke(
+        app, ["train", "--data", f"files:{spec}", "--model-root", str(root), "--max-bad-rows", str(len(BAD_ROWS)), *TRAIN_FAST]
+    )
     return result, root
 
 
@@ -242,8 +323,17 @@ def test_tolerated_bad_rows_are_each_reported_by_file_and_line(tolerated_run) ->
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize("case", ["files-malformed-row", "files-latin1-in-utf8-events", "files-duplicate-item-id",
-                                  "files-empty-events", "ml100k-unknown-item", "mllatest-latin1-in-utf8-movies"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "files-malformed-row",
+        "files-latin1-in-utf8-events",
+        "files-duplicate-item-id",
+        "files-empty-events",
+        "ml100k-unknown-item",
+        "mllatest-latin1-in-utf8-movies",
+    ],
+)
 def test_bad_data_in_a_real_process_exits_2_without_traceback(case: str, tmp_path: Path, cli) -> None:
     builder, corrupt, file, line, words = CASES[case]
     data = _data_arg(builder, tmp_path / "data")
@@ -265,13 +355,14 @@ def test_movielens_with_tolerated_bad_rows_publishes_and_counts_them(tmp_path: P
     for line, text in bad.items():
         replace_line(d / "u.data", line, text)
     root = tmp_path / "models"
-    done = cli.run("train", "--data", f"movielens:{d}", "--model-root", str(root), "--max-bad-rows", str(len(bad)),
-                   *TRAIN_FAST, timeout=600)
+    done = cli.run(
+        "train", "--data", f"movielens:{d}", "--model-root", str(root), "--max-bad-rows", str(len(bad)), *TRAIN_FAST, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     version = read_latest(root)
     manifest = json.loads((root / version / "manifest.json").read_text())
     print(f"\nmovielens tolerated: exit 0, version {version}, dataset.bad_rows={manifest['dataset']['bad_rows']}")
-    summary = json.loads(done.stdout[done.stdout.rindex('{\n  "version"'):])  # after Keras' progress lines
+    summary = json.loads(done.stdout[done.stdout.rindex('{\n  "version"') :])  # after Keras' progress lines
     assert summary["version"] == version and list_versions(root) == [version]
     assert manifest["dataset"]["bad_rows"] == len(bad)
     assert manifest["dataset"]["num_interactions"] == N_USERS * PER_USER - len(bad)

@@ -106,7 +106,7 @@ def _attempt(root: Path, write) -> BaseException:
     after the invariants, so that a wrong type is not mistaken for a broken root)."""
     try:
         version = publish(root, write, retain=3)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return exc
     raise AssertionError(f"version {version} was published onto a full disk")
 
@@ -205,12 +205,28 @@ def test_recsys_train_onto_a_full_disk_exits_3_without_a_traceback(small_tmpfs, 
     (root / ".runs").symlink_to(runs)
     _fill_leaving(root, 64 * 1024)
     done = cli.run(
-        "train", "--data", "synthetic", "--items", "300", "--users", "200", "--interactions", "6000",
-        "--epochs", "1", "--batch-size", "256", "--model-root", str(root), timeout=600,
+        "train",
+        "--data",
+        "synthetic",
+        "--items",
+        "300",
+        "--users",
+        "200",
+        "--interactions",
+        "6000",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--model-root",
+        str(root),
+        timeout=600,
     )
     output = done.stdout + done.stderr
-    print(f"\nfull-disk [recsys train]: exit {done.returncode}; last stderr line: {done.stderr.strip().splitlines()[-1:]}; "
-          f"traceback shown: {'Traceback' in output}")
+    print(
+        f"\nfull-disk [recsys train]: exit {done.returncode}; last stderr line: {done.stderr.strip().splitlines()[-1:]}; "
+        f"traceback shown: {'Traceback' in output}"
+    )
     assert read_latest(root) == old and list_versions(root) == [old] and _intact(root, old)
     assert not [p.name for p in root.iterdir() if p.name.startswith((".staging-", ".LATEST."))]
     shutil.rmtree(runs, ignore_errors=True)

@@ -34,8 +34,23 @@ pytestmark = pytest.mark.reliability
 
 EPOCHS = 3
 TRAIN_ARGS = [
-    "train", "--data", "synthetic", "--items", "300", "--users", "400", "--interactions", "30000",
-    "--epochs", str(EPOCHS), "--batch-size", "128", "--seed", "7", "--retain", "5",
+    "train",
+    "--data",
+    "synthetic",
+    "--items",
+    "300",
+    "--users",
+    "400",
+    "--interactions",
+    "30000",
+    "--epochs",
+    str(EPOCHS),
+    "--batch-size",
+    "128",
+    "--seed",
+    "7",
+    "--retain",
+    "5",
 ]
 CONFIG = {"checkpoint_every_steps": 4, "early_stopping_patience": 5}
 # with the refit (the default) the published model is retrained from scratch once the epoch count
@@ -55,7 +70,10 @@ class Trainer:
         self._err = open(log, "wb")
         self.proc = subprocess.Popen(
             cli.cmd(*TRAIN_ARGS, "--model-root", str(root), "--config", str(config)),
-            cwd=str(cli.repo), env=cli.env(), stdout=subprocess.PIPE, stderr=self._err,
+            cwd=str(cli.repo),
+            env=cli.env(),
+            stdout=subprocess.PIPE,
+            stderr=self._err,
         )
         self.out = b""
         self.lock = threading.Lock()
@@ -92,7 +110,7 @@ class Trainer:
 
     def summary(self) -> dict:
         text = self.text()
-        return json.loads(text[text.rindex('{\n  "version"'):])
+        return json.loads(text[text.rindex('{\n  "version"') :])
 
 
 def _checkpoint_files(root: Path) -> list[Path]:
@@ -123,7 +141,9 @@ def _kill_in_epoch_2(trainer: Trainer, *, after_a_checkpoint: bool, timeout: flo
     deadline = time.monotonic() + timeout
     began = None
     while time.monotonic() < deadline:
-        assert trainer.proc.poll() is None, f"trainer ended before epoch 2 was checkpointed:\n{trainer.text()[-3000:]}\nstderr:\n{trainer.stderr_tail()}"
+        assert trainer.proc.poll() is None, (
+            f"trainer ended before epoch 2 was checkpointed:\n{trainer.text()[-3000:]}\nstderr:\n{trainer.stderr_tail()}"
+        )
         text = trainer.text()
         at = text.find("Epoch 2/")
         if at >= 0:
@@ -139,7 +159,9 @@ def _kill_in_epoch_2(trainer: Trainer, *, after_a_checkpoint: bool, timeout: flo
                 assert "Epoch 3/" not in after and (not total or f"{total}/{total} [" not in after), "epoch 2 ended"
                 latest = _latest_checkpoint_time(trainer.root)
                 return {
-                    "code": code, "seconds_into_epoch_2": time.time() - began, "step": f"{step}/{total}",
+                    "code": code,
+                    "seconds_into_epoch_2": time.time() - began,
+                    "step": f"{step}/{total}",
                     "checkpoint_from_epoch_2": latest is not None and latest > began,
                 }
         time.sleep(0.02)

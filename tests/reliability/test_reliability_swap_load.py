@@ -59,7 +59,9 @@ def _readyz_on(conn: http.client.HTTPConnection) -> dict:
     return json.loads(body)
 
 
-def _spread_connections(port: int, per_instance: int, instances: int, tries: int = 200) -> list[tuple[http.client.HTTPConnection, str]]:
+def _spread_connections(
+    port: int, per_instance: int, instances: int, tries: int = 200
+) -> list[tuple[http.client.HTTPConnection, str]]:
     """Open keep-alive connections until each of ``instances`` workers holds ``per_instance``
     of them (extra connections are closed). Connections are opened from several threads at
     once so that the kernel hands them to different workers."""
@@ -107,8 +109,16 @@ def _worker_versions(url: str, want: int, version: str, timeout: float) -> dict[
     return seen
 
 
-def _load(conn_id: int, conn: http.client.HTTPConnection, instance: str, port: int, stop: threading.Event,
-          deadline: float, max_requests: int, out: LoadResult) -> None:
+def _load(
+    conn_id: int,
+    conn: http.client.HTTPConnection,
+    instance: str,
+    port: int,
+    stop: threading.Event,
+    deadline: float,
+    max_requests: int,
+    out: LoadResult,
+) -> None:
     sent = 0
     while not stop.is_set() and time.monotonic() < deadline and sent < max_requests:
         sent += 1
@@ -125,13 +135,13 @@ def _load(conn_id: int, conn: http.client.HTTPConnection, instance: str, port: i
                 if again != instance:
                     out.add(Sample(conn_id, instance, t0, time.monotonic(), 0, None, None, f"worker changed to {again}"))
                     return
-        except Exception as exc:  # noqa: BLE001 - any failed request is a failure of the swap
+        except Exception as exc:
             out.add(Sample(conn_id, instance, t0, time.monotonic(), 0, None, None, repr(exc)))
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
             try:
                 instance = _readyz_on(conn)["instance"]
-            except Exception:  # noqa: BLE001
+            except Exception:
                 return
     conn.close()
 
@@ -253,10 +263,15 @@ def check_and_report(run: dict, label: str) -> None:
 def test_swap_under_load_short(versions, start_server) -> None:
     """Default suite: 2 new versions under 4 keep-alive connections (about 15 s once the server is up)."""
     run = run_swap_under_load(
-        versions, start_server,
+        versions,
+        start_server,
         # max_requests per connection: enough to last until the last swap (a loader that yields
         # to serving takes longer; a connection that stops early never sees the last version)
-        new_versions=2, per_instance=2, dwell_s=1.0, max_requests=25_000, budget_s=90,
+        new_versions=2,
+        per_instance=2,
+        dwell_s=1.0,
+        max_requests=25_000,
+        budget_s=90,
     )
     check_and_report(run, "swap-under-load (short)")
 
@@ -265,7 +280,12 @@ def test_swap_under_load_short(versions, start_server) -> None:
 def test_swap_under_load_many_versions(versions, start_server) -> None:
     """8 new versions, 8 keep-alive connections (4 per worker), 2 s of load on each version."""
     run = run_swap_under_load(
-        versions, start_server,
-        new_versions=8, per_instance=4, dwell_s=2.0, max_requests=50_000, budget_s=300,
+        versions,
+        start_server,
+        new_versions=8,
+        per_instance=4,
+        dwell_s=2.0,
+        max_requests=50_000,
+        budget_s=300,
     )
     check_and_report(run, "swap-under-load (reliability)")

@@ -11,7 +11,6 @@ with ``scripts/reliability.sh``; its time limit allows for a loaded machine.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -74,7 +73,12 @@ def test_killing_the_trainer_during_export_never_loses_or_breaks_a_version(tmp_p
     rng = np.random.default_rng(2026)
     kills = 0
     for round_ in range(ROUNDS):
-        proc = subprocess.Popen([sys.executable, str(script), str(root), str(round_ + 1)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(root), str(round_ + 1)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         line = proc.stdout.readline()
         assert line.strip() == "EXPORT_START", line
         time.sleep(float(rng.uniform(0.0, 4.0)))

@@ -1,8 +1,6 @@
 """Fixtures for the serving tests: one tiny trained model for the whole session,
 version cloning/corruption helpers, in-process apps and real uvicorn processes."""
 
-import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
-
 import contextlib
 import json
 import os
@@ -20,6 +18,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+
+import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -233,9 +233,24 @@ class ServerProcess:
         environment.update({"PYTHONPATH": str(REPO), "RECSYS_POLL_INTERVAL_S": "0.2", "RECSYS_LOG_LEVEL": "info", **env})
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "recsys.cli", "serve", "--model-root", str(root), "--port", str(self.port),
-             "--workers", str(workers), "--host", "127.0.0.1"],
-            cwd=str(REPO), env=environment, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "recsys.cli",
+                "serve",
+                "--model-root",
+                str(root),
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--host",
+                "127.0.0.1",
+            ],
+            cwd=str(REPO),
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def get(self, path: str, **kw: object) -> httpx.Response:

@@ -38,8 +38,9 @@ def test_a_lower_budget_bounds_single_requests_and_batches(trained, make_client)
     with make_client(root, max_items_per_call=50) as c:
         assert_error(c.post("/v1/recommendations", json={"k": 51}), 422, "validation_error")
         assert c.post("/v1/recommendations", json={"k": 50}).status_code == 200
-        error = assert_error(c.post("/v1/recommendations/batch", json={"requests": [{"k": 30}, {"k": 21}]}), 422,
-                             "validation_error")
+        error = assert_error(
+            c.post("/v1/recommendations/batch", json={"requests": [{"k": 30}, {"k": 21}]}), 422, "validation_error"
+        )
         assert "at most 50" in error["message"]
         ok = c.post("/v1/recommendations/batch", json={"requests": [{"k": 30}, {"k": 20}]})
         assert ok.status_code == 200 and [len(r["items"]) for r in ok.json()["results"]] == [30, 20]
@@ -168,5 +169,5 @@ def test_a_request_past_its_deadline_marks_its_exact_work_abandoned(trained, mak
         r = c.post("/v1/recommendations", json={"user_id": "u000001", "k": 5, "filters": {"category": ["books"]}})
         assert_error(r, 504, "timeout")
         assert finished.wait(30)
-    (flags, results), = seen
+    ((flags, results),) = seen
     assert flags == [True] and isinstance(results[0], JobAbandoned)

@@ -67,8 +67,15 @@ def test_demo_uses_only_the_public_api() -> None:
     script = (Path(__file__).resolve().parents[2] / "serving" / "static" / "demo.js").read_text()
     used = set(re.findall(r'["`](/v1/[^"`?$]*)', script))
     assert used, "the script calls the API"
-    allowed = ("/v1/model", "/v1/model/report", "/v1/model/report.png", "/v1/users", "/v1/recommendations",
-               "/v1/users/", "/v1/items/")
+    allowed = (
+        "/v1/model",
+        "/v1/model/report",
+        "/v1/model/report.png",
+        "/v1/users",
+        "/v1/recommendations",
+        "/v1/users/",
+        "/v1/items/",
+    )
     assert all(u.startswith(allowed) for u in used), used
     assert "innerHTML" not in script and "eval(" not in script
 
@@ -160,7 +167,9 @@ def test_report_html_shows_the_figures(client, base_dir: Path) -> None:
     manifest = json.loads((base_dir / "manifest.json").read_text())
     r = client.get("/v1/model/report")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert "script-src" not in r.headers["content-security-policy"] and "default-src 'none'" in r.headers["content-security-policy"]
+    assert (
+        "script-src" not in r.headers["content-security-policy"] and "default-src 'none'" in r.headers["content-security-policy"]
+    )
     html = r.text
     assert f"version {manifest['version']}" in html
     evaluation = manifest["metrics"]["evaluation"]

@@ -21,8 +21,14 @@ import httpx
 import pytest
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 TIMEOUT_MS = 20_000
 
@@ -291,9 +297,7 @@ def test_this_visit_panel(browser, server, truth, tmp_path: Path) -> None:
     expect(page.locator("#results-meta")).to_contain_text(f"user {uid}")
     expect(page.locator("#results")).to_have_attribute("data-strategy", "personal")
     expect(page.locator("#visit-strategy")).to_contain_text("Strategy: personal")
-    want = api.post(
-        "/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True, "recent_item_ids": visit}
-    ).json()
+    want = api.post("/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True, "recent_item_ids": visit}).json()
     plain = api.post("/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True}).json()
     assert tab.ids("results-list") == _ids(want) and set(_ids(want)).isdisjoint(visit)
     assert [i["score"] for i in want["items"]] != [i["score"] for i in plain["items"]]  # the visit counts
@@ -303,9 +307,7 @@ def test_this_visit_panel(browser, server, truth, tmp_path: Path) -> None:
     page.locator("#history-list > li").first.get_by_role("button", name=re.compile(" to this visit$")).click()
     visit.append(seen_first)
     expect(page.locator("#visit-list > li")).to_have_count(3)
-    want = api.post(
-        "/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True, "recent_item_ids": visit}
-    ).json()
+    want = api.post("/v1/recommendations", json={"user_id": uid, "k": 6, "exclude_seen": True, "recent_item_ids": visit}).json()
     expect(page.locator("#results-meta")).to_contain_text("with 3 items of this visit")
     assert tab.ids("results-list") == _ids(want)
     tab.shot("visit-2-known-user")

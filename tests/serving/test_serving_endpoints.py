@@ -183,8 +183,16 @@ def test_metrics_exposes_the_service(client, truth) -> None:
 def test_openapi_has_examples_and_limits(client) -> None:
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/v1/recommendations", "/v1/recommendations/batch", "/v1/users/{user_id}/recommendations",
-                 "/v1/items/{item_id}/similar", "/v1/model", "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/v1/recommendations",
+        "/v1/recommendations/batch",
+        "/v1/users/{user_id}/recommendations",
+        "/v1/items/{item_id}/similar",
+        "/v1/model",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in paths
     schemas = spec["components"]["schemas"]
     req = schemas["RecommendationRequest"]

@@ -60,7 +60,9 @@ def req(**kw) -> SimpleNamespace:
 def model(client):
     served = client.app.state.holder.model
     assert served is not None
-    return dataclasses.replace(with_searcher(served, CountingSearcher(served.index.searcher)), query_fn=CountingQuery(served.query_fn))
+    return dataclasses.replace(
+        with_searcher(served, CountingSearcher(served.index.searcher)), query_fn=CountingQuery(served.query_fn)
+    )
 
 
 def test_one_query_call_and_one_search_per_batch(model, truth) -> None:
@@ -107,7 +109,7 @@ def test_overfetch_covers_exclusions(model, truth) -> None:
     seen = len(truth.seen["u000007"])
     job = build_job(model, req(user_id="u000007", k=10, exclude_item_ids=["i000001", "i000002"]))
     run_jobs([job])
-    (_, fetch), = model.index.searcher.calls
+    ((_, fetch),) = model.index.searcher.calls
     assert fetch >= 10 + len(job.exclude) and len(job.exclude) >= seen
 
 

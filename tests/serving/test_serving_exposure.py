@@ -119,7 +119,7 @@ def test_with_an_api_key_every_route_but_the_probes_needs_it(trained, keyed_demo
     routes = _app_routes(root)
     paths = {p for _, p in routes}
     # the enumeration is the whole app: the probes, the page, the docs, every documented path
-    assert PROBES <= paths and {"/", "/docs", "/openapi.json", *DEMO_ROUTES} <= paths
+    assert paths >= PROBES and {"/", "/docs", "/openapi.json", *DEMO_ROUTES} <= paths
     documented = s.get("/openapi.json", headers={"X-API-Key": KEY}).json()["paths"]
     assert set(documented) <= paths
     assert len(routes) >= 18, routes
@@ -154,21 +154,18 @@ def test_demo_script_serves_with_the_demo_on(tmp_path: Path) -> None:
     (tmp_path / "scripts" / "setup.sh").write_text("#!/usr/bin/env bash\nexit 0\n")
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     recorder = tmp_path / ".venv" / "bin" / "recsys"
-    recorder.write_text(
-        "#!/usr/bin/env bash\n"
-        'printf "%s\\n" "$*" >> "$CALLS"\n'
-        'env | grep "^RECSYS_" | sort > "$CALLS.$1.env"\n'
-    )
+    recorder.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$*" >> "$CALLS"\nenv | grep "^RECSYS_" | sort > "$CALLS.$1.env"\n')
     for f in (tmp_path / "scripts" / "setup.sh", tmp_path / "scripts" / "demo.sh", recorder):
         f.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
     env["CALLS"] = str(tmp_path / "calls")
-    done = subprocess.run(["bash", str(tmp_path / "scripts" / "demo.sh"), "--epochs", "1"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "demo.sh"), "--epochs", "1"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
     assert [c.split()[0] for c in calls] == ["train", "serve"] and "--epochs 1" in calls[0]
     assert "--host 127.0.0.1" in calls[1]
     served = dict(line.split("=", 1) for line in (tmp_path / "calls.serve.env").read_text().splitlines())
     assert served["RECSYS_DEMO_ENABLED"] == "true"
-    assert ServiceSettings(**{k[len("RECSYS_"):].lower(): v for k, v in served.items()}).demo_enabled is True
+    assert ServiceSettings(**{k[len("RECSYS_") :].lower(): v for k, v in served.items()}).demo_enabled is True

@@ -1,13 +1,12 @@
 """Filter columns built from item metadata: the Arrow paths agree with the cell-by-cell rules."""
 
-import recsys  # noqa: F401
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import recsys  # noqa: F401
 from serving.filter_columns import filter_column
 
 TEXT = st.sampled_from(["a", "b", "", "ünï", "x y", "0"])

@@ -190,8 +190,9 @@ class Check:
         return self.k_hits / max(1, self.k_total)
 
 
-def check_answer(large: Large, answer: dict, query: np.ndarray, mask: np.ndarray, k: int, check: Check,
-                 exact: bool = False) -> None:
+def check_answer(
+    large: Large, answer: dict, query: np.ndarray, mask: np.ndarray, k: int, check: Check, exact: bool = False
+) -> None:
     """The rules, exactly, and recall@10 (and @k) against exact scoring over the eligible items."""
     ids = [item["item_id"] for item in answer["items"]]
     served_scores = np.asarray([item["score"] for item in answer["items"]], dtype=np.float64)
@@ -227,6 +228,7 @@ def post_batch(server, requests: list[dict]) -> list[dict]:
 
 def post_each(server, requests: list[dict], threads: int = 8) -> list[dict]:
     """One request each, several at once (they meet in the server's micro-batches)."""
+
     def one(body: dict) -> dict:
         r = httpx.post(server.url + "/v1/recommendations", json=body, timeout=120)
         assert r.status_code == 200, (body, r.text[:500])
@@ -252,8 +254,10 @@ def test_the_version_is_indexed_by_tree_ah(large: Large, server) -> None:
     assert model["model_version"] == large.version and model["num_items"] == NUM_ITEMS
     assert model["index"]["kind"] == "tree_ah"
     index = large.manifest["index"]
-    print(f"\nlarge fixture: {large.build_seconds:.1f} s; index {index['params']}, trainer's "
-          f"recall@10 vs exact: users {index['recall_at_10_vs_exact']}, similar items {index['similar_recall_at_10_vs_exact']}")
+    print(
+        f"\nlarge fixture: {large.build_seconds:.1f} s; index {index['params']}, trainer's "
+        f"recall@10 vs exact: users {index['recall_at_10_vs_exact']}, similar items {index['similar_recall_at_10_vs_exact']}"
+    )
     # tuned to the fixture's target on both kinds of query the service answers
     assert index["tuning"]["target_recall_at_10"] == INDEX_TARGET and index["meets_target"] is True
     assert index["recall_at_10_vs_exact"] >= INDEX_TARGET and index["similar_recall_at_10_vs_exact"] >= INDEX_TARGET
@@ -378,8 +382,7 @@ def test_a_filter_leaving_few_items_gives_exactly_the_exact_top_k(large: Large, 
     assert all(column in filterable for f in narrow for column in f)
     users = known_users(large, 60)
     vectors = large.user_vectors(users)
-    bodies = [{"user_id": u, "k": k, "filters": narrow[i % len(narrow)]}
-              for i, u in enumerate(users) for k in (5, 10, 50)]
+    bodies = [{"user_id": u, "k": k, "filters": narrow[i % len(narrow)]} for i, u in enumerate(users) for k in (5, 10, 50)]
     answers = post_batch(server, bodies)
     check = Check()
     for body, answer in zip(bodies, answers, strict=True):
@@ -388,8 +391,10 @@ def test_a_filter_leaving_few_items_gives_exactly_the_exact_top_k(large: Large, 
         check_answer(large, answer, vectors[i], mask, body["k"], check, exact=True)
     assert check.recall >= 0.999, check.recall
     # a new visitor described by features, the same narrow filters
-    visitors = [{"age": 20.0 + i, "country": c, "segment": s}
-                for i, (c, s) in enumerate([("DE", "premium"), ("FR", "student"), ("US", "budget"), ("GB", "family")])]
+    visitors = [
+        {"age": 20.0 + i, "country": c, "segment": s}
+        for i, (c, s) in enumerate([("DE", "premium"), ("FR", "student"), ("US", "budget"), ("GB", "family")])
+    ]
     q = large.query_vectors(visitors)
     for v, vec in zip(visitors, q, strict=True):
         for f in narrow:
@@ -402,8 +407,10 @@ def test_a_filter_leaving_few_items_gives_exactly_the_exact_top_k(large: Large, 
 def test_new_visitors_match_exact_top_k(large: Large, server) -> None:
     countries = sorted(set(large.users["country"]))
     segments = sorted(set(large.users["segment"]))
-    visitors = [{"age": float(18 + (i * 7) % 60), "country": countries[i % len(countries)],
-                 "segment": segments[(i // 3) % len(segments)]} for i in range(60)]
+    visitors = [
+        {"age": float(18 + (i * 7) % 60), "country": countries[i % len(countries)], "segment": segments[(i // 3) % len(segments)]}
+        for i in range(60)
+    ]
     vectors = large.query_vectors(visitors)
     answers = post_each(server, [{"user_id": f"visitor-{i}", "features": v, "k": 10} for i, v in enumerate(visitors)])
     check = Check()
@@ -425,6 +432,8 @@ def test_similar_items_match_exact_top_k(large: Large, server) -> None:
         mask = np.ones(len(large.items), dtype=bool)
         mask[row] = False
         check_answer(large, r.json(), large.emb[row], mask, 10, check)
-    print(f"similar items: recall@10 vs exact {check.recall:.4f} "
-          f"(manifest: {large.manifest['index']['similar_recall_at_10_vs_exact']})")
+    print(
+        f"similar items: recall@10 vs exact {check.recall:.4f} "
+        f"(manifest: {large.manifest['index']['similar_recall_at_10_vs_exact']})"
+    )
     assert check.recall >= MIN_RECALL

@@ -47,7 +47,9 @@ def _similar_recall(searcher, items: np.ndarray, rows: np.ndarray, pool: int, le
     scores = items[rows] @ items.T
     scores[np.arange(len(rows)), rows] = -np.inf
     exact = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-    return float(np.mean([len(set([r for r in g if r != own][:10]) & set(e)) / 10 for g, e, own in zip(got, exact, rows, strict=True)]))
+    return float(
+        np.mean([len(set([r for r in g if r != own][:10]) & set(e)) / 10 for g, e, own in zip(got, exact, rows, strict=True)])
+    )
 
 
 @dataclass
@@ -95,22 +97,39 @@ def narrow(base_dir: Path) -> Narrow:
     recall = _users_recall(searcher, items, users)  # the serialised default: 2 leaves
     similar = _similar_recall(searcher, items, np.arange(0, len(items), 3), PARAMS["reorder"])
     # the points a tuning would have tried on this tree, measured (us per query: not measured, 0)
-    frontier = [{"tree": 0, "leaves_to_search": leaves, "reorder": PARAMS["reorder"], "pareto": True, "us_per_query": 0.0,
-                 "recall_at_10": round(_users_recall(searcher, items, users, leaves), 4)} for leaves in (1, 2, 4, 8)]
+    frontier = [
+        {
+            "tree": 0,
+            "leaves_to_search": leaves,
+            "reorder": PARAMS["reorder"],
+            "pareto": True,
+            "us_per_query": 0.0,
+            "recall_at_10": round(_users_recall(searcher, items, users, leaves), 4),
+        }
+        for leaves in (1, 2, 4, 8)
+    ]
     index = {
         "kind": "tree_ah",
         "params": PARAMS,
         "recall_at_10_vs_exact": recall,
         "similar_recall_at_10_vs_exact": similar,
         "meets_target": False,
-        "tuning": {"target_recall_at_10": 0.95, "max_us_per_query": 1000.0, "reason": "a narrow tree on purpose (test)",
-                   "chosen": "size rule", "trees": [{"shape": "size rule", **PARAMS}], "frontier": frontier},
+        "tuning": {
+            "target_recall_at_10": 0.95,
+            "max_us_per_query": 1000.0,
+            "reason": "a narrow tree on purpose (test)",
+            "chosen": "size rule",
+            "trees": [{"shape": "size rule", **PARAMS}],
+            "frontier": frontier,
+        },
     }
     return Narrow(searcher, items, users, list(served.users), recall, similar, index)
 
 
 def _samples(text: str) -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+    }
 
 
 # --------------------------------------------------------------------------- the floor

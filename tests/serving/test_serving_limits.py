@@ -8,11 +8,10 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.app import create_app
 from serving.settings import ServiceSettings
-
-from prometheus_client.parser import text_string_to_metric_families
 
 
 def assert_error(r: httpx.Response, status: int, code: str) -> dict:
@@ -91,7 +90,7 @@ def test_malformed_json_and_bounds_on_other_routes(client) -> None:
 
 
 def test_body_over_the_limit_is_413(client) -> None:
-    big = {"exclude_item_ids": ["i000001"] * 900, "user_id": "u" * 200, "features": {"title": "x" * 2000} }
+    big = {"exclude_item_ids": ["i000001"] * 900, "user_id": "u" * 200, "features": {"title": "x" * 2000}}
     raw = json.dumps({"requests": [big] * 10}).encode()
     assert len(raw) > 64 * 1024
     r = client.post("/v1/recommendations/batch", content=raw, headers={"content-type": "application/json"})
@@ -136,8 +135,11 @@ def test_api_key(trained, make_client) -> None:
 def test_cors_only_for_configured_origins(trained, make_client, client) -> None:
     root, _ = trained
     with make_client(root, cors_origins="https://shop.example", wait_ready=False) as c:
-        pre = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
-               "Access-Control-Request-Headers": "content-type,x-api-key"}
+        pre = {
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        }
         ok = c.options("/v1/recommendations", headers=pre)
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://shop.example"
         bad = c.options("/v1/recommendations", headers={**pre, "Origin": "https://evil.example"})

@@ -42,7 +42,9 @@ def test_a_clean_clone_loads(versions) -> None:
     assert load_version(versions.root, name).version == name
 
 
-@pytest.mark.parametrize("extra", ["extra.bin", "query_model/variables/extra.data", "index/extra.npy", "query_model/assets/vocab.txt"])
+@pytest.mark.parametrize(
+    "extra", ["extra.bin", "query_model/variables/extra.data", "index/extra.npy", "query_model/assets/vocab.txt"]
+)
 def test_a_file_the_manifest_does_not_list_is_refused(versions, extra: str) -> None:
     name = versions.clone(corrupt=lambda d: (d / extra).write_bytes(b"not listed"))
     err = _refusal(versions.root, name)

@@ -1,12 +1,11 @@
 """The compiled kernel that filters, re-scores and orders a batch's index candidates."""
 
-import recsys  # noqa: F401
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import recsys  # noqa: F401
 from serving.ranking import rank_candidates
 
 
@@ -23,7 +22,11 @@ def reference(idx, dist, wanted, exclude, embeddings, queries, allowed):
                 continue
             if r in set(exclude[p].tolist()):
                 continue
-            s = np.float32(d) if queries is None else np.float32(np.dot(embeddings[r].astype(np.float64), queries[p].astype(np.float64)))
+            s = (
+                np.float32(d)
+                if queries is None
+                else np.float32(np.dot(embeddings[r].astype(np.float64), queries[p].astype(np.float64)))
+            )
             cands.append((r, s))
         rows = [r for r, _ in cands]
         if len(cands) < wanted[p] or len(set(rows)) != len(rows):

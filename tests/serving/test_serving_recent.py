@@ -110,9 +110,7 @@ def test_features_and_recent_items_together(client, truth) -> None:
     body = client.post("/v1/recommendations", json={"k": 6, "features": features, "recent_item_ids": given}).json()
     assert body["strategy"] == "session"
     _scores_match(truth, body, truth.query_vector(None, {**features, HISTORY: "|".join(given)}))
-    twice = client.post(
-        "/v1/recommendations", json={"k": 6, "features": {HISTORY: given[0]}, "recent_item_ids": given}
-    )
+    twice = client.post("/v1/recommendations", json={"k": 6, "features": {HISTORY: given[0]}, "recent_item_ids": given})
     assert twice.status_code == 422 and twice.json()["error"]["code"] == "invalid_features"
     assert "recent_item_ids" in twice.json()["error"]["message"]
 
@@ -155,8 +153,9 @@ def test_batch_and_single_answers_match(client, truth) -> None:
         # the same items in the same order; scores equal up to float32 rounding (the tower ran on a batch of another size)
         assert _ids(result) == _ids(single)
         assert {k: v for k, v in result.items() if k != "items"} == {k: v for k, v in single.items() if k != "items"}
-        np.testing.assert_allclose([i["score"] for i in result["items"]], [i["score"] for i in single["items"]],
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            [i["score"] for i in result["items"]], [i["score"] for i in single["items"]], rtol=1e-5, atol=1e-5
+        )
 
 
 def test_openapi_has_an_example_for_each_case(client) -> None:

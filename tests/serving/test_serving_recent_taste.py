@@ -114,7 +114,10 @@ def test_a_known_users_answer_moves_towards_what_they_clicked(taste, user, shift
     visit = [f"i{other * PER_CLUSTER + p:04d}" for p in rng.integers(0, PER_CLUSTER, size)]
     everything = dict(k=model.num_items, exclude_seen=False)  # every item, scored
     before, after = run_jobs(
-        [build_job(model, _req(user_id=uid, **everything)), build_job(model, _req(user_id=uid, recent_item_ids=visit, **everything))]
+        [
+            build_job(model, _req(user_id=uid, **everything)),
+            build_job(model, _req(user_id=uid, recent_item_ids=visit, **everything)),
+        ]
     )
     assert _share(before[:10], home) >= 0.7  # the model learnt the user's taste
     # the clicked cluster gains on the user's own: its items' scores rise relative to the home cluster's
@@ -135,7 +138,9 @@ def test_a_full_visit_moves_a_known_users_top_ten(taste) -> None:
     for user in range(0, USERS, 7):
         uid, other = f"u{user:04d}", (user % CLUSTERS + 1 + user % (CLUSTERS - 1)) % CLUSTERS
         visit = [f"i{other * PER_CLUSTER + p:04d}" for p in rng.integers(0, PER_CLUSTER, 50)]
-        plain, visited = run_jobs([build_job(model, _req(user_id=uid)), build_job(model, _req(user_id=uid, recent_item_ids=visit))])
+        plain, visited = run_jobs(
+            [build_job(model, _req(user_id=uid)), build_job(model, _req(user_id=uid, recent_item_ids=visit))]
+        )
         before.append(_share(plain, other))
         after.append(_share(visited, other))
     assert np.mean(after) >= np.mean(before) + 0.2, (before, after)

@@ -25,7 +25,9 @@ def test_null_lists_are_empty_and_bad_rows_refused() -> None:
     for bad in ([3], [-1]):
         with pytest.raises(SeenRowsError):
             SeenRows.from_table(pa.table({"user_id": ["u1"], "item_rows": [bad]}), users, 3)
-    empty = SeenRows.from_table(pa.table({"user_id": pa.array([], pa.string()), "item_rows": pa.array([], pa.list_(pa.int64()))}), users, 3)
+    empty = SeenRows.from_table(
+        pa.table({"user_id": pa.array([], pa.string()), "item_rows": pa.array([], pa.list_(pa.int64()))}), users, 3
+    )
     assert empty.of(0).tolist() == []
 
 

@@ -60,9 +60,20 @@ def test_overrides_beat_the_environment(monkeypatch) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"max_k": 0}, {"default_k": 20, "max_k": 10}, {"port": 70000}, {"workers": 0}, {"log_level": "loud"},
-     {"max_body_bytes": 10}, {"poll_interval_s": 0}, {"default_k": 50, "max_items_per_call": 20},
-     {"idle_timeout_s": 0}, {"request_read_timeout_s": 0}, {"max_connections": 0}, {"max_header_bytes": 100}],
+    [
+        {"max_k": 0},
+        {"default_k": 20, "max_k": 10},
+        {"port": 70000},
+        {"workers": 0},
+        {"log_level": "loud"},
+        {"max_body_bytes": 10},
+        {"poll_interval_s": 0},
+        {"default_k": 50, "max_items_per_call": 20},
+        {"idle_timeout_s": 0},
+        {"request_read_timeout_s": 0},
+        {"max_connections": 0},
+        {"max_header_bytes": 100},
+    ],
 )
 def test_invalid_settings_are_refused(bad) -> None:
     with pytest.raises(ValidationError):
@@ -71,7 +82,11 @@ def test_invalid_settings_are_refused(bad) -> None:
 
 def test_to_env_round_trips(monkeypatch) -> None:
     original = ServiceSettings(
-        model_root=Path("/m"), port=8111, api_key="sek", cors_origins=["https://x.example"], docs_enabled=False,
+        model_root=Path("/m"),
+        port=8111,
+        api_key="sek",
+        cors_origins=["https://x.example"],
+        docs_enabled=False,
         microbatch_max_wait_ms=3.5,
     )
     for key, value in original.to_env().items():
@@ -85,7 +100,7 @@ def test_run_single_worker_passes_the_app(monkeypatch, tmp_path) -> None:
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
     run({"model_root": tmp_path, "port": 8765})
-    (target, kw), = calls
+    ((target, kw),) = calls
     assert not isinstance(target, str) and target.state.settings.model_root == tmp_path
     assert target.state.holder.model is None, "no model is loaded before the lifespan starts"
     assert kw["port"] == 8765 and kw["host"] == "127.0.0.1"
@@ -102,7 +117,7 @@ def test_run_several_workers_uses_the_factory_and_the_environment(monkeypatch, t
     monkeypatch.setenv("RECSYS_MODEL_ROOT", "/somewhere/else")  # the flags must win, in the workers too
     monkeypatch.setenv("RECSYS_WORKERS", "1")
     run({"model_root": tmp_path, "workers": 2})
-    (target, kw), = calls
+    ((target, kw),) = calls
     assert target == "serving.main:app_from_env" and kw["factory"] is True and kw["workers"] == 2
     app = app_from_env()  # what each worker does
     assert app.state.settings.model_root == tmp_path and app.state.settings.max_k == 77

@@ -94,7 +94,6 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
 }
 
 
-
 GOLDEN = {"user_id": "u000011", "k": 8, "exclude_item_ids": ["i000005"], "filters": {"price": {"max": 60}}}
 
 

@@ -152,7 +152,6 @@ def _raw_chunked_post(port: int, chunks: int, chunk_size: int = 8192, body: byte
         return data
 
 
-
 def test_api_conforms_to_its_openapi_document(two_workers) -> None:
     """Schema-driven fuzzing (schemathesis) against the real server: no 5xx, every
     status documented, every answer matching its documented schema.

@@ -95,8 +95,17 @@ def test_the_engine_checks_numbers_from_any_caller(served, kw, code) -> None:
 
 
 def test_repeated_filter_values_are_kept_once(served) -> None:
-    job = build_job(served, req(filters={"category": ["books"] * 900 + ["toys", "books"], "tags": ["a", "a"],
-                                         "price": [5, 5.0, 7, 5], "brand": [7, "7", True, "true"]}))
+    job = build_job(
+        served,
+        req(
+            filters={
+                "category": ["books"] * 900 + ["toys", "books"],
+                "tags": ["a", "a"],
+                "price": [5, 5.0, 7, 5],
+                "brand": [7, "7", True, "true"],
+            }
+        ),
+    )
     assert dict(job.filters) == {"category": ("books", "toys"), "tags": ("a",), "price": (5.0, 7.0), "brand": ("7", "true")}
 
 

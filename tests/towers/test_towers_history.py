@@ -87,7 +87,11 @@ def test_history_spec_fields_round_trip_and_validate(tmp_path):
     base = movielens_spec(32)
     static = [f for f in base.query.features if f.kind is not FeatureKind.HISTORY]
     spec = base.model_copy(
-        update={"query": base.query.model_copy(update={"features": [*static, history_feature(32, pooling="recency", history_length=20)]})}
+        update={
+            "query": base.query.model_copy(
+                update={"features": [*static, history_feature(32, pooling="recency", history_length=20)]}
+            )
+        }
     )
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
@@ -122,12 +126,20 @@ def test_training_tower_fed_catalog_rows_equals_the_exported_tower_fed_strings(p
     catalog = np.array(["c", "zz", "a", "d", "b"], dtype=object)  # row order unlike the vocabulary's; "zz" unknown
     cand = build_tower(ids_only_spec(8).candidate, {"item_id": VOCAB}, 8, "candidate")
     spec = TowerSpec(
-        features=[movielens_spec().query.features[0], history_feature(8, history_length=3, pooling=pooling, shared_embedding=shared)],
+        features=[
+            movielens_spec().query.features[0],
+            history_feature(8, history_length=3, pooling=pooling, shared_embedding=shared),
+        ],
         hidden_units=[16],
         dropout=0.1,
     )
-    tower = build_tower(spec, {"user_id": np.array(["u1", "u2"], dtype=object), "recent_item_ids": VOCAB}, 8, "q",
-                        shared_item_ids=cand.get_layer("item_id_id") if shared else None)
+    tower = build_tower(
+        spec,
+        {"user_id": np.array(["u1", "u2"], dtype=object), "recent_item_ids": VOCAB},
+        8,
+        "q",
+        shared_item_ids=cand.get_layer("item_id_id") if shared else None,
+    )
     enc = tower.get_layer("recent_item_ids_history")
     if pooling != "mean":
         enc.position_logits.assign([1.0, -0.5, 0.3])

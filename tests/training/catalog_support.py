@@ -2,14 +2,14 @@
 session, copies of its model root, and item tables that add, retire and change
 items relative to it."""
 
-import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
-
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 
 _CACHE: dict[str, tuple[Path, str]] = {}
 USERS_WITH_CLONES = 10  # users whose top and bottom items are cloned as new items
@@ -58,8 +58,9 @@ def make_update(base_dir: Path, retire: int = 50, change: int = 10, seed: int = 
     """100 new items (for 10 users, copies of the metadata of their 5 best- and 5
     worst-scored items under new ids), ``retire`` retired and ``change`` known
     items with another category and title."""
-    from training.catalog_base import BaseVersion
     import json
+
+    from training.catalog_base import BaseVersion
 
     base = BaseVersion(path=base_dir, name=base_dir.name, manifest=json.loads((base_dir / "manifest.json").read_text()))
     from training.saved_tower import SavedTower

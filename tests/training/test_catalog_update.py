@@ -2,8 +2,6 @@
 table with 100 new, 50 retired and 10 changed items → a published catalog
 update → a running service swaps to it and answers with the new catalog."""
 
-import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
-
 import json
 import time
 from pathlib import Path
@@ -11,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from catalog_support import CLONES, USERS_WITH_CLONES, copy_root, make_update, trained_base
 from typer.testing import CliRunner
 
-from catalog_support import CLONES, USERS_WITH_CLONES, copy_root, make_update, trained_base
+import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 from recsys.cli import app
 from training.publish import list_versions, read_latest
 from training.saved_tower import SavedTower
@@ -42,7 +41,7 @@ def world(tmp_path_factory):
         assert client.get("/v1/model").json()["model_version"] == base_version
         result = CliRunner().invoke(app, ["update-catalog", "--model-root", str(root), "--items", str(table)])
         assert result.exit_code == 0, result.output
-        summary = json.loads(result.stdout[result.stdout.index("{"):])
+        summary = json.loads(result.stdout[result.stdout.index("{") :])
         version = summary["version"]
         deadline = time.monotonic() + 60
         while client.get("/v1/model").json()["model_version"] != version and time.monotonic() < deadline:
@@ -70,7 +69,8 @@ def test_the_update_is_published_as_a_catalog_update_of_the_base(world):
         assert manifest[name] == parent[name]
     for tower in ("query_model", "candidate_model"):  # the towers are the parent's, byte for byte
         assert {k: v for k, v in manifest["files"].items() if k.startswith(tower)} == {
-            k: v for k, v in parent["files"].items() if k.startswith(tower)}
+            k: v for k, v in parent["files"].items() if k.startswith(tower)
+        }
     assert manifest["metrics"]["evaluation"] == parent["metrics"]["evaluation"]
     assert manifest["metrics"]["evaluated_version"] == base
 
@@ -100,7 +100,9 @@ def test_histories_and_seen_lists_drop_retired_items_and_point_at_the_same_items
     ids = {v: pd.read_parquet(root / v / "items.parquet")["item_id"].to_numpy() for v in (base, version)}
     seen = {v: pd.read_parquet(root / v / "seen.parquet") for v in (base, version)}
     before = {u: [ids[base][r] for r in rows] for u, rows in zip(seen[base]["user_id"], seen[base]["item_rows"], strict=True)}
-    after = {u: [ids[version][r] for r in rows] for u, rows in zip(seen[version]["user_id"], seen[version]["item_rows"], strict=True)}
+    after = {
+        u: [ids[version][r] for r in rows] for u, rows in zip(seen[version]["user_id"], seen[version]["item_rows"], strict=True)
+    }
     expected = {u: sorted(i for i in items if i not in retired) for u, items in before.items()}
     assert {u: sorted(v) for u, v in after.items()} == {u: v for u, v in expected.items() if v}
     assert any(set(items) & retired for items in before.values())  # the update did remove some seen items
@@ -126,7 +128,7 @@ def test_the_running_service_answers_from_the_new_catalog_and_never_with_retired
         assert client.get(f"/v1/items/{item_id}/similar").status_code == 404
     users = pd.read_parquet(world["root"] / world["version"] / "users.parquet")["user_id"].tolist()
     for i in range(0, len(users), 50):
-        body = {"requests": [{"user_id": u, "k": 40} for u in users[i:i + 50]]}
+        body = {"requests": [{"user_id": u, "k": 40} for u in users[i : i + 50]]}
         r = client.post("/v1/recommendations/batch", json=body)
         assert r.status_code == 200, r.text
         for answer in r.json()["results"]:

@@ -2,16 +2,15 @@
 code is the documented one and the message says where the problem is; and the
 inputs it accepts besides CSV (Parquet, a YAML column mapping)."""
 
-import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
-
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from catalog_support import copy_root, make_update, trained_base
 from typer.testing import CliRunner
 
-from catalog_support import copy_root, make_update, trained_base
+import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 from recsys.cli import app
 from training.publish import list_versions, read_latest
 

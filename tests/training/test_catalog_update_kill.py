@@ -5,8 +5,6 @@ names the base version, that version passes the service's verification, the
 service still answers from it, and the next update cleans the leftovers and
 is swapped to."""
 
-import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
-
 import json
 import os
 import signal
@@ -18,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from catalog_support import copy_root, make_update, trained_base
+
+import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 from training.catalog_base import open_base
 from training.publish import list_versions, read_latest
 
@@ -52,13 +51,19 @@ CHILD = textwrap.dedent(
 # (the line the child prints, seconds to wait after it): embedding and the index take
 # a second or more for a 350-item catalog; writing and publishing the version about 0.2 s
 KILLS = [("EMBED", 0.0), ("INDEX", 0.0), ("EXPORT", 0.0), ("FSYNC", 0.0)] + [
-    ("EXPORT", float(t)) for t in np.random.default_rng(20).uniform(0.0, 0.15, 2)]
+    ("EXPORT", float(t)) for t in np.random.default_rng(20).uniform(0.0, 0.15, 2)
+]
 
 
 def _start(script: Path, root: Path, items: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, str(script), str(root), str(items)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(root), str(items)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
 
 
 def test_sigkill_during_an_update_leaves_latest_and_the_served_version_intact(tmp_path_factory, tmp_path):

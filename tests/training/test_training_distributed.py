@@ -47,14 +47,35 @@ def test_two_workers_train_one_model_and_publish_once(tmp_path):
     root = tmp_path / "models"
     procs, logs = [], []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+        }
         log = open(tmp_path / f"worker{index}.log", "w+")
         logs.append(log)
         procs.append(
             subprocess.Popen(
-                [recsys_bin, "train", "--data", "synthetic", "--items", "300", "--users", "200", "--interactions", "6000",
-                 "--epochs", "2", "--batch-size", "256", "--model-root", str(root)],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                [
+                    recsys_bin,
+                    "train",
+                    "--data",
+                    "synthetic",
+                    "--items",
+                    "300",
+                    "--users",
+                    "200",
+                    "--interactions",
+                    "6000",
+                    "--epochs",
+                    "2",
+                    "--batch-size",
+                    "256",
+                    "--model-root",
+                    str(root),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         )
     codes = [p.wait(timeout=400) for p in procs]
@@ -67,7 +88,7 @@ def test_two_workers_train_one_model_and_publish_once(tmp_path):
     for out in outputs:  # both workers ran the epochs
         assert "Epoch 1/2" in out and "Epoch 2/2" in out
     # raw_decode: TensorFlow may log after the summary at exit (a worker's coordination-service shutdown message)
-    summaries = [json.JSONDecoder().raw_decode(out[out.rindex("{\n  \"version\""):])[0] for out in outputs]
+    summaries = [json.JSONDecoder().raw_decode(out[out.rindex('{\n  "version"') :])[0] for out in outputs]
     assert summaries[0]["version"] is not None and summaries[1]["version"] is None
     assert list_versions(root) == [summaries[0]["version"]] == [read_latest(root)]
     # one model: the workers' synchronised replicas evaluate identically

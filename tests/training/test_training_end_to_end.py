@@ -56,8 +56,16 @@ def test_version_has_every_contract_file_with_checksums(published):
     assert version == result.version
     vdir = root / version
     manifest = json.loads((vdir / "manifest.json").read_text())
-    for name in ("query_model/saved_model.pb", "candidate_model/saved_model.pb", "item_embeddings.npy",
-                 "items.parquet", "users.parquet", "seen.parquet", "metrics.json", "report.png"):
+    for name in (
+        "query_model/saved_model.pb",
+        "candidate_model/saved_model.pb",
+        "item_embeddings.npy",
+        "items.parquet",
+        "users.parquet",
+        "seen.parquet",
+        "metrics.json",
+        "report.png",
+    ):
         assert name in manifest["files"], name
     assert any(f.startswith("index/") for f in manifest["files"])
     assert manifest["schema_version"] == 1 and manifest["version"] == version
@@ -84,7 +92,10 @@ def test_fresh_process_loads_savedmodel_and_index_and_finds_the_true_top_items(p
     vdir = root / read_latest(root)
     out = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(vdir)],
-        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     got = json.loads(out.stdout)
     emb = np.array(got["embedding"], dtype=np.float32)
@@ -96,7 +107,9 @@ def test_fresh_process_loads_savedmodel_and_index_and_finds_the_true_top_items(p
     users = pd.read_parquet(vdir / "users.parquet").iloc[:5]
     tower = result.train.model.query_tower
     inputs = {
-        n: tf.constant(users[n].to_numpy(np.float32) if pd.api.types.is_numeric_dtype(users[n]) else users[n].astype(str).to_numpy())
+        n: tf.constant(
+            users[n].to_numpy(np.float32) if pd.api.types.is_numeric_dtype(users[n]) else users[n].astype(str).to_numpy()
+        )
         for n in tower.input_names
     }
     np.testing.assert_allclose(tower(inputs).numpy(), emb, rtol=1e-4, atol=1e-5)

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 
 from towers.spec import FeatureKind, ModelSpec, TowerSpec, history_feature, ids_only_spec, storefront_spec
 from training.config import SplitKind, TrainConfig
@@ -134,7 +133,9 @@ def test_no_training_example_sees_its_target_or_anything_after_it(split):
     row_of = {(prep.user_rows[r], prep.item_rows[r]): r for r in fit_rows}
     seen = 0
     for batch in ds:
-        for uid, item_row, hist in zip(batch[QUERY_PREFIX + "user_id"].numpy(), batch[ITEM_ROW].numpy(), batch[QUERY_PREFIX + "recent_item_ids"].numpy()):
+        for uid, item_row, hist in zip(
+            batch[QUERY_PREFIX + "user_id"].numpy(), batch[ITEM_ROW].numpy(), batch[QUERY_PREFIX + "recent_item_ids"].numpy()
+        ):
             u = int(np.flatnonzero(prep.user_ids == uid.decode())[0])
             r = row_of[(u, int(item_row))]
             before = [q for q in fit_rows if prep.user_rows[q] == u and (t[q], q) < (t[r], r)]

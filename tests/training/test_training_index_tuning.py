@@ -10,19 +10,31 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from training.index import build_index, build_searcher, index_params, index_recall, leaves_to_search, load_searcher, search_rescored
+from training.index import (
+    build_index,
+    build_searcher,
+    index_params,
+    index_recall,
+    leaves_to_search,
+    load_searcher,
+    search_rescored,
+)
 from training.index_queries import MIN_USERS, sample_queries
 from training.index_tuning import MIN_TREE_ITEMS
 from training.quality_gate import index_gate
 
 
-def mixture(n: int, dim: int, num_queries: int, seed: int = 0, noise: float = 1.0, norm_sd: float = 0.5, query_noise: float = 0.5):
+def mixture(
+    n: int, dim: int, num_queries: int, seed: int = 0, noise: float = 1.0, norm_sd: float = 0.5, query_noise: float = 0.5
+):
     """Clustered items (300 centres, wide clusters, norms spread by exp(norm_sd N)) and
     queries near the centres: harder for a tree than the index benchmark's mixture, as
     trained embeddings are."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((300, dim))
-    items = (centres[rng.integers(0, 300, n)] + noise * rng.standard_normal((n, dim))) * np.exp(norm_sd * rng.standard_normal(n))[:, None]
+    items = (centres[rng.integers(0, 300, n)] + noise * rng.standard_normal((n, dim))) * np.exp(norm_sd * rng.standard_normal(n))[
+        :, None
+    ]
     queries = centres[rng.integers(0, 300, num_queries)] + query_noise * rng.standard_normal((num_queries, dim))
     return items.astype(np.float32), queries.astype(np.float32)
 
@@ -44,7 +56,10 @@ def test_tuning_picks_a_wider_setting_where_the_size_rule_misses(tuned) -> None:
     assert by_rule < 0.95  # what the issue reports on trained models
     assert info.kind == "tree_ah" and info.meets_target
     p = info.params
-    wider = p["num_leaves_to_search"] / p["num_leaves"] > rule["num_leaves_to_search"] / rule["num_leaves"] or p["reorder"] > rule["reorder"]
+    wider = (
+        p["num_leaves_to_search"] / p["num_leaves"] > rule["num_leaves_to_search"] / rule["num_leaves"]
+        or p["reorder"] > rule["reorder"]
+    )
     assert wider, (p, rule)
     assert info.recall_at_10_vs_exact >= 0.95  # on the checking half of the sample
     assert info.similar_recall_at_10_vs_exact >= 0.95  # and the sampled items as similar-items queries
@@ -52,8 +67,15 @@ def test_tuning_picks_a_wider_setting_where_the_size_rule_misses(tuned) -> None:
     assert leaves_to_search(searcher) == p["num_leaves_to_search"]
     assert index_recall(searcher, items, held_out, k=10, pool=p["reorder"]) >= 0.94
     tuning = info.tuning
-    assert tuning["queries"] == {"source": "users", "users": 2_000, "items": 0, "seed": 7, "tuning": 1_000, "checking": 1_000,
-                                 "similar": {"items": 2_000, "tuning": 1_000, "checking": 1_000}}
+    assert tuning["queries"] == {
+        "source": "users",
+        "users": 2_000,
+        "items": 0,
+        "seed": 7,
+        "tuning": 1_000,
+        "checking": 1_000,
+        "similar": {"items": 2_000, "tuning": 1_000, "checking": 1_000},
+    }
     assert [t["shape"] for t in tuning["trees"]] == ["size rule", "size rule, spilling toggled"]  # autopilot: brute force at 60K
     chosen = [pt for pt in tuning["frontier"] if pt.get("checking_recall_at_10") == round(info.recall_at_10_vs_exact, 4)]
     assert any(pt["leaves_to_search"] == p["num_leaves_to_search"] and pt["reorder"] == p["reorder"] for pt in chosen)
@@ -100,7 +122,9 @@ def test_the_operating_point_round_trips_through_the_manifest(tuned, tmp_path) -
     assert leaves_to_search(loaded) == index["params"]["num_leaves_to_search"]
     sample = sample_queries(users, items, seed=7)
     checking = sample.checking
-    assert index_recall(loaded, items, checking, k=10, pool=index["params"]["reorder"]) == pytest.approx(index["recall_at_10_vs_exact"], abs=2e-3)
+    assert index_recall(loaded, items, checking, k=10, pool=index["params"]["reorder"]) == pytest.approx(
+        index["recall_at_10_vs_exact"], abs=2e-3
+    )
     # the similar-items figure: each sampled item's own vector, the pool re-scored, the item left out,
     # against numpy's exact top-10 of the other items
     rows = sample.similar_checking
@@ -108,9 +132,13 @@ def test_the_operating_point_round_trips_through_the_manifest(tuned, tmp_path) -
     scores = items[rows] @ items.T
     scores[np.arange(len(rows)), rows] = -np.inf
     exact = np.argsort(-scores, axis=1)[:, :10]
-    similar = np.mean([len(set([r for r in g if r != own][:10]) & set(e)) / 10 for g, e, own in zip(got, exact, rows, strict=True)])
+    similar = np.mean(
+        [len(set([r for r in g if r != own][:10]) & set(e)) / 10 for g, e, own in zip(got, exact, rows, strict=True)]
+    )
     assert similar == pytest.approx(index["similar_recall_at_10_vs_exact"], abs=2e-3)
-    explicit, _ = search_rescored(searcher, items, held_out[:60], 10, index["params"]["reorder"], leaves_to_search=index["params"]["num_leaves_to_search"])
+    explicit, _ = search_rescored(
+        searcher, items, held_out[:60], 10, index["params"]["reorder"], leaves_to_search=index["params"]["num_leaves_to_search"]
+    )
     served, _ = search_rescored(loaded, items, held_out[:60], 10, index["params"]["reorder"])
     assert np.array_equal(explicit, served)
 
@@ -163,8 +191,23 @@ def test_train_exits_5_and_publishes_nothing_when_the_index_misses(tmp_path) -> 
     config = tmp_path / "config.yaml"
     config.write_text("index_max_us_per_query: 0.01\nrefit_on_full_train: false\n")
     root = tmp_path / "models"
-    args = ["train", "--data", "synthetic", "--items", "300", "--users", "200", "--interactions", "4000", "--epochs", "1",
-            "--model-root", str(root), "--config", str(config)]
+    args = [
+        "train",
+        "--data",
+        "synthetic",
+        "--items",
+        "300",
+        "--users",
+        "200",
+        "--interactions",
+        "4000",
+        "--epochs",
+        "1",
+        "--model-root",
+        str(root),
+        "--config",
+        str(config),
+    ]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 5, out.output
     assert "index gate refused" in out.output and not (root / "LATEST").exists()
@@ -220,7 +263,8 @@ def test_a_catalog_update_keeps_its_parents_operating_point_when_it_still_reache
     assert again.tuning["chosen"] == "parent's operating point"
     assert [t["shape"] for t in again.tuning["trees"]] == ["parent's operating point"]
     assert {k: again.params[k] for k in ("num_leaves", "num_leaves_to_search", "reorder")} == {
-        k: info.params[k] for k in ("num_leaves", "num_leaves_to_search", "reorder")}
+        k: info.params[k] for k in ("num_leaves", "num_leaves_to_search", "reorder")
+    }
     assert again.meets_target and again.recall_at_10_vs_exact >= 0.95 and again.similar_recall_at_10_vs_exact >= 0.95
     assert index_recall(searcher, changed, held_out, k=10, pool=again.params["reorder"]) >= 0.94
 

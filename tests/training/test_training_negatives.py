@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from towers.spec import ids_only_spec
+from towers.tower import build_tower
 from training.config import Negatives, TrainConfig
 from training.model import CANDIDATE_PREFIX, ITEM_ROW, QUERY_PREFIX, SAMPLING_PROBABILITY, TwoTowerModel
-from towers.tower import build_tower
 
 USERS = np.array(["u0", "u1", "u2"], dtype=object)
 ITEMS = np.array(["i0", "i1", "i2", "i3", "i4"], dtype=object)
@@ -70,7 +70,9 @@ def test_mixed_negatives_append_uniform_items_with_their_expected_counts():
     assert candidates.shape == (2 + 7, 4) and ids[:2].tolist() == [0, 3]
     assert ((ids[2:] >= 0) & (ids[2:] < 5)).all()
     # each appended row is the candidate tower's embedding of the sampled item
-    np.testing.assert_allclose(candidates.numpy()[2:], model.candidate_tower({"item_id": tf.constant(ITEMS[ids[2:]].astype(str))}).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        candidates.numpy()[2:], model.candidate_tower({"item_id": tf.constant(ITEMS[ids[2:]].astype(str))}).numpy(), rtol=1e-6
+    )
     p = np.array([0.4, 0.3, 0.1, 0.1, 0.1])
     np.testing.assert_allclose(expected.numpy(), 2 * p[ids] + 7 / 5, rtol=1e-6)  # B * p(item) + M / N
     assert np.isfinite(float(model.compute_loss(_batch([0, 1], [0, 3]), training=True)))

@@ -97,7 +97,9 @@ def test_lazy_adam_matches_adam_on_the_rows_it_updates():
             opt.apply_gradients([(grad, table), (dense_grad, kernel)])
         out.append((table.numpy(), kernel.numpy()))
     (lazy_t, lazy_k), (adam_t, adam_k) = out
-    np.testing.assert_allclose(lazy_t[[1, 4]], adam_t[[1, 4]], rtol=1e-5, atol=1e-6)  # the same rows every step: same moments (float32 rounding apart)
+    np.testing.assert_allclose(
+        lazy_t[[1, 4]], adam_t[[1, 4]], rtol=1e-5, atol=1e-6
+    )  # the same rows every step: same moments (float32 rounding apart)
     np.testing.assert_array_equal(lazy_t[[0, 2, 3, 5]], init[[0, 2, 3, 5]])
     np.testing.assert_array_equal(lazy_k, adam_k)
 

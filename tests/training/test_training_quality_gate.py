@@ -18,7 +18,9 @@ def metrics(recall10: float, split: str = "temporal") -> dict:
 def publish_metrics(root, recall10: float) -> str:
     def write(dest, version):
         m = metrics(recall10)
-        (dest / "manifest.json").write_text(json.dumps({"version": version, "metrics": m, "index": {"recall_at_10_vs_exact": 1.0}}))
+        (dest / "manifest.json").write_text(
+            json.dumps({"version": version, "metrics": m, "index": {"recall_at_10_vs_exact": 1.0}})
+        )
 
     return publish(root, write)
 

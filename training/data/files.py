@@ -22,8 +22,27 @@ from training.data.parsing import RowChecker
 from training.data.progress import QUIET, Progress
 from training.data.tables import BadRowReport, CanonicalData, DataError, finalize
 
-DEFAULT_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+DEFAULT_NA = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
 _COMPRESSION = {".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"}
 _SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
 
@@ -46,8 +65,7 @@ def _format(path: Path, spec: TableFile) -> str:
         return "csv"
     if last in (".parquet", ".pq", ".parq"):
         return "parquet"
-    raise DataError("cannot tell the format from the extension; set format: csv|parquet",
-                    file=str(path))
+    raise DataError("cannot tell the format from the extension; set format: csv|parquet", file=str(path))
 
 
 def _undecodable_line(path: Path, encoding: str) -> int | None:
@@ -75,14 +93,19 @@ def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRow
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
             frame = pd.read_csv(
-                path, dtype={c: str for c in id_columns if c in header},
-                keep_default_na=False, na_values=na, skip_blank_lines=False,
-                on_bad_lines="warn", **options,
+                path,
+                dtype={c: str for c in id_columns if c in header},
+                keep_default_na=False,
+                na_values=na,
+                skip_blank_lines=False,
+                on_bad_lines="warn",
+                **options,
             )
         except UnicodeDecodeError as error:
             raise DataError(
                 f"bytes that are not valid {spec.encoding} (set `encoding:` in the spec)",
-                file=str(path), line=_undecodable_line(path, spec.encoding),
+                file=str(path),
+                line=_undecodable_line(path, spec.encoding),
             ) from error
         except pd.errors.ParserError as error:
             raise DataError(f"cannot parse the file: {error}", file=str(path)) from error
@@ -99,11 +122,9 @@ def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRow
 def _read_parquet(path: Path) -> _Read:
     try:
         frame = pd.read_parquet(path)
-    except Exception as error:  # noqa: BLE001 (pyarrow raises several kinds)
-        raise DataError(f"cannot read Parquet: {type(error).__name__}: {error}",
-                        file=str(path)) from error
-    return _Read(frame.reset_index(drop=True), np.arange(1, len(frame) + 1, dtype=np.int64),
-                 str(path))
+    except Exception as error:
+        raise DataError(f"cannot read Parquet: {type(error).__name__}: {error}", file=str(path)) from error
+    return _Read(frame.reset_index(drop=True), np.arange(1, len(frame) + 1, dtype=np.int64), str(path))
 
 
 def _rename(read: _Read, mapping: dict[str, str], table: str) -> pd.DataFrame:
@@ -113,7 +134,8 @@ def _rename(read: _Read, mapping: dict[str, str], table: str) -> pd.DataFrame:
             raise DataError(
                 f"{table} file has no column '{theirs}' (mapped to {canonical}); "
                 f"columns present: {', '.join(map(str, frame.columns))}",
-                file=read.file, column=theirs,
+                file=read.file,
+                column=theirs,
             )
     renames = {theirs: canonical for canonical, theirs in mapping.items() if theirs != canonical}
     for theirs, canonical in renames.items():
@@ -121,7 +143,8 @@ def _rename(read: _Read, mapping: dict[str, str], table: str) -> pd.DataFrame:
             raise DataError(
                 f"{table} file has a column '{canonical}' and also maps '{theirs}' to "
                 f"{canonical}; map {canonical}: {canonical} or drop one of them",
-                file=read.file, column=canonical,
+                file=read.file,
+                column=canonical,
             )
     frame = frame.rename(columns=renames)
     return frame
@@ -160,8 +183,7 @@ def _timestamps(series: pd.Series, check: RowChecker) -> np.ndarray:
     text = series.astype("str").str.strip()
     missing = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
     check.flag(missing, "timestamp", "missing timestamp")
-    numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan))  # a writable copy
+    numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))  # a writable copy
     needs_date = ~missing & np.isnan(numbers)
     if needs_date.any():
         dates = pd.to_datetime(text[needs_date], utc=True, errors="coerce", format="mixed")
@@ -169,8 +191,7 @@ def _timestamps(series: pd.Series, check: RowChecker) -> np.ndarray:
         numbers[np.flatnonzero(needs_date)[ok]] = _epoch_seconds(dates[ok])
         bad = np.zeros(len(text), dtype=bool)
         bad[np.flatnonzero(needs_date)[~ok]] = True
-        check.flag(bad, "timestamp",
-                   lambda v: f"timestamp {v!r} is neither epoch seconds nor a date", text)
+        check.flag(bad, "timestamp", lambda v: f"timestamp {v!r} is neither epoch seconds nor a date", text)
     return np.where(check.good, numbers, np.nan)
 
 
@@ -185,15 +206,12 @@ def _split_multi(series: pd.Series, sep: str) -> pd.Series:
     return pd.Series([split(v) for v in series.tolist()], index=series.index, dtype=object)
 
 
-def _tidy_metadata(
-    frame: pd.DataFrame, id_column: str, multi: dict[str, str], file: str
-) -> pd.DataFrame:
+def _tidy_metadata(frame: pd.DataFrame, id_column: str, multi: dict[str, str], file: str) -> pd.DataFrame:
     """Split multi-valued columns, turn Parquet lists into lists and missing strings into ""."""
     frame = frame.copy()
     for column, sep in multi.items():
         if column not in frame.columns:
-            raise DataError(f"multi_valued column '{column}' is not in the file", file=file,
-                            column=column)
+            raise DataError(f"multi_valued column '{column}' is not in the file", file=file, column=column)
         frame[column] = _split_multi(frame[column], sep)
     for column in frame.columns:
         if column == id_column or column in multi:
@@ -214,14 +232,12 @@ def _resolve(base: Path, spec: TableFile) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _read(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport,
-          progress: Progress) -> _Read:
+def _read(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport, progress: Progress) -> _Read:
     if not path.is_file():
         raise DataError("data file not found", file=str(path))
     with progress.step(f"reading {path.name}") as done:
         fmt = _format(path, spec)
-        read = (_read_csv(path, spec, id_columns, report) if fmt == "csv"
-                else _read_parquet(path))
+        read = _read_csv(path, spec, id_columns, report) if fmt == "csv" else _read_parquet(path)
         done(f"{len(read.frame):,} rows")
     return read
 
@@ -235,8 +251,7 @@ def shard_files(folder: Path) -> list[Path]:
     return shards
 
 
-def _interactions(base: Path, spec: FilesSpec, report: BadRowReport,
-                  progress: Progress) -> tuple[pd.DataFrame, np.ndarray, str]:
+def _interactions(base: Path, spec: FilesSpec, report: BadRowReport, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, str]:
     """The good interaction rows, their line (row) numbers and their file.
 
     A folder of Parquet shards is read shard by shard in name order: parse
@@ -255,7 +270,11 @@ def _interactions(base: Path, spec: FilesSpec, report: BadRowReport,
         frames.append(frame)
         lines.append(rows + offset)
         offset += len(read.frame)
-    return pd.concat(frames, ignore_index=True), np.concatenate(lines), f"{path} (Parquet shards; rows counted across them in name order)"
+    return (
+        pd.concat(frames, ignore_index=True),
+        np.concatenate(lines),
+        f"{path} (Parquet shards; rows counted across them in name order)",
+    )
 
 
 def _id_columns(table: TableFile) -> list[str]:
@@ -270,23 +289,24 @@ def _interaction_rows(read: _Read, table: TableFile, report: BadRowReport) -> tu
     check.flag(frame.isna().all(axis=1).to_numpy(dtype=bool), None, "empty line")
     for column in ("user_id", "item_id"):
         frame[column] = _ids_to_str(frame[column])
-        check.flag((frame[column].isna() | (frame[column] == "")).to_numpy(
-            dtype=bool, na_value=True), column, f"missing {column}")
+        check.flag(
+            (frame[column].isna() | (frame[column] == "")).to_numpy(dtype=bool, na_value=True), column, f"missing {column}"
+        )
     if "timestamp" in mapping:
         frame["timestamp"] = _timestamps(frame["timestamp"], check)
     if "weight" in mapping and not pd.api.types.is_numeric_dtype(frame["weight"]):
         frame["weight"] = check.floats(frame["weight"].astype("str"), "weight")
     for column, sep in table.multi_valued.items():
         if column not in frame.columns:
-            raise DataError(f"multi_valued column '{column}' is not in the file",
-                            file=read.file, column=column)
+            raise DataError(f"multi_valued column '{column}' is not in the file", file=read.file, column=column)
         frame[column] = _split_multi(frame[column], sep)
     good = check.good
     return frame.loc[good].reset_index(drop=True), read.lines[good], read.file
 
 
-def read_entities(base: Path, table: TableFile, id_column: str, report: BadRowReport,
-              progress: Progress, name: str) -> tuple[pd.DataFrame, np.ndarray, str]:
+def read_entities(
+    base: Path, table: TableFile, id_column: str, report: BadRowReport, progress: Progress, name: str
+) -> tuple[pd.DataFrame, np.ndarray, str]:
     mapping = table.columns.mapping()  # type: ignore[attr-defined]
     read = _read(_resolve(base, table), table, [mapping[id_column]], report, progress)
     frame = _rename(read, mapping, name)
@@ -310,19 +330,15 @@ def read_files(spec_path: str | Path, progress: Progress = QUIET) -> CanonicalDa
     files = {"interactions": inter_file}
     lines = {"interactions": inter_lines}
     tables: dict[str, pd.DataFrame] = {}
-    for name, table, id_column in (("items", spec.items, "item_id"),
-                                   ("users", spec.users, "user_id")):
+    for name, table, id_column in (("items", spec.items, "item_id"), ("users", spec.users, "user_id")):
         if table is None:
             tables[name] = _bare(inter, id_column)
             files[name] = f"{inter_file} ({name} derived from interactions)"
             continue
-        tables[name], lines[name], files[name] = read_entities(
-            base, table, id_column, report, progress, name)
-    return CanonicalData(inter, tables["items"], tables["users"], f"files:{spec_path}",
-                         report, files=files, lines=lines)
+        tables[name], lines[name], files[name] = read_entities(base, table, id_column, report, progress, name)
+    return CanonicalData(inter, tables["items"], tables["users"], f"files:{spec_path}", report, files=files, lines=lines)
 
 
-def load_files(spec_path: str | Path, max_bad_rows: int = 0,
-               progress: Progress = QUIET) -> CanonicalData:
+def load_files(spec_path: str | Path, max_bad_rows: int = 0, progress: Progress = QUIET) -> CanonicalData:
     """Read, validate and check the user's Parquet/CSV files described by ``spec_path``."""
     return finalize(read_files(spec_path, progress), max_bad_rows)

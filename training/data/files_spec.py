@@ -122,15 +122,11 @@ def load_spec(path: str | Path) -> FilesSpec:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        raise DataError(f"invalid YAML: {error}", file=str(path),
-                        line=None if mark is None else mark.line + 1) from error
+        raise DataError(f"invalid YAML: {error}", file=str(path), line=None if mark is None else mark.line + 1) from error
     if not isinstance(raw, dict):
-        raise DataError("the files spec must be a YAML mapping with an 'interactions' key",
-                        file=str(path))
+        raise DataError("the files spec must be a YAML mapping with an 'interactions' key", file=str(path))
     try:
         return FilesSpec.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors())
         raise DataError(f"invalid files spec: {problems}", file=str(path)) from error

@@ -8,7 +8,7 @@ same fingerprint in every process and across pandas versions.
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -43,10 +43,7 @@ def _column_bytes(series: pd.Series) -> tuple[str, bytes]:
     if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
         values = series.astype(object).where(series.notna(), _NULL).tolist()
     else:
-        values = [
-            "[" + _SEP.join(map(_cell_text, v)) + "]" if isinstance(v, list) else _cell_text(v)
-            for v in series.tolist()
-        ]
+        values = ["[" + _SEP.join(map(_cell_text, v)) + "]" if isinstance(v, list) else _cell_text(v) for v in series.tolist()]
     return "text", _ROW.join(values).encode("utf-8", "surrogatepass")
 
 

@@ -16,8 +16,8 @@ unknown)``; users ``user_id, age (float), gender, occupation, zip_prefix`` (only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from training.data import movielens_formats as formats
 from training.data.progress import QUIET, Progress
@@ -56,8 +56,7 @@ def _detect(directory: Path) -> tuple[str, Callable[[Path, Progress], CanonicalD
                 file=str(directory),
             )
         return name, reader
-    looked_for = "; ".join(f"{marker} + {', '.join(req)} ({name})"
-                           for name, marker, req, _ in LAYOUTS)
+    looked_for = "; ".join(f"{marker} + {', '.join(req)} ({name})" for name, marker, req, _ in LAYOUTS)
     raise DataError(
         f"no recognised MovieLens format: looked for {looked_for}",
         file=str(directory),
@@ -71,9 +70,7 @@ def read_movielens(path: str | Path, progress: Progress = QUIET) -> CanonicalDat
     return reader(directory, progress)
 
 
-def load_movielens(
-    path: str | Path, max_bad_rows: int = 0, progress: Progress = QUIET
-) -> CanonicalData:
+def load_movielens(path: str | Path, max_bad_rows: int = 0, progress: Progress = QUIET) -> CanonicalData:
     """Read, validate and check a MovieLens directory (format detected from its files).
 
     Unparseable lines are bad rows with file, 1-based line and column; more than

@@ -9,8 +9,8 @@ silently.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,17 +20,48 @@ from training.data.progress import QUIET, Progress
 from training.data.tables import BadRowReport, CanonicalData, DataError
 
 GENRES_100K = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 OCCUPATIONS_1M = {
-    0: "other", 1: "academic/educator", 2: "artist", 3: "clerical/admin",
-    4: "college/grad student", 5: "customer service", 6: "doctor/health care",
-    7: "executive/managerial", 8: "farmer", 9: "homemaker", 10: "K-12 student",
-    11: "lawyer", 12: "programmer", 13: "retired", 14: "sales/marketing",
-    15: "scientist", 16: "self-employed", 17: "technician/engineer",
-    18: "tradesman/craftsman", 19: "unemployed", 20: "writer",
+    0: "other",
+    1: "academic/educator",
+    2: "artist",
+    3: "clerical/admin",
+    4: "college/grad student",
+    5: "customer service",
+    6: "doctor/health care",
+    7: "executive/managerial",
+    8: "farmer",
+    9: "homemaker",
+    10: "K-12 student",
+    11: "lawyer",
+    12: "programmer",
+    13: "retired",
+    14: "sales/marketing",
+    15: "scientist",
+    16: "self-employed",
+    17: "technician/engineer",
+    18: "tradesman/craftsman",
+    19: "unemployed",
+    20: "writer",
 }
 NO_GENRES = "(no genres listed)"
 ITEM_COLUMNS = ["item_id", "title", "genres", "year"]
@@ -82,7 +113,9 @@ def _header_positions(path: Path, header: str, sep: str, wanted: list[str]) -> l
         if name not in present:
             raise DataError(
                 f"header has no '{name}' column (found: {', '.join(present)})",
-                file=str(path), line=1, column=name,
+                file=str(path),
+                line=1,
+                column=name,
             )
     return [h if h in wanted else "" for h in present]
 
@@ -92,24 +125,22 @@ def _year_from_title(titles: pd.Series) -> pd.Series:
 
 
 def _lists(split: pd.Series, drop: tuple[str, ...] = ("",)) -> list[list[str]]:
-    return [[g for g in parts if g not in drop] if isinstance(parts, list) else []
-            for parts in split.tolist()]
+    return [[g for g in parts if g not in drop] if isinstance(parts, list) else [] for parts in split.tolist()]
 
 
-def _ratings(
-    path: Path, sep: str, encoding: str, report: BadRowReport, header: bool = False
-) -> tuple[pd.DataFrame, np.ndarray]:
-    names = ["userId", "movieId", "rating", "timestamp"] if header else [
-        "user_id", "item_id", "rating", "timestamp"]
+def _ratings(path: Path, sep: str, encoding: str, report: BadRowReport, header: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    names = ["userId", "movieId", "rating", "timestamp"] if header else ["user_id", "item_id", "rating", "timestamp"]
     table = _Table(path, sep, names, encoding, report, header=header)
     c, check = table.cols, table.check
     user, item, rating, ts = (c[n] for n in names)
-    frame = pd.DataFrame({
-        "user_id": check.int_ids(user, "user_id"),
-        "item_id": check.int_ids(item, "item_id"),
-        "timestamp": check.ints(ts, "timestamp"),
-        "weight": check.floats(rating, "weight"),
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": check.int_ids(user, "user_id"),
+            "item_id": check.int_ids(item, "item_id"),
+            "timestamp": check.ints(ts, "timestamp"),
+            "weight": check.floats(rating, "weight"),
+        }
+    )
     return table.keep(frame)
 
 
@@ -117,9 +148,7 @@ def _zip_prefix(zips: pd.Series) -> pd.Series:
     return zips.fillna("").str.slice(0, 3)
 
 
-def _with_files(
-    data: dict[str, tuple[pd.DataFrame, np.ndarray, Path]], source: str, report: BadRowReport
-) -> CanonicalData:
+def _with_files(data: dict[str, tuple[pd.DataFrame, np.ndarray, Path]], source: str, report: BadRowReport) -> CanonicalData:
     return CanonicalData(
         interactions=data["interactions"][0],
         items=data["items"][0],
@@ -160,29 +189,32 @@ def _items_100k(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndar
     check.flag(~ok, "genres", "genre flags must be 0 or 1")
     titles = c["title"].fillna("")
     year = _year_from_title(titles)
-    from_date = pd.to_numeric(
-        c["release_date"].fillna("").str.extract(r"(\d{4})\s*$")[0], errors="coerce")
+    from_date = pd.to_numeric(c["release_date"].fillna("").str.extract(r"(\d{4})\s*$")[0], errors="coerce")
     names_arr = np.array(GENRES_100K, dtype=object)
     genres = [names_arr[row].tolist() for row in (flags == "1").to_numpy(dtype=bool)]
-    frame = pd.DataFrame({
-        "item_id": ids,
-        "title": titles,
-        "genres": pd.Series(genres, dtype=object),
-        "year": year.fillna(from_date).astype(float),
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": titles,
+            "genres": pd.Series(genres, dtype=object),
+            "year": year.fillna(from_date).astype(float),
+        }
+    )
     return table.keep(frame)
 
 
 def _users_100k(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarray]:
     table = _Table(path, "|", ["user_id", "age", "gender", "occupation", "zip"], "latin-1", report)
     c, check = table.cols, table.check
-    frame = pd.DataFrame({
-        "user_id": check.int_ids(c["user_id"], "user_id"),
-        "age": check.floats(c["age"], "age", allow_missing=True),
-        "gender": c["gender"].fillna(""),
-        "occupation": c["occupation"].fillna(""),
-        "zip_prefix": _zip_prefix(c["zip"]),
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": check.int_ids(c["user_id"], "user_id"),
+            "age": check.floats(c["age"], "age", allow_missing=True),
+            "gender": c["gender"].fillna(""),
+            "occupation": c["occupation"].fillna(""),
+            "zip_prefix": _zip_prefix(c["zip"]),
+        }
+    )
     return table.keep(frame)
 
 
@@ -207,13 +239,14 @@ def _items_dat(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarr
     c, check = table.cols, table.check
     ids = check.int_ids(c["item_id"], "item_id")
     titles = c["title"].fillna("")
-    frame = pd.DataFrame({
-        "item_id": ids,
-        "title": titles,
-        "genres": pd.Series(_lists(c["genres"].str.split("|", regex=False),
-                                   ("", NO_GENRES)), dtype=object),
-        "year": _year_from_title(titles),
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": titles,
+            "genres": pd.Series(_lists(c["genres"].str.split("|", regex=False), ("", NO_GENRES)), dtype=object),
+            "year": _year_from_title(titles),
+        }
+    )
     return table.keep(frame)
 
 
@@ -224,15 +257,16 @@ def _users_dat(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarr
     age = check.floats(c["age"], "age", allow_missing=True)
     code = pd.to_numeric(c["occupation"], errors="coerce")
     known = code.isin(list(OCCUPATIONS_1M)).to_numpy()
-    check.flag(~known, "occupation",
-               lambda v: f"occupation code {v!r} is not one of 0..20", c["occupation"])
-    frame = pd.DataFrame({
-        "user_id": ids,
-        "age": age,
-        "gender": c["gender"].fillna(""),
-        "occupation": code.map(OCCUPATIONS_1M).fillna("").astype(str),
-        "zip_prefix": _zip_prefix(c["zip"]),
-    })
+    check.flag(~known, "occupation", lambda v: f"occupation code {v!r} is not one of 0..20", c["occupation"])
+    frame = pd.DataFrame(
+        {
+            "user_id": ids,
+            "age": age,
+            "gender": c["gender"].fillna(""),
+            "occupation": code.map(OCCUPATIONS_1M).fillna("").astype(str),
+            "zip_prefix": _zip_prefix(c["zip"]),
+        }
+    )
     return table.keep(frame)
 
 
@@ -264,8 +298,9 @@ def _items_csv(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarr
         header = [h.strip().lstrip("\ufeff") for h in header]
         for name in ("movieId", "title", "genres"):
             if name not in header:
-                raise DataError(f"header has no '{name}' column (found: {', '.join(header)})",
-                                file=str(path), line=1, column=name)
+                raise DataError(
+                    f"header has no '{name}' column (found: {', '.join(header)})", file=str(path), line=1, column=name
+                )
         rows, lines = [], []
         for row in reader:
             rows.append(row)
@@ -273,8 +308,9 @@ def _items_csv(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarr
     width = len(header)
     padded = [r if len(r) == width else (r + [""] * width)[:width] for r in rows]
     nfields = np.array([len(r) for r in rows], dtype=np.int64)
-    cols = pd.DataFrame(padded, columns=header, dtype=str) if rows else pd.DataFrame(
-        {h: pd.Series([], dtype=str) for h in header})
+    cols = (
+        pd.DataFrame(padded, columns=header, dtype=str) if rows else pd.DataFrame({h: pd.Series([], dtype=str) for h in header})
+    )
     check = RowChecker(str(path), np.array(lines, dtype=np.int64), report)
     check.flag(nfields == 0, None, "empty line")
     undecodable = np.zeros(len(rows), dtype=bool)
@@ -284,13 +320,14 @@ def _items_csv(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarr
     check.field_count(nfields, width, ",")
     ids = check.int_ids(cols["movieId"].str.strip(), "item_id")
     titles = cols["title"].str.strip()
-    frame = pd.DataFrame({
-        "item_id": ids,
-        "title": titles,
-        "genres": pd.Series(_lists(cols["genres"].str.split("|", regex=False),
-                                   ("", NO_GENRES)), dtype=object),
-        "year": _year_from_title(titles),
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": titles,
+            "genres": pd.Series(_lists(cols["genres"].str.split("|", regex=False), ("", NO_GENRES)), dtype=object),
+            "year": _year_from_title(titles),
+        }
+    )
     good = check.good
     return frame.loc[good].reset_index(drop=True), check.lines[good]
 

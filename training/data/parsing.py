@@ -8,8 +8,8 @@ that fails, once, with its file, line and column, in a :class:`BadRowReport`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -118,14 +118,11 @@ class RowChecker:
 
     def undecodable(self, raw: pd.Series, encoding: str) -> None:
         """Lines holding bytes that did not decode are bad rows."""
-        self.flag(raw.str.contains("\ufffd", regex=False).to_numpy(dtype=bool), None,
-                  f"bytes that are not valid {encoding}")
+        self.flag(raw.str.contains("\ufffd", regex=False).to_numpy(dtype=bool), None, f"bytes that are not valid {encoding}")
 
     def field_count(self, nfields: np.ndarray, expected: int, sep: str) -> None:
         """Lines with another number of ``sep``-separated fields are bad rows."""
-        self.flag(nfields != expected, None,
-                  lambda n: f"expected {expected} fields separated by {sep!r}, found {n}",
-                  nfields)
+        self.flag(nfields != expected, None, lambda n: f"expected {expected} fields separated by {sep!r}, found {n}", nfields)
 
     def present(self, series: pd.Series, column: str) -> None:
         """Missing or empty values are bad rows."""
@@ -156,6 +153,5 @@ class RowChecker:
         number = series.fillna("").str.fullmatch(_FLOAT_RE).to_numpy(dtype=bool)
         cleaned = series.where(number, "nan").fillna("nan")
         values = pc.cast(_arrow(cleaned), pa.float64()).to_numpy(zero_copy_only=False)
-        self.flag(~missing & ~np.isfinite(values), column,
-                  lambda v: f"{column} {v!r} is not a finite number", series)
+        self.flag(~missing & ~np.isfinite(values), column, lambda v: f"{column} {v!r} is not a finite number", series)
         return np.where(self.good & ~missing, values, np.nan)

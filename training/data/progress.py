@@ -9,8 +9,8 @@ Readers take a :class:`Progress` and wrap each slow step in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 Done = Callable[[str], None]
 

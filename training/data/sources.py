@@ -34,20 +34,17 @@ def _accepted() -> str:
     return "; ".join(ACCEPTED)
 
 
-def _read(spec: str, items: int, users: int, interactions: int, seed: int,
-          progress: Progress) -> CanonicalData:
+def _read(spec: str, items: int, users: int, interactions: int, seed: int, progress: Progress) -> CanonicalData:
     scheme, sep, argument = spec.strip().partition(":")
     scheme = scheme.strip().lower()
     if scheme == "synthetic" and not argument.strip():
         with progress.step("generating synthetic storefront") as done:
-            data = generate_storefront(items=items, users=users,
-                                       interactions=interactions, seed=seed)
+            data = generate_storefront(items=items, users=users, interactions=interactions, seed=seed)
             done(f"{items:,} items, {users:,} users, {interactions:,} interactions")
         return data
     if scheme in ("movielens", "tfds", "files"):
         if not sep or not argument.strip():
-            raise DataError(f"data source {spec!r} needs a value after '{scheme}:'; "
-                            f"accepted forms: {_accepted()}")
+            raise DataError(f"data source {spec!r} needs a value after '{scheme}:'; accepted forms: {_accepted()}")
         argument = argument.strip()
         if scheme == "movielens":
             return read_movielens(argument, progress)
@@ -77,6 +74,8 @@ def load_source(
     data = _read(spec, items, users, interactions, seed, reporter)
     with reporter.step("validating") as done:
         result = finalize(data, max_bad_rows)
-        done(f"{len(result.interactions):,} interactions, {len(result.items):,} items, "
-             f"{len(result.users):,} users, {result.report.count} bad rows")
+        done(
+            f"{len(result.interactions):,} interactions, {len(result.items):,} items, "
+            f"{len(result.users):,} users, {result.report.count} bad rows"
+        )
     return result

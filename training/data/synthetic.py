@@ -37,11 +37,9 @@ from training.data.synthetic_vocab import (
 )
 from training.data.tables import CanonicalData
 
-COUNTRIES = np.array(["US", "GB", "DE", "FR", "IN", "BR", "JP", "CA", "ES", "IT", "NL", "AU"],
-                     dtype=object)
+COUNTRIES = np.array(["US", "GB", "DE", "FR", "IN", "BR", "JP", "CA", "ES", "IT", "NL", "AU"], dtype=object)
 COUNTRY_SHARE = np.array([30, 10, 9, 8, 9, 7, 6, 5, 5, 4, 4, 3], dtype=float)
-SEGMENTS = np.array(["budget", "premium", "family", "student", "professional", "senior"],
-                    dtype=object)
+SEGMENTS = np.array(["budget", "premium", "family", "student", "professional", "senior"], dtype=object)
 EXPLORE = 0.15  # share of interactions outside the user's preferred categories
 START = 1_704_067_200  # 2024-01-01T00:00:00Z
 SPAN_SECONDS = 300 * 86_400  # a user's history spans about this long
@@ -85,18 +83,14 @@ def _catalog(rng: np.random.Generator, n_items: int, n_cat: int) -> _Catalog:
     return _Catalog(category, popularity, order, keys, totals)
 
 
-def _sample_items(
-    rng: np.random.Generator, catalog: _Catalog, categories: np.ndarray
-) -> np.ndarray:
+def _sample_items(rng: np.random.Generator, catalog: _Catalog, categories: np.ndarray) -> np.ndarray:
     """One item per entry of ``categories``, drawn by popularity within the category."""
     u = np.minimum(rng.random(len(categories)), 1.0 - 1e-12)
     position = np.searchsorted(catalog.keys, categories + u, side="right")
     return catalog.order[np.minimum(position, len(catalog.order) - 1)]
 
 
-def _clusters(
-    rng: np.random.Generator, n_clusters: int, catalog: _Catalog
-) -> tuple[np.ndarray, np.ndarray]:
+def _clusters(rng: np.random.Generator, n_clusters: int, catalog: _Catalog) -> tuple[np.ndarray, np.ndarray]:
     """(preferred categories [K, 3], their weights [K, 3]) per taste cluster."""
     available = np.flatnonzero(catalog.category_mass > 0)
     prefs = np.zeros((n_clusters, 3), dtype=np.int64)
@@ -114,7 +108,10 @@ def _clusters(
 
 
 def _draw_categories(
-    rng: np.random.Generator, catalog: _Catalog, prefs: np.ndarray, weights: np.ndarray,
+    rng: np.random.Generator,
+    catalog: _Catalog,
+    prefs: np.ndarray,
+    weights: np.ndarray,
     cluster: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(category, preferred?) per interaction of users in clusters ``cluster``."""
@@ -147,8 +144,13 @@ def _timestamps(rng: np.random.Generator, users: np.ndarray, n_users: int) -> np
 
 
 def _interactions(
-    rng: np.random.Generator, n: int, n_users: int, catalog: _Catalog, cluster_of_user: np.ndarray,
-    prefs: np.ndarray, weights: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+    n_users: int,
+    catalog: _Catalog,
+    cluster_of_user: np.ndarray,
+    prefs: np.ndarray,
+    weights: np.ndarray,
 ) -> pd.DataFrame:
     activity = rng.lognormal(0.0, 1.0, n_users)
     users = rng.choice(n_users, size=n, p=activity / activity.sum())
@@ -168,13 +170,10 @@ def _interactions(
     event = np.where(roll < p_purchase, 2, np.where(roll < p_purchase + 0.10, 1, 0))
     stamps = _timestamps(rng, users, n_users)
     order = np.lexsort((users, stamps))  # by time, then user
-    return pd.DataFrame({"user": users[order], "item": items[order],
-                         "timestamp": stamps[order], "weight": WEIGHTS[event][order]})
+    return pd.DataFrame({"user": users[order], "item": items[order], "timestamp": stamps[order], "weight": WEIGHTS[event][order]})
 
 
-def _items_table(
-    rng: np.random.Generator, catalog: _Catalog, vocabs: list[CategoryVocab]
-) -> pd.DataFrame:
+def _items_table(rng: np.random.Generator, catalog: _Catalog, vocabs: list[CategoryVocab]) -> pd.DataFrame:
     n = len(catalog.category)
     cat = catalog.category
     words = np.array([v.words for v in vocabs], dtype=object)
@@ -188,25 +187,33 @@ def _items_table(
     w2 = (w1 + 1 + rng.integers(0, N_WORDS - 1, size=n)) % N_WORDS
     noun = rng.integers(0, N_NOUNS, size=n)
     brand = pd.Series(brands[cat, brand_idx], dtype=str)
-    title = (brand + " " + pd.Series(words[cat, w1], dtype=str) + " "
-             + pd.Series(words[cat, w2], dtype=str) + " " + pd.Series(nouns[cat, noun], dtype=str))
+    title = (
+        brand
+        + " "
+        + pd.Series(words[cat, w1], dtype=str)
+        + " "
+        + pd.Series(words[cat, w2], dtype=str)
+        + " "
+        + pd.Series(nouns[cat, noun], dtype=str)
+    )
     n_tags = rng.integers(1, 4, size=n)
     tag_idx = np.argsort(rng.random((n, N_TAGS)), axis=1)[:, :3]
     tag_rows = tags[cat[:, None], tag_idx].tolist()
     best = catalog.popularity >= np.quantile(catalog.popularity, 0.98)
-    tag_lists = [row[:k] + ["bestseller"] if b else row[:k]
-                 for row, k, b in zip(tag_rows, n_tags.tolist(), best.tolist())]
+    tag_lists = [row[:k] + ["bestseller"] if b else row[:k] for row, k, b in zip(tag_rows, n_tags.tolist(), best.tolist())]
     median = np.array([v.median_price for v in vocabs])
     premium = rng.normal(0.0, 0.35, size=(len(vocabs), N_BRANDS))
     log_price = np.log(median[cat]) + premium[cat, brand_idx] + rng.normal(0.0, 0.45, size=n)
     price = np.round(np.maximum(np.exp(log_price), 0.5), 2)
-    return pd.DataFrame({
-        "title": title,
-        "category": pd.Series(names[cat], dtype=str),
-        "tags": pd.Series(tag_lists, dtype=object),
-        "price": price,
-        "brand": brand,
-    })
+    return pd.DataFrame(
+        {
+            "title": title,
+            "category": pd.Series(names[cat], dtype=str),
+            "tags": pd.Series(tag_lists, dtype=object),
+            "price": price,
+            "brand": brand,
+        }
+    )
 
 
 def _users_table(rng: np.random.Generator, cluster: np.ndarray, n_clusters: int) -> pd.DataFrame:
@@ -217,13 +224,14 @@ def _users_table(rng: np.random.Generator, cluster: np.ndarray, n_clusters: int)
     any_country = rng.choice(len(COUNTRIES), size=n, p=COUNTRY_SHARE / COUNTRY_SHARE.sum())
     country = np.where(rng.random(n) < 0.5, home[cluster], any_country)
     cluster_segment = rng.integers(0, len(SEGMENTS), size=n_clusters)
-    segment = np.where(rng.random(n) < 0.75, cluster_segment[cluster],
-                       rng.integers(0, len(SEGMENTS), size=n))
-    return pd.DataFrame({
-        "age": age.astype(np.float64),
-        "country": pd.Series(COUNTRIES[country], dtype=str),
-        "segment": pd.Series(SEGMENTS[segment], dtype=str),
-    })
+    segment = np.where(rng.random(n) < 0.75, cluster_segment[cluster], rng.integers(0, len(SEGMENTS), size=n))
+    return pd.DataFrame(
+        {
+            "age": age.astype(np.float64),
+            "country": pd.Series(COUNTRIES[country], dtype=str),
+            "segment": pd.Series(SEGMENTS[segment], dtype=str),
+        }
+    )
 
 
 def generate_storefront(
@@ -252,14 +260,19 @@ def generate_storefront(
     item_table.insert(0, "item_id", pd.Series(item_ids, dtype=str))
     user_table = _users_table(rng, cluster_of_user, n_clusters)
     user_table.insert(0, "user_id", pd.Series(user_ids, dtype=str))
-    interaction_table = pd.DataFrame({
-        "user_id": pd.Series(user_ids[events["user"].to_numpy()], dtype=str),
-        "item_id": pd.Series(item_ids[events["item"].to_numpy()], dtype=str),
-        "timestamp": events["timestamp"].to_numpy(dtype=np.int64),
-        "weight": events["weight"].to_numpy(dtype=np.float64),
-    })
-    source = (f"synthetic(items={items}, users={users}, interactions={interactions}, "
-              f"seed={seed}, categories={len(vocabs)})")
-    return CanonicalData(interaction_table, item_table, user_table, source,
-                         files={"interactions": "synthetic:interactions",
-                                "items": "synthetic:items", "users": "synthetic:users"})
+    interaction_table = pd.DataFrame(
+        {
+            "user_id": pd.Series(user_ids[events["user"].to_numpy()], dtype=str),
+            "item_id": pd.Series(item_ids[events["item"].to_numpy()], dtype=str),
+            "timestamp": events["timestamp"].to_numpy(dtype=np.int64),
+            "weight": events["weight"].to_numpy(dtype=np.float64),
+        }
+    )
+    source = f"synthetic(items={items}, users={users}, interactions={interactions}, seed={seed}, categories={len(vocabs)})"
+    return CanonicalData(
+        interaction_table,
+        item_table,
+        user_table,
+        source,
+        files={"interactions": "synthetic:interactions", "items": "synthetic:items", "users": "synthetic:users"},
+    )

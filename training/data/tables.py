@@ -12,8 +12,8 @@ table) raise :class:`DataError`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -84,9 +84,7 @@ class BadRowReport:
     def __init__(self, rows: Iterable[BadRow] = ()) -> None:
         self.rows: list[BadRow] = list(rows)
 
-    def add(
-        self, file: str, line: int | None, column: str | None, reason: str
-    ) -> None:
+    def add(self, file: str, line: int | None, column: str | None, reason: str) -> None:
         """Record one bad row."""
         self.rows.append(BadRow(str(file), None if line is None else int(line), column, reason))
 
@@ -104,7 +102,7 @@ class BadRowReport:
         for line, reason in zip(np.asarray(lines).tolist(), reasons):
             self.rows.append(BadRow(file, int(line), column, reason))
 
-    def extend(self, other: "BadRowReport") -> None:
+    def extend(self, other: BadRowReport) -> None:
         """Append the rows of another report."""
         self.rows.extend(other.rows)
 
@@ -168,9 +166,7 @@ class CanonicalData:
 
     def fingerprint(self) -> str:
         """sha256 hex of the three tables' columns and values (stable across runs)."""
-        return fingerprint_tables(
-            {"interactions": self.interactions, "items": self.items, "users": self.users}
-        )
+        return fingerprint_tables({"interactions": self.interactions, "items": self.items, "users": self.users})
 
     def table(self, name: str) -> pd.DataFrame:
         """The table called ``name`` (one of :data:`TABLES`)."""
@@ -205,8 +201,7 @@ def _check_columns(data: CanonicalData) -> None:
         for column in REQUIRED_COLUMNS[name]:
             if column not in frame.columns:
                 raise DataError(
-                    f"{name} table has no '{column}' column "
-                    f"(columns present: {', '.join(map(str, frame.columns)) or 'none'})",
+                    f"{name} table has no '{column}' column (columns present: {', '.join(map(str, frame.columns)) or 'none'})",
                     file=file,
                     column=column,
                 )
@@ -219,8 +214,7 @@ def _check_non_empty(data: CanonicalData, after_bad_rows: bool) -> None:
         file = data.files.get(name)
         if after_bad_rows or (file is not None and file in data.report.by_file()):
             raise DataError(
-                f"{name} table has no valid rows left after skipping bad rows:\n"
-                f"{data.report.summary()}",
+                f"{name} table has no valid rows left after skipping bad rows:\n{data.report.summary()}",
                 file=file,
             )
         raise DataError(f"{name} table is empty", file=file)
@@ -291,9 +285,7 @@ def _validate_entities(data: CanonicalData, name: str) -> np.ndarray:
     return bad
 
 
-def _numeric(
-    data: CanonicalData, column: str, series: pd.Series
-) -> np.ndarray:
+def _numeric(data: CanonicalData, column: str, series: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
         raise DataError(
             f"interactions.{column} must be numeric, got dtype {series.dtype}",
@@ -329,34 +321,47 @@ def _validate_interactions(
         series = frame["timestamp"]
         if pd.api.types.is_integer_dtype(series):
             values = series.to_numpy(dtype=np.int64)
-            _mark(data, "interactions", bad, values < 0, "timestamp",
-                  values=values, template="negative timestamp {}")
+            _mark(data, "interactions", bad, values < 0, "timestamp", values=values, template="negative timestamp {}")
             converted["timestamp"] = values
         else:
             floats = _numeric(data, "timestamp", series)
             finite = np.isfinite(floats)
-            _mark(data, "interactions", bad, ~finite, "timestamp",
-                  values=floats, template="missing or non-finite timestamp ({})")
+            _mark(data, "interactions", bad, ~finite, "timestamp", values=floats, template="missing or non-finite timestamp ({})")
             with np.errstate(invalid="ignore"):
                 integral = np.where(finite, np.floor(floats) == floats, True)
-            _mark(data, "interactions", bad, ~integral, "timestamp",
-                  values=floats, template="timestamp {} is not whole seconds")
-            _mark(data, "interactions", bad, np.where(finite, floats < 0, False), "timestamp",
-                  values=floats, template="negative timestamp {}")
+            _mark(data, "interactions", bad, ~integral, "timestamp", values=floats, template="timestamp {} is not whole seconds")
+            _mark(
+                data,
+                "interactions",
+                bad,
+                np.where(finite, floats < 0, False),
+                "timestamp",
+                values=floats,
+                template="negative timestamp {}",
+            )
             converted["timestamp"] = np.where(bad, 0, np.nan_to_num(floats)).astype(np.int64)
     if "weight" in frame.columns:
         weights = _numeric(data, "weight", frame["weight"])
-        _mark(data, "interactions", bad, ~np.isfinite(weights), "weight",
-              values=weights, template="weight {} is not a finite number")
+        _mark(
+            data,
+            "interactions",
+            bad,
+            ~np.isfinite(weights),
+            "weight",
+            values=weights,
+            template="weight {} is not a finite number",
+        )
         converted["weight"] = weights
     users = frame["user_id"].fillna("")
     items = frame["item_id"].fillna("")
     unknown_user = ~bad & ~_isin(users, user_ids)
-    _mark(data, "interactions", bad, unknown_user, "user_id",
-          values=users, template="unknown user_id {!r} (not in the users table)")
+    _mark(
+        data, "interactions", bad, unknown_user, "user_id", values=users, template="unknown user_id {!r} (not in the users table)"
+    )
     unknown_item = ~bad & ~_isin(items, item_ids)
-    _mark(data, "interactions", bad, unknown_item, "item_id",
-          values=items, template="unknown item_id {!r} (not in the items table)")
+    _mark(
+        data, "interactions", bad, unknown_item, "item_id", values=items, template="unknown item_id {!r} (not in the items table)"
+    )
     return bad, converted
 
 

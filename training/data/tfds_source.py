@@ -9,7 +9,8 @@ MovieLens directory reader (:mod:`training.data.movielens`).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,27 @@ from training.data.tables import BadRowReport, CanonicalData, DataError, finaliz
 SUPPORTED = ("movielens/100k-ratings", "movielens/1m-ratings")
 # The ClassLabel names of tfds' movielens ``movie_genres`` feature, in label order.
 TFDS_GENRES = [
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "Unknown", "War", "Western", "(no genres listed)",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "Unknown",
+    "War",
+    "Western",
+    "(no genres listed)",
 ]
 _NO_GENRES = "(no genres listed)"
 INSTALL_HINT = "pip install 'recsys-two-tower[tfds]' (or: pip install tensorflow-datasets)"
@@ -32,11 +51,9 @@ def normalise_name(name: str) -> str:
     """``tfds:movielens/100k-ratings`` or ``movielens/100k-ratings`` → the tfds name."""
     bare = name.strip()
     if bare.startswith("tfds:"):
-        bare = bare[len("tfds:"):]
+        bare = bare[len("tfds:") :]
     if bare not in SUPPORTED:
-        raise DataError(
-            f"unsupported TFDS dataset {name!r}; supported: {', '.join(SUPPORTED)}"
-        )
+        raise DataError(f"unsupported TFDS dataset {name!r}; supported: {', '.join(SUPPORTED)}")
     return bare
 
 
@@ -79,9 +96,7 @@ def _gender(value: Any) -> str:
     return _text(value)
 
 
-def tfds_ratings_to_frames(
-    records: Iterable[Mapping[str, Any]], source: str = "tfds:movielens"
-) -> CanonicalData:
+def tfds_ratings_to_frames(records: Iterable[Mapping[str, Any]], source: str = "tfds:movielens") -> CanonicalData:
     """Map tfds MovieLens rating examples (numpy values, bytes strings) to canonical tables.
 
     Uses ``user_id``, ``movie_id``, ``movie_title``, ``movie_genres`` (label ids
@@ -136,29 +151,38 @@ def tfds_ratings_to_frames(
                 _text(record.get("user_zip_code"))[:3],
             )
     titles = pd.Series([t for t, _ in items.values()], dtype=str)
-    item_frame = pd.DataFrame({
-        "item_id": pd.Series(list(items), dtype=str),
-        "title": titles,
-        "genres": pd.Series([g for _, g in items.values()], dtype=object),
-        "year": pd.to_numeric(titles.str.extract(r"\((\d{4})\)\s*$")[0],
-                              errors="coerce").astype(float),
-    })
+    item_frame = pd.DataFrame(
+        {
+            "item_id": pd.Series(list(items), dtype=str),
+            "title": titles,
+            "genres": pd.Series([g for _, g in items.values()], dtype=object),
+            "year": pd.to_numeric(titles.str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce").astype(float),
+        }
+    )
     user_values = list(users.values())
-    user_frame = pd.DataFrame({
-        "user_id": pd.Series(list(users), dtype=str),
-        "age": np.array([u[0] for u in user_values], dtype=np.float64),
-        "gender": pd.Series([u[1] for u in user_values], dtype=str),
-        "occupation": pd.Series([u[2] for u in user_values], dtype=str),
-        "zip_prefix": pd.Series([u[3] for u in user_values], dtype=str),
-    })
-    interactions = pd.DataFrame({
-        "user_id": pd.Series(inter["user_id"], dtype=str),
-        "item_id": pd.Series(inter["item_id"], dtype=str),
-        "timestamp": np.array(inter["timestamp"], dtype=np.int64),
-        "weight": np.array(inter["weight"], dtype=np.float64),
-    })
+    user_frame = pd.DataFrame(
+        {
+            "user_id": pd.Series(list(users), dtype=str),
+            "age": np.array([u[0] for u in user_values], dtype=np.float64),
+            "gender": pd.Series([u[1] for u in user_values], dtype=str),
+            "occupation": pd.Series([u[2] for u in user_values], dtype=str),
+            "zip_prefix": pd.Series([u[3] for u in user_values], dtype=str),
+        }
+    )
+    interactions = pd.DataFrame(
+        {
+            "user_id": pd.Series(inter["user_id"], dtype=str),
+            "item_id": pd.Series(inter["item_id"], dtype=str),
+            "timestamp": np.array(inter["timestamp"], dtype=np.int64),
+            "weight": np.array(inter["weight"], dtype=np.float64),
+        }
+    )
     return CanonicalData(
-        interactions, item_frame, user_frame, source, report,
+        interactions,
+        item_frame,
+        user_frame,
+        source,
+        report,
         files={"interactions": source, "items": source, "users": source},
         lines={"interactions": np.array(lines, dtype=np.int64)},
     )
@@ -166,18 +190,15 @@ def tfds_ratings_to_frames(
 
 def _import_tfds() -> Any:
     try:
-        import tensorflow_datasets as tfds  # noqa: PLC0415 (optional extra, imported lazily)
+        import tensorflow_datasets as tfds
     except ImportError as error:
         raise DataError(
-            f"tfds sources need tensorflow-datasets, which is not installed ({error}); "
-            f"install it with: {INSTALL_HINT}"
+            f"tfds sources need tensorflow-datasets, which is not installed ({error}); install it with: {INSTALL_HINT}"
         ) from error
     return tfds
 
 
-def read_tfds(
-    name: str, *, data_dir: str | None = None, progress: Progress = QUIET
-) -> CanonicalData:
+def read_tfds(name: str, *, data_dir: str | None = None, progress: Progress = QUIET) -> CanonicalData:
     """Download (first time) and map a tfds MovieLens ratings dataset, unvalidated."""
     bare = normalise_name(name)
     tfds = _import_tfds()
@@ -187,7 +208,7 @@ def read_tfds(
             data = tfds_ratings_to_frames(tfds.as_numpy(dataset), source=f"tfds:{bare}")
         except DataError:
             raise
-        except Exception as error:  # noqa: BLE001 (tfds raises many kinds on download failure)
+        except Exception as error:
             raise DataError(
                 f"could not load TFDS dataset {bare!r}: {type(error).__name__}: {error}. "
                 "The first load downloads it, which needs network access; offline, point "
@@ -198,7 +219,10 @@ def read_tfds(
 
 
 def load_tfds(
-    name: str, max_bad_rows: int = 0, *, data_dir: str | None = None,
+    name: str,
+    max_bad_rows: int = 0,
+    *,
+    data_dir: str | None = None,
     progress: Progress = QUIET,
 ) -> CanonicalData:
     """Load, validate and check a tfds MovieLens ratings dataset (see :func:`read_tfds`)."""

@@ -23,30 +23,22 @@ def write_spec(path: Path, spec: dict) -> Path:
 
 
 EVENTS_CSV = (
-    "customer,sku,ts,qty,channel\n"
-    "c1,007,1700000000,1,web\n"
-    "c2,008,2024-01-02T00:00:00Z,2.5,app\n"
-    "NA,007,1700000100,1,web\n"
+    "customer,sku,ts,qty,channel\nc1,007,1700000000,1,web\nc2,008,2024-01-02T00:00:00Z,2.5,app\nNA,007,1700000100,1,web\n"
 )
-PRODUCTS_CSV = (
-    "sku,name,genres,price\n"
-    "007,Café racer,a|b| c ,9.5\n"
-    "008,,,\n"
-)
+PRODUCTS_CSV = "sku,name,genres,price\n007,Café racer,a|b| c ,9.5\n008,,,\n"
 
 
-def csv_spec(tmp_path: Path, events: str = EVENTS_CSV, products: str = PRODUCTS_CSV,
-             **overrides) -> Path:
+def csv_spec(tmp_path: Path, events: str = EVENTS_CSV, products: str = PRODUCTS_CSV, **overrides) -> Path:
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     (data / "events.csv").write_text(events, encoding="utf-8")
     (data / "products.csv").write_text(products, encoding="utf-8")
     spec = {
-        "interactions": {"path": "data/events.csv",
-                         "columns": {"user_id": "customer", "item_id": "sku",
-                                     "timestamp": "ts", "weight": "qty"}},
-        "items": {"path": "data/products.csv", "columns": {"item_id": "sku", "title": "name"},
-                  "multi_valued": {"genres": "|"}},
+        "interactions": {
+            "path": "data/events.csv",
+            "columns": {"user_id": "customer", "item_id": "sku", "timestamp": "ts", "weight": "qty"},
+        },
+        "items": {"path": "data/products.csv", "columns": {"item_id": "sku", "title": "name"}, "multi_valued": {"genres": "|"}},
     }
     spec.update(overrides)
     return write_spec(tmp_path / "spec.yaml", spec)
@@ -71,20 +63,26 @@ def test_csv_with_column_mapping(tmp_path: Path) -> None:
 
 
 def test_parquet_with_int_ids_datetimes_and_lists(tmp_path: Path) -> None:
-    pd.DataFrame({
-        "uid": [10, 11, 10],
-        "iid": [1, 2, 2],
-        "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
-    }).to_parquet(tmp_path / "events.parquet")
-    pd.DataFrame({"iid": [1, 2], "tags": [["x", "y"], []], "brand": ["acme", None]}).to_parquet(
-        tmp_path / "items.pq")
+    pd.DataFrame(
+        {
+            "uid": [10, 11, 10],
+            "iid": [1, 2, 2],
+            "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
+        }
+    ).to_parquet(tmp_path / "events.parquet")
+    pd.DataFrame({"iid": [1, 2], "tags": [["x", "y"], []], "brand": ["acme", None]}).to_parquet(tmp_path / "items.pq")
     pd.DataFrame({"uid": [10, 11], "age": [30.0, np.nan]}).to_parquet(tmp_path / "users.parquet")
-    spec = write_spec(tmp_path / "spec.yml", {
-        "interactions": {"path": str(tmp_path / "events.parquet"),
-                         "columns": {"user_id": "uid", "item_id": "iid", "timestamp": "when"}},
-        "items": {"path": "items.pq", "columns": {"item_id": "iid"}},
-        "users": {"path": "users.parquet", "format": "parquet", "columns": {"user_id": "uid"}},
-    })
+    spec = write_spec(
+        tmp_path / "spec.yml",
+        {
+            "interactions": {
+                "path": str(tmp_path / "events.parquet"),
+                "columns": {"user_id": "uid", "item_id": "iid", "timestamp": "when"},
+            },
+            "items": {"path": "items.pq", "columns": {"item_id": "iid"}},
+            "users": {"path": "users.parquet", "format": "parquet", "columns": {"user_id": "uid"}},
+        },
+    )
     data = load_files(spec)
     assert data.interactions["user_id"].tolist() == ["10", "11", "10"]
     assert data.interactions["timestamp"].tolist() == [1704067200, 1704153600, 1704240000]
@@ -94,8 +92,7 @@ def test_parquet_with_int_ids_datetimes_and_lists(tmp_path: Path) -> None:
 
 
 def test_missing_mapped_column_names_file_and_column(tmp_path: Path) -> None:
-    spec = csv_spec(tmp_path, interactions={
-        "path": "data/events.csv", "columns": {"user_id": "customer", "item_id": "product"}})
+    spec = csv_spec(tmp_path, interactions={"path": "data/events.csv", "columns": {"user_id": "customer", "item_id": "product"}})
     with pytest.raises(DataError) as caught:
         load_files(spec)
     assert caught.value.column == "product"
@@ -105,22 +102,28 @@ def test_missing_mapped_column_names_file_and_column(tmp_path: Path) -> None:
 def test_bad_rows_located_by_line(tmp_path: Path) -> None:
     events = (
         "customer,sku,ts,qty,channel\n"
-        "c1,007,1700000000,1,web\n"          # 2 ok
-        "c1,007,1700000000,1,web,extra\n"    # 3 too many fields
-        "c2,999,1700000000,1,web\n"          # 4 unknown item
-        "c2,008,yesterday-ish,1,web\n"       # 5 timestamp
-        "c2,008,1700000000,lots,web\n"       # 6 weight
-        "\n"                                 # 7 blank
-        ",008,1700000000,1,web\n"            # 8 missing user
-        "c3,008,-4,1,web\n"                  # 9 negative timestamp
+        "c1,007,1700000000,1,web\n"  # 2 ok
+        "c1,007,1700000000,1,web,extra\n"  # 3 too many fields
+        "c2,999,1700000000,1,web\n"  # 4 unknown item
+        "c2,008,yesterday-ish,1,web\n"  # 5 timestamp
+        "c2,008,1700000000,lots,web\n"  # 6 weight
+        "\n"  # 7 blank
+        ",008,1700000000,1,web\n"  # 8 missing user
+        "c3,008,-4,1,web\n"  # 9 negative timestamp
     )
     spec = csv_spec(tmp_path, events=events)
     data = load_files(spec, max_bad_rows=7)
     file = str(tmp_path / "data" / "events.csv")
     found = {(r.file, r.line, r.column) for r in data.report.rows}
-    assert found == {(file, 3, None), (file, 4, "item_id"), (file, 5, "timestamp"),
-                     (file, 6, "weight"), (file, 7, None), (file, 8, "user_id"),
-                     (file, 9, "timestamp")}
+    assert found == {
+        (file, 3, None),
+        (file, 4, "item_id"),
+        (file, 5, "timestamp"),
+        (file, 6, "weight"),
+        (file, 7, None),
+        (file, 8, "user_id"),
+        (file, 9, "timestamp"),
+    }
     assert data.lines["interactions"].tolist() == [2]
     with pytest.raises(DataError, match="7 bad row"):
         load_files(spec, max_bad_rows=6)
@@ -133,13 +136,16 @@ def test_duplicate_item_ids_in_items_file(tmp_path: Path) -> None:
     assert "duplicate item_id '007'" in str(caught.value) and "lines 2, 4" in str(caught.value)
 
 
-@pytest.mark.parametrize("spec,match", [
-    ({"items": {"path": "x.csv"}}, "interactions"),
-    ({"interactions": {"path": "e.csv", "colums": {}}}, "colums"),
-    ({"interactions": {"path": "e.csv", "format": "xlsx"}}, "format"),
-    ({"interactions": {"path": "e.csv", "columns": {"user_id": 3}}}, "user_id"),
-    (["not", "a", "mapping"], "mapping"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ({"items": {"path": "x.csv"}}, "interactions"),
+        ({"interactions": {"path": "e.csv", "colums": {}}}, "colums"),
+        ({"interactions": {"path": "e.csv", "format": "xlsx"}}, "format"),
+        ({"interactions": {"path": "e.csv", "columns": {"user_id": 3}}}, "user_id"),
+        (["not", "a", "mapping"], "mapping"),
+    ],
+)
 def test_invalid_specs(tmp_path: Path, spec, match: str) -> None:
     path = write_spec(tmp_path / "spec.yaml", spec)
     with pytest.raises(DataError, match=match) as caught:
@@ -161,27 +167,25 @@ def test_unknown_extension_needs_format(tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "s.yaml", {"interactions": {"path": "events.dat"}})
     with pytest.raises(DataError, match="format"):
         load_files(spec)
-    spec = write_spec(tmp_path / "s.yaml", {"interactions": {"path": "events.dat",
-                                                             "format": "csv"}})
+    spec = write_spec(tmp_path / "s.yaml", {"interactions": {"path": "events.dat", "format": "csv"}})
     assert load_files(spec).interactions["item_id"].tolist() == ["b"]
 
 
 def test_column_name_conflict(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("user_id,customer,item_id\nx,c1,i1\n")
-    spec = write_spec(tmp_path / "s.yaml", {"interactions": {
-        "path": "e.csv", "columns": {"user_id": "customer"}}})
+    spec = write_spec(tmp_path / "s.yaml", {"interactions": {"path": "e.csv", "columns": {"user_id": "customer"}}})
     with pytest.raises(DataError, match="also maps"):
         load_files(spec)
 
 
-IDS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1,
-              max_size=8)
+IDS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=8)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.lists(st.tuples(IDS, IDS, st.integers(0, 2**40),
-                               st.floats(-1e6, 1e6, allow_nan=False)), min_size=1, max_size=25),
-       parquet=st.booleans())
+@given(
+    rows=st.lists(st.tuples(IDS, IDS, st.integers(0, 2**40), st.floats(-1e6, 1e6, allow_nan=False)), min_size=1, max_size=25),
+    parquet=st.booleans(),
+)
 def test_property_rows_round_trip(rows: list[tuple[str, str, int, float]], parquet: bool) -> None:
     frame = pd.DataFrame(rows, columns=["who", "what", "when", "w"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,9 +194,15 @@ def test_property_rows_round_trip(rows: list[tuple[str, str, int, float]], parqu
             frame.to_parquet(Path(tmp) / name)
         else:
             frame.to_csv(Path(tmp) / name, index=False)
-        spec = write_spec(Path(tmp) / "spec.yaml", {"interactions": {
-            "path": name, "columns": {"user_id": "who", "item_id": "what",
-                                      "timestamp": "when", "weight": "w"}}})
+        spec = write_spec(
+            Path(tmp) / "spec.yaml",
+            {
+                "interactions": {
+                    "path": name,
+                    "columns": {"user_id": "who", "item_id": "what", "timestamp": "when", "weight": "w"},
+                }
+            },
+        )
         data = read_files(spec)
     assert data.report.count == 0
     assert data.interactions["user_id"].tolist() == frame["who"].tolist()

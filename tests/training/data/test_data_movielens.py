@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -20,20 +20,17 @@ from training.data.tables import DataError, validate_canonical
 GENRES = 19
 
 
-def item_line(item_id: int | str, title: str, flags: list[int] | None = None,
-              date: str = "01-Jan-1995") -> str:
+def item_line(item_id: int | str, title: str, flags: list[int] | None = None, date: str = "01-Jan-1995") -> str:
     flags = flags if flags is not None else [0] * GENRES
     return f"{item_id}|{title}|{date}||http://x|" + "|".join(map(str, flags))
 
 
-def write_100k(directory: Path, data: list[str], items: list[str],
-               users: list[str] | None = None) -> Path:
+def write_100k(directory: Path, data: list[str], items: list[str], users: list[str] | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "u.data").write_bytes("".join(f"{line}\n" for line in data).encode("latin-1"))
     (directory / "u.item").write_bytes("".join(f"{line}\n" for line in items).encode("latin-1"))
     if users is not None:
-        (directory / "u.user").write_bytes(
-            "".join(f"{line}\n" for line in users).encode("latin-1"))
+        (directory / "u.user").write_bytes("".join(f"{line}\n" for line in users).encode("latin-1"))
     return directory
 
 
@@ -79,26 +76,32 @@ def test_100k_tables_latin1_and_types(tmp_path: Path) -> None:
 
 def test_100k_malformed_rows_reported_with_file_line_column(tmp_path: Path) -> None:
     lines = [
-        "1\t1\t5\t881250949",   # 1 ok
-        "1\t2\t3",              # 2 too few fields
-        "x\t2\t3\t4",           # 3 user id
-        "1\t2\tabc\t5",         # 4 rating
-        "",                     # 5 blank
-        "2\t1\t3\t-5",          # 6 negative timestamp (validation)
-        "1\t999\t3\t5",         # 7 unknown item (validation)
-        "1\t2\t3\t4\t5",        # 8 too many fields
-        "2\t3\t3\t1.5",         # 9 non-integer timestamp
-        "9\t3\t3\t10",          # 10 unknown user (validation)
-        "3\t5\t2\t50",          # 11 ok
+        "1\t1\t5\t881250949",  # 1 ok
+        "1\t2\t3",  # 2 too few fields
+        "x\t2\t3\t4",  # 3 user id
+        "1\t2\tabc\t5",  # 4 rating
+        "",  # 5 blank
+        "2\t1\t3\t-5",  # 6 negative timestamp (validation)
+        "1\t999\t3\t5",  # 7 unknown item (validation)
+        "1\t2\t3\t4\t5",  # 8 too many fields
+        "2\t3\t3\t1.5",  # 9 non-integer timestamp
+        "9\t3\t3\t10",  # 10 unknown user (validation)
+        "3\t5\t2\t50",  # 11 ok
     ]
     directory = write_100k(tmp_path, lines, ITEMS, USERS)
     data = load_movielens(directory, max_bad_rows=20)
     u_data = str(directory / "u.data")
     found = {(r.file, r.line, r.column) for r in data.report.rows}
     assert found == {
-        (u_data, 2, None), (u_data, 3, "user_id"), (u_data, 4, "weight"), (u_data, 5, None),
-        (u_data, 6, "timestamp"), (u_data, 7, "item_id"), (u_data, 8, None),
-        (u_data, 9, "timestamp"), (u_data, 10, "user_id"),
+        (u_data, 2, None),
+        (u_data, 3, "user_id"),
+        (u_data, 4, "weight"),
+        (u_data, 5, None),
+        (u_data, 6, "timestamp"),
+        (u_data, 7, "item_id"),
+        (u_data, 8, None),
+        (u_data, 9, "timestamp"),
+        (u_data, 10, "user_id"),
     }
     assert data.interactions["item_id"].tolist() == ["1", "5"]
     assert data.lines["interactions"].tolist() == [1, 11]
@@ -121,7 +124,10 @@ def test_100k_bad_item_lines(tmp_path: Path) -> None:
     data = load_movielens(directory, max_bad_rows=3)
     u_item = str(directory / "u.item")
     assert [(r.file, r.line, r.column) for r in data.report.rows] == [
-        (u_item, 6, None), (u_item, 8, "item_id"), (u_item, 7, "genres")]
+        (u_item, 6, None),
+        (u_item, 8, "item_id"),
+        (u_item, 7, "genres"),
+    ]
     assert len(data.items) == 5
 
 
@@ -185,8 +191,7 @@ def test_1m_tables(tmp_path: Path) -> None:
     directory = write_1m(
         tmp_path,
         ["1::10::5::978300760", "2::20::3.5::978302109", "1::20::4::978301968"],
-        ["10::Toy Story (1995)::Animation|Children's|Comedy",
-         "20::Café Society (1995)::(no genres listed)"],
+        ["10::Toy Story (1995)::Animation|Children's|Comedy", "20::Café Society (1995)::(no genres listed)"],
         ["1::F::1::10::48067", "2::M::56::16::70072"],
     )
     data = load_movielens(directory)
@@ -212,8 +217,7 @@ def test_1m_bad_occupation_and_separator(tmp_path: Path) -> None:
     )
     data = load_movielens(directory, max_bad_rows=2)
     found = [(Path(r.file).name, r.line, r.column) for r in data.report.rows]
-    assert sorted(found, key=str) == sorted(
-        [("ratings.dat", 2, None), ("users.dat", 2, "occupation")], key=str)
+    assert sorted(found, key=str) == sorted([("ratings.dat", 2, None), ("users.dat", 2, "occupation")], key=str)
     assert "99" in [r.reason for r in data.report.rows if r.column == "occupation"][0]
 
 
@@ -267,8 +271,7 @@ def test_latest_csv_bad_lines_and_missing_header(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ properties
-ROW = st.tuples(st.integers(0, 99_999), st.integers(1, 40), st.integers(1, 5),
-                st.integers(0, 2**40))
+ROW = st.tuples(st.integers(0, 99_999), st.integers(1, 40), st.integers(1, 5), st.integers(0, 2**40))
 KNOWN_USERS = 1000
 GARBAGE = st.text(alphabet="0123456789 \t-+.eaxé|:,\x1f", max_size=20)
 VALID_LINE = ROW.map(lambda r: f"{r[0] % KNOWN_USERS}\t{r[1]}\t{r[2]}\t{r[3]}")
@@ -302,11 +305,14 @@ def test_property_valid_rows_round_trip(rows: list[tuple[int, int, int, int]]) -
     with tempfile.TemporaryDirectory() as tmp:
         lines = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in rows]
         data = load_movielens(_property_dir(Path(tmp), lines, users))
-    expected = pd.DataFrame({
-        "user_id": [str(r[0]) for r in rows], "item_id": [str(r[1]) for r in rows],
-        "timestamp": np.array([r[3] for r in rows], dtype=np.int64),
-        "weight": np.array([r[2] for r in rows], dtype=np.float64),
-    })
+    expected = pd.DataFrame(
+        {
+            "user_id": [str(r[0]) for r in rows],
+            "item_id": [str(r[1]) for r in rows],
+            "timestamp": np.array([r[3] for r in rows], dtype=np.int64),
+            "weight": np.array([r[2] for r in rows], dtype=np.float64),
+        }
+    )
     pd.testing.assert_frame_equal(data.interactions, expected, check_dtype=False)
     assert data.report.count == 0
 
@@ -322,8 +328,7 @@ def _reference_valid(line: str) -> bool:
         rating = float(fields[2])
     except ValueError:
         return False
-    return (math.isfinite(rating) and int(fields[0]) < KNOWN_USERS
-            and 1 <= int(fields[1]) <= 40)
+    return math.isfinite(rating) and int(fields[0]) < KNOWN_USERS and 1 <= int(fields[1]) <= 40
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -343,5 +348,4 @@ def test_property_garbage_lines_are_counted_never_dropped(lines: list[str]) -> N
     result = validate_canonical(data)
     assert len(result.interactions) + result.report.count == len(lines)
     assert result.lines["interactions"].tolist() == good
-    assert sorted(r.line for r in result.report.rows) == [
-        i + 1 for i, x in enumerate(lines) if not _reference_valid(x)]
+    assert sorted(r.line for r in result.report.rows) == [i + 1 for i, x in enumerate(lines) if not _reference_valid(x)]

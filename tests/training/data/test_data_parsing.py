@@ -48,6 +48,7 @@ def test_row_checker_reports_each_row_once() -> None:
     assert [(r.line, r.column) for r in report.rows] == [(11, "item_id"), (12, "other")]
     assert ids.tolist()[0] == "1" and ids.tolist()[2] == "7"
     floats = RowChecker("g", np.array([1, 2, 3]), report).floats(
-        pd.Series(["1.5", "inf", None], dtype=str), "weight", allow_missing=True)
+        pd.Series(["1.5", "inf", None], dtype=str), "weight", allow_missing=True
+    )
     assert floats[0] == 1.5 and np.isnan(floats[2])
     assert report.rows[-1].line == 2 and "finite" in report.rows[-1].reason

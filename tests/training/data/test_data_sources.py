@@ -17,8 +17,7 @@ from training.data.tables import DataError
 def write_100k(directory: Path, data_lines: list[str]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "u.data").write_text("".join(f"{x}\n" for x in data_lines))
-    (directory / "u.item").write_text(
-        "".join(f"{i}|Movie {i} (1990)|||x|" + "|".join(["0"] * 19) + "\n" for i in (1, 2)))
+    (directory / "u.item").write_text("".join(f"{i}|Movie {i} (1990)|||x|" + "|".join(["0"] * 19) + "\n" for i in (1, 2)))
     (directory / "u.user").write_text("1|20|M|writer|12345\n2|30|F|other|54321\n")
     return directory
 
@@ -27,14 +26,12 @@ def test_synthetic_is_sized_seeded_and_validated() -> None:
     data = load_source("synthetic", items=120, users=30, interactions=900, seed=4, progress=False)
     assert (len(data.items), len(data.users), len(data.interactions)) == (120, 30, 900)
     assert "seed=4" in data.source and data.report.count == 0
-    again = load_source("synthetic", items=120, users=30, interactions=900, seed=4,
-                        progress=False)
+    again = load_source("synthetic", items=120, users=30, interactions=900, seed=4, progress=False)
     assert again.fingerprint() == data.fingerprint()
 
 
 def test_movielens_scheme_and_bad_row_limit(tmp_path: Path) -> None:
-    directory = write_100k(tmp_path / "ml", ["1\t1\t5\t10", "2\t2\t4\t20", "1\t7\t3\t30",
-                                              "garbage"])
+    directory = write_100k(tmp_path / "ml", ["1\t1\t5\t10", "2\t2\t4\t20", "1\t7\t3\t30", "garbage"])
     with pytest.raises(DataError) as caught:
         load_source(f"movielens:{directory}", progress=False)
     assert "2 bad row(s)" in str(caught.value) and "u.data:3" in str(caught.value)
@@ -53,8 +50,8 @@ def test_files_scheme(tmp_path: Path) -> None:
 def test_tfds_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("tensorflow_datasets")
     module.load = lambda name, split, data_dir=None: [
-        {"user_id": b"1", "movie_id": b"2", "user_rating": 3.0, "timestamp": 4,
-         "movie_title": b"T (1999)", "movie_genres": [1]}]
+        {"user_id": b"1", "movie_id": b"2", "user_rating": 3.0, "timestamp": 4, "movie_title": b"T (1999)", "movie_genres": [1]}
+    ]
     module.as_numpy = lambda ds: ds
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", module)
     data = load_source("tfds:movielens/100k-ratings", progress=False)

@@ -29,8 +29,7 @@ def test_columns_sizes_and_ids(store) -> None:
     assert store.interactions["timestamp"].dtype == np.int64
     assert store.interactions["weight"].dtype == np.float64
     assert store.items["price"].dtype == np.float64 and store.users["age"].dtype == np.float64
-    assert all(isinstance(t, list) and t and all(isinstance(x, str) for x in t)
-               for t in store.items["tags"])
+    assert all(isinstance(t, list) and t and all(isinstance(x, str) for x in t) for t in store.items["tags"])
     assert pd.api.types.infer_dtype(store.interactions["item_id"]) == "string"
 
 
@@ -87,8 +86,7 @@ def test_price_depends_on_category(store) -> None:
 def test_timestamps_increase_per_user_and_weights(store) -> None:
     frame = store.interactions
     assert (frame["timestamp"].diff().dropna() >= 0).all()  # sorted by time overall
-    per_user = frame.groupby("user_id")["timestamp"].apply(lambda s: s.is_monotonic_increasing
-                                                            and s.is_unique)
+    per_user = frame.groupby("user_id")["timestamp"].apply(lambda s: s.is_monotonic_increasing and s.is_unique)
     assert per_user.all()
     assert set(frame["weight"].unique()) == {1.0, 2.0, 4.0}
     assert (frame["weight"] == 1.0).mean() > 0.6
@@ -101,12 +99,10 @@ def test_pairs_are_mostly_unique(store) -> None:
 def test_categories_argument() -> None:
     three = generate_storefront(items=100, users=20, interactions=500, categories=3)
     assert three.items["category"].nunique() == 3
-    named = generate_storefront(items=100, users=20, interactions=500,
-                                categories=["books", "widgets"])
+    named = generate_storefront(items=100, users=20, interactions=500, categories=["books", "widgets"])
     assert set(named.items["category"]) == {"books", "widgets"}
     widgets = named.items[named.items["category"] == "widgets"]
-    assert widgets["tags"].map(lambda t: all(x.startswith("widgets-") or x == "bestseller"
-                                             for x in t)).all()
+    assert widgets["tags"].map(lambda t: all(x.startswith("widgets-") or x == "bestseller" for x in t)).all()
     many = generate_storefront(items=500, users=20, interactions=500, categories=20)
     assert many.items["category"].nunique() == 20
     with pytest.raises(ValueError):

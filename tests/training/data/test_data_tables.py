@@ -28,8 +28,12 @@ def make(
     users: dict | None = None,
     lines: dict | None = None,
 ) -> CanonicalData:
-    inter = interactions or {"user_id": ["u1", "u2", "u1"], "item_id": ["a", "b", "b"],
-                             "timestamp": [10, 20, 30], "weight": [1.0, 2.0, 3.0]}
+    inter = interactions or {
+        "user_id": ["u1", "u2", "u1"],
+        "item_id": ["a", "b", "b"],
+        "timestamp": [10, 20, 30],
+        "weight": [1.0, 2.0, 3.0],
+    }
     return CanonicalData(
         interactions=pd.DataFrame(inter),
         items=pd.DataFrame(items or {"item_id": ["a", "b"], "genres": [["x"], ["x", "y"]]}),
@@ -74,8 +78,7 @@ def test_bad_row_report_summary_truncates() -> None:
 
 
 def test_validate_passes_clean_data_and_normalises_types() -> None:
-    data = make(interactions={"user_id": ["u1", "u2"], "item_id": ["a", "b"],
-                              "timestamp": [1.0, 2.0], "weight": [1, 2]})
+    data = make(interactions={"user_id": ["u1", "u2"], "item_id": ["a", "b"], "timestamp": [1.0, 2.0], "weight": [1, 2]})
     result = validate_canonical(data)
     assert result.report is data.report and result.report.count == 0
     assert result.interactions["timestamp"].dtype == np.int64
@@ -83,8 +86,7 @@ def test_validate_passes_clean_data_and_normalises_types() -> None:
     assert list(result.interactions.index) == [0, 1]
 
 
-@pytest.mark.parametrize("table,column", [("interactions", "item_id"), ("items", "item_id"),
-                                          ("users", "user_id")])
+@pytest.mark.parametrize("table,column", [("interactions", "item_id"), ("items", "item_id"), ("users", "user_id")])
 def test_missing_required_column_names_table_and_file(table: str, column: str) -> None:
     data = make()
     setattr(data, table, data.table(table).drop(columns=[column]))
@@ -103,8 +105,7 @@ def test_empty_table_is_an_error() -> None:
 
 
 def test_duplicate_item_ids_name_id_and_lines() -> None:
-    data = make(items={"item_id": ["a", "b", "a"]},
-                lines={"items": np.array([2, 3, 9])})
+    data = make(items={"item_id": ["a", "b", "a"]}, lines={"items": np.array([2, 3, 9])})
     with pytest.raises(DataError) as caught:
         validate_canonical(data)
     message = str(caught.value)
@@ -131,16 +132,18 @@ def test_unknown_references_are_bad_rows_with_file_and_line() -> None:
     assert result.lines["interactions"].tolist() == [2, 5]
     with pytest.raises(DataError, match="limit of 1"):
         finalize(data, max_bad_rows=1)
-    assert finalize(make(
-        interactions={"user_id": ["u1", "u9"], "item_id": ["a", "b"]}), max_bad_rows=1
-    ).report.count == 1
+    assert finalize(make(interactions={"user_id": ["u1", "u9"], "item_id": ["a", "b"]}), max_bad_rows=1).report.count == 1
 
 
 def test_negative_timestamp_and_nan_weight_are_bad_rows() -> None:
-    data = make(interactions={"user_id": ["u1", "u2", "u1", "u2"],
-                              "item_id": ["a", "b", "b", "a"],
-                              "timestamp": [5, -1, 7, 8],
-                              "weight": [1.0, 1.0, np.nan, np.inf]})
+    data = make(
+        interactions={
+            "user_id": ["u1", "u2", "u1", "u2"],
+            "item_id": ["a", "b", "b", "a"],
+            "timestamp": [5, -1, 7, 8],
+            "weight": [1.0, 1.0, np.nan, np.inf],
+        }
+    )
     result = validate_canonical(data)
     reasons = {(r.line, r.column): r.reason for r in result.report.rows}
     assert set(reasons) == {(2, "timestamp"), (3, "weight"), (4, "weight")}
@@ -149,19 +152,16 @@ def test_negative_timestamp_and_nan_weight_are_bad_rows() -> None:
 
 
 def test_non_integral_float_timestamp_is_bad_row() -> None:
-    data = make(interactions={"user_id": ["u1", "u2"], "item_id": ["a", "b"],
-                              "timestamp": [5.5, 6.0]})
+    data = make(interactions={"user_id": ["u1", "u2"], "item_id": ["a", "b"], "timestamp": [5.5, 6.0]})
     result = validate_canonical(data)
     assert [(r.line, r.column) for r in result.report.rows] == [(1, "timestamp")]
     assert result.interactions["timestamp"].tolist() == [6]
 
 
 def test_missing_ids_are_bad_rows() -> None:
-    data = make(interactions={"user_id": ["u1", None, ""], "item_id": ["a", "b", "b"]},
-                items={"item_id": ["a", "b", None]})
+    data = make(interactions={"user_id": ["u1", None, ""], "item_id": ["a", "b", "b"]}, items={"item_id": ["a", "b", None]})
     result = validate_canonical(data)
-    assert {(r.file, r.line) for r in result.report.rows} == {
-        ("events.csv", 2), ("events.csv", 3), ("items.csv", 3)}
+    assert {(r.file, r.line) for r in result.report.rows} == {("events.csv", 2), ("events.csv", 3), ("items.csv", 3)}
     assert len(result.items) == 2
 
 
@@ -205,8 +205,14 @@ def test_fingerprint_is_stable_across_processes() -> None:
         "print(generate_storefront(items=50, users=20, interactions=300, seed=3).fingerprint())"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       check=True, env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+        ).stdout.strip()
         for seed in (1, 2)
     }
     from training.data.synthetic import generate_storefront

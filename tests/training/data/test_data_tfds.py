@@ -19,25 +19,44 @@ from training.data.tfds_source import (
 
 def record(user: bytes, movie: bytes, rating: float, ts: int, **extra) -> dict:
     base = {
-        "user_id": user, "movie_id": movie, "user_rating": np.float32(rating),
-        "timestamp": np.int64(ts), "movie_title": b"Toy Story (1995)",
+        "user_id": user,
+        "movie_id": movie,
+        "user_rating": np.float32(rating),
+        "timestamp": np.int64(ts),
+        "movie_title": b"Toy Story (1995)",
         "movie_genres": np.array([2, 3, 4], dtype=np.int64),
-        "raw_user_age": np.float32(45.0), "bucketized_user_age": np.float32(45.0),
-        "user_gender": np.bool_(True), "user_occupation_text": b"engineer",
-        "user_occupation_label": np.int64(18), "user_zip_code": b"53706",
+        "raw_user_age": np.float32(45.0),
+        "bucketized_user_age": np.float32(45.0),
+        "user_gender": np.bool_(True),
+        "user_occupation_text": b"engineer",
+        "user_occupation_label": np.int64(18),
+        "user_zip_code": b"53706",
     }
     base.update(extra)
     return base
 
 
 RECORDS = [
-    record(b"138", b"357", 4.0, 879024327,
-           movie_title="Caf\u00e9 One Flew Over (1975)".encode("utf-8"),
-           movie_genres=np.array([7], dtype=np.int64)),
-    record(b"92", b"709", 2.0, 875654590, user_gender=np.bool_(False),
-           raw_user_age=np.float32(32.0), user_occupation_text=b"entertainment",
-           user_zip_code=b"80525", movie_title=b"Strictly Ballroom (1992)",
-           movie_genres=np.array([4, 14], dtype=np.int64)),
+    record(
+        b"138",
+        b"357",
+        4.0,
+        879024327,
+        movie_title="Caf\u00e9 One Flew Over (1975)".encode("utf-8"),
+        movie_genres=np.array([7], dtype=np.int64),
+    ),
+    record(
+        b"92",
+        b"709",
+        2.0,
+        875654590,
+        user_gender=np.bool_(False),
+        raw_user_age=np.float32(32.0),
+        user_occupation_text=b"entertainment",
+        user_zip_code=b"80525",
+        movie_title=b"Strictly Ballroom (1992)",
+        movie_genres=np.array([4, 14], dtype=np.int64),
+    ),
     record(b"138", b"709", 5.0, 879024400, movie_title=b"IGNORED second title (2000)"),
 ]
 
@@ -73,22 +92,30 @@ def test_1m_style_records_use_bucketized_age_and_names() -> None:
 
 def test_genre_list_matches_tfds_labels() -> None:
     assert TFDS_GENRES[0] == "Action" and TFDS_GENRES[7] == "Drama" and len(TFDS_GENRES) == 21
-    data = tfds_ratings_to_frames([record(b"1", b"2", 3.0, 5,
-                                          movie_genres=np.array([20], dtype=np.int64))])
+    data = tfds_ratings_to_frames([record(b"1", b"2", 3.0, 5, movie_genres=np.array([20], dtype=np.int64))])
     assert data.items["genres"].tolist() == [[]]  # "(no genres listed)" means none
 
 
 def test_bad_records_are_reported_by_position() -> None:
     broken = dict(RECORDS[0])
     del broken["user_rating"]
-    records = [RECORDS[0], record(b"", b"1", 3.0, 1), broken,
-               record(b"5", b"6", 3.0, 1, movie_genres=np.array([99])),
-               record(b"5", b"6", float("nan"), 1), record(b"5", b"", 3.0, 1)]
+    records = [
+        RECORDS[0],
+        record(b"", b"1", 3.0, 1),
+        broken,
+        record(b"5", b"6", 3.0, 1, movie_genres=np.array([99])),
+        record(b"5", b"6", float("nan"), 1),
+        record(b"5", b"", 3.0, 1),
+    ]
     data = tfds_ratings_to_frames(records, source="tfds:x")
     found = [(r.file, r.line, r.column) for r in data.report.rows]
-    assert found == [("tfds:x", 2, "user_id"), ("tfds:x", 3, "user_rating"),
-                     ("tfds:x", 4, "movie_genres"), ("tfds:x", 5, "user_rating"),
-                     ("tfds:x", 6, "movie_id")]
+    assert found == [
+        ("tfds:x", 2, "user_id"),
+        ("tfds:x", 3, "user_rating"),
+        ("tfds:x", 4, "movie_genres"),
+        ("tfds:x", 5, "user_rating"),
+        ("tfds:x", 6, "movie_id"),
+    ]
     assert len(data.interactions) == 1 and data.lines["interactions"].tolist() == [1]
 
 
