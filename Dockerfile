@@ -47,6 +47,7 @@ COPY recsys ./recsys
 COPY towers ./towers
 COPY training ./training
 COPY serving ./serving
+COPY artifact ./artifact
 RUN set -eux; \
     pip install --no-deps . ; \
     pip check ; \

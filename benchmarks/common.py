@@ -1,5 +1,6 @@
-"""What every benchmark shares: the machine description, the result writer,
-where MovieLens lives, and small timing helpers.
+"""What every benchmark shares: the result writer (with the machine description of
+:mod:`benchmarks.machine`), where MovieLens lives, timing helpers, the progress
+log, the load average, and the loopback helpers of the serving benchmarks.
 
 Nothing here imports TensorFlow, so the unit tests of these helpers are fast.
 """
@@ -7,127 +8,25 @@ Nothing here imports TensorFlow, so the unit tests of these helpers are fast.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
+import http.client
 import json
 import math
 import os
-import platform
-import subprocess
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import describe_machine_line, machine_description
+from benchmarks.machine import library_versions as library_versions  # re-exported: the benchmarks import it from here
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 CACHE_DIR = RESULTS_DIR / "cache"  # git-ignored scratch space
 DEFAULT_MOVIELENS = REPO_ROOT.parent / "shared" / "data" / "ml-100k"
 MOVIELENS_ENV = "RECSYS_BENCH_MOVIELENS"
-
-LIBRARIES = (
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-recommenders",
-    "scann",
-    "numpy",
-    "scipy",
-    "pandas",
-    "implicit",
-    "matplotlib",
-    "psutil",
-)
-
-
-# --------------------------------------------------------------------------- machine
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _memory_bytes() -> int | None:
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().total)
-    except Exception:  # pragma: no cover - psutil is a project dependency
-        try:
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            return None
-
-
-def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
-    """Installed distribution versions (None when a library is absent)."""
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _git_state() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True)
-            return done.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    status = git("status", "--porcelain")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
-
-
-def machine_description() -> dict[str, Any]:
-    """CPU model, cores, memory, OS, Python, library versions, load and git state."""
-    physical = None
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except Exception:  # pragma: no cover
-        pass
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on Linux
-        load = None
-    mem = _memory_bytes()
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        affinity = os.cpu_count()
-    return {
-        "cpu_model": _cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "physical_cores": physical,
-        "usable_cores": affinity,
-        "memory_bytes": mem,
-        "memory_gib": round(mem / 2**30, 1) if mem else None,
-        "accelerator": "none (CPU only)" if not Path("/dev/nvidia0").exists() else "NVIDIA device present",
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "libraries": library_versions(),
-        "load_average_at_start": load,
-        "hostname": platform.node(),
-        "git": _git_state(),
-    }
-
-
-def describe_machine_line(machine: dict[str, Any]) -> str:
-    libs = machine.get("libraries", {})
-    return (
-        f"{machine.get('cpu_model')} ({machine.get('usable_cores')} usable cores), "
-        f"{machine.get('memory_gib')} GiB RAM, Python {machine.get('python')}, "
-        f"TF {libs.get('tensorflow')}, TFRS {libs.get('tensorflow-recommenders')}, "
-        f"ScaNN {libs.get('scann')}, numpy {libs.get('numpy')}"
-    )
 
 
 # --------------------------------------------------------------------------- results
@@ -150,10 +49,13 @@ def _jsonable(value: Any) -> Any:
 
 def running_module(name: str) -> str:
     """The ``benchmarks.*`` module run with ``python -m`` (results named with ``--out``
-    differ from it); ``benchmarks.<name>`` when no benchmark module is ``__main__``."""
+    differ from it; a package's ``__main__`` is named by its package); ``benchmarks.<name>``
+    when no benchmark module is ``__main__``."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     module = getattr(spec, "name", None)
-    return module if isinstance(module, str) and module.startswith("benchmarks.") else f"benchmarks.{name}"
+    if not (isinstance(module, str) and module.startswith("benchmarks.")):
+        return f"benchmarks.{name}"
+    return module.removesuffix(".__main__")
 
 
 def write_results(
@@ -177,10 +79,8 @@ def write_results(
     machine = machine if machine is not None else machine_description()
     cmd = list(command) if command is not None else ["python", "-m", running_module(name), *sys.argv[1:]]
     machine = dict(machine)
-    try:
-        machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on Linux
-        pass
+    if load := load_average():
+        machine["load_average_at_end"] = load
     doc = {
         "benchmark": name,
         "command": " ".join(cmd),
@@ -277,3 +177,36 @@ def fmt_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- progress and load
+def log(name: str, msg: str) -> None:
+    """One progress line on stderr: ``[name HH:MM:SS] msg``."""
+    print(f"[{name} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (empty where the OS does not tell)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Linux
+        return []
+
+
+# --------------------------------------------------------------------------- loopback
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """(status, body) of one GET on 127.0.0.1 (probes and scrapes, not load)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()

@@ -39,8 +39,8 @@ def _link_copy(src: Path, dest: Path) -> None:
 def former_rule_version(source_root: Path, dest_root: Path, seed: int = 0) -> dict[str, Any]:
     """The copy (see the module docstring); returns its model root, version and index record."""
     import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-    from serving.model import load_version
-    from training.checksums import tree_checksums
+    from artifact.checksums import tree_checksums
+    from serving.version.loader import load_version
     from training.index import build_searcher, index_params, index_recall, save_searcher
     from training.publish import write_latest
 

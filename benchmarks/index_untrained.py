@@ -40,7 +40,7 @@ from benchmarks.common import RESULTS_DIR, fmt_table, machine_description, write
 
 
 def _tune(paths: dict[str, str], variant: str, seed: int, queue: Any) -> None:
-    import recsys  # noqa: F401
+    import recsys  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
     import training.index_tuning as tuning
     from training.index import build_searcher
     from training.index_queries import sample_queries
@@ -50,10 +50,11 @@ def _tune(paths: dict[str, str], variant: str, seed: int, queue: Any) -> None:
     shapes = tuning.tree_shapes
     # ScaNN 1.4.2's upsert takes a SOAR (spilled) tree's process down (free(): invalid pointer):
     # both variants are compared on the trees without spilling
-    tuning.tree_shapes = lambda n, dim: [(name, p) for name, p in shapes(n, dim) if "soar_lambda" not in p]
+    tuning.tree_shapes = lambda num_items, dim: [(name, p) for name, p in shapes(num_items, dim) if "soar_lambda" not in p]
     if variant == "left out":
 
-        def left_out(db: np.ndarray, kind: str, params: dict, k: int = 100) -> Any:
+        def left_out(item_embeddings: np.ndarray, kind: str, params: dict, k: int = 100) -> Any:
+            db = item_embeddings
             if kind == "brute_force":
                 return build_searcher(db, kind, params, k)
             sample = db.copy()
@@ -117,7 +118,7 @@ def where_they_sit(items: np.ndarray, users: np.ndarray, untrained: np.ndarray, 
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
-    from benchmarks.index import trained_vectors
+    from benchmarks.index.vectors import trained_vectors
 
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.index_untrained", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             r["variant"],
             r["seed"],
-            "crashed (exit %s)" % r["exitcode"]
+            f"crashed (exit {r['exitcode']})"
             if r.get("crashed")
             else f"{r['kind']} leaves {r['params'].get('num_leaves_to_search')} pool {r['params'].get('reorder')}{' SOAR' if r['params'].get('soar_lambda') else ''}",
             r.get("recall_at_10"),

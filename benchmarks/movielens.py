@@ -154,9 +154,9 @@ def sessions(prep: PreparedData, users: np.ndarray) -> Sessions:
 def session_protocol(prep: PreparedData, fraction: float = 0.1, seed: int = 42) -> SessionProtocol:
     rng = np.random.default_rng(seed)
     active = np.unique(prep.user_rows)
-    held = np.sort(rng.choice(active, max(1, int(round(len(active) * fraction))), replace=False))
+    held = np.sort(rng.choice(active, max(1, round(len(active) * fraction)), replace=False))
     kept = np.setdiff1d(active, held)
-    val = np.sort(rng.choice(kept, max(1, int(round(len(kept) * fraction))), replace=False))
+    val = np.sort(rng.choice(kept, max(1, round(len(kept) * fraction)), replace=False))
     train_rows = np.flatnonzero(~np.isin(prep.user_rows, held))
     fit_rows = np.flatnonzero(~np.isin(prep.user_rows, np.r_[held, val]))
     return SessionProtocol("P3", train_rows, sessions(prep, held), fit_rows, sessions(prep, val))

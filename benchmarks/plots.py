@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     done = []
     quality = args.out / "quality.json"
     if quality.exists():
-        from benchmarks.quality import LABELS
+        from benchmarks.labels import LABELS  # display names only: plots import no benchmark
 
         doc = json.loads(quality.read_text())["results"]
         quality_bars({p: v["models"] for p, v in doc["protocols"].items()}, LABELS, args.out / "quality.png")

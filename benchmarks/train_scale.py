@@ -59,7 +59,7 @@ def measure(users: int, items: int, interactions: int, optimizer: str, steps: in
     import numpy as np
     import tensorflow as tf
 
-    from training.config import TrainConfig
+    from training.config import OptimizerKind, TrainConfig
     from training.data.synthetic import generate_storefront
     from training.optimizers import embedding_tables
     from training.pipeline import default_spec
@@ -71,7 +71,7 @@ def measure(users: int, items: int, interactions: int, optimizer: str, steps: in
     spec = default_spec(data.source, data)
     prep = prepare(data, spec)
     prepare_seconds = time.perf_counter() - t0
-    config = TrainConfig(optimizer=optimizer, seed=seed)
+    config = TrainConfig(optimizer=OptimizerKind(optimizer), seed=seed)
     rows = np.arange(len(prep.user_rows))
     tf.keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"peak RSS {run['peak_rss_bytes'] / 2**30:.2f} GiB, load {run['load_average_after']}"
             )
     ratios = {}
-    catalogs = [tuple(int(x) for x in s.split("x")[:2]) for s in (sizes[0], sizes[-1])]
+    catalogs = [(int(u), int(i)) for u, i in (s.split("x")[:2] for s in (sizes[0], sizes[-1]))]
     for optimizer in optimizers:
         rate = {(r["users"], r["items"]): r["examples_per_second"] for r in runs if r["optimizer"] == optimizer}
         if len(sizes) > 1 and all(c in rate for c in catalogs):

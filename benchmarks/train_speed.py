@@ -40,7 +40,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, fmt_table, machine_description, median, movielens_dir, require_movielens, write_results
+from benchmarks.common import RESULTS_DIR, machine_description, movielens_dir, require_movielens, write_results
+from benchmarks.train_speed_report import ratios_to_tutorial, summary_md, variant_figures
 
 VARIANTS = ("tutorial", "tutorial_no_topk", "project_ids", "project_default")
 
@@ -143,15 +144,6 @@ def run_project(data, spec, fit_rows, val_rows, epochs: int, seed: int, run_dir:
     }
 
 
-def time_to(values: list[float], seconds: list[float], target: float) -> tuple[float | None, int | None]:
-    total = 0.0
-    for epoch, (v, s) in enumerate(zip(values, seconds, strict=True), 1):
-        total += s
-        if v >= target:
-            return total, epoch
-    return None, None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.train_speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,77 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             (0.30, "fixed: above popularity (~0.29 on test)"),
             (0.35, "fixed: a quality the tutorial's recipe does not reach"),
         ]
-    summary_rows, per_variant = [], {}
-    for v, rs in runs.items():
-        steady = [s for r in rs for s in r["epoch_seconds"][1:]]
-        first = [r["epoch_seconds"][0] for r in rs]
-        eps = n_fit / median(steady)
-        to_targets = {}
-        for target, why in targets:
-            ttq = [time_to(r["val_top_100_accuracy"], r["epoch_seconds"], target) for r in rs]
-            reached = [t for t, _ in ttq if t is not None]
-            to_targets[f"{target:.4f}"] = {
-                "target": target,
-                "why": why,
-                "seconds": median(reached) if len(reached) == len(rs) else None,
-                "seconds_per_round": [t for t, _ in ttq],
-                "epochs_per_round": [e for _, e in ttq],
-            }
-        best_val = max(max(r["val_top_100_accuracy"]) for r in rs)
-        steady_cpu = [s for r in rs for s in r["epoch_cpu_seconds"][1:]]
-        per_variant[v] = {
-            "examples_per_second": eps,
-            "examples_per_cpu_second": n_fit / median(steady_cpu),
-            "epoch_cpu_seconds_measured": steady_cpu,
-            "median_epoch_seconds": median(steady),
-            "epoch_seconds_measured": steady,
-            "first_epoch_seconds": first,
-            "per_round_examples_per_second": [n_fit / median(r["epoch_seconds"][1:]) for r in rs],
-            "time_to_targets": to_targets,
-            "best_val_top_100_accuracy": best_val,
-            "runs": rs,
-        }
-    ratios: dict[str, Any] = {}
-    if "tutorial" in per_variant:
-        base = per_variant["tutorial"]
-        for v in per_variant:
-            if v == "tutorial":
-                continue
-            pv = per_variant[v]
-            ratios[v] = {
-                "examples_per_second_ratio": pv["examples_per_second"] / base["examples_per_second"],
-                "per_round_examples_per_second_ratio": [
-                    a / b for a, b in zip(pv["per_round_examples_per_second"], base["per_round_examples_per_second"], strict=True)
-                ],
-                "time_to_target_speedup": {
-                    key: (base["time_to_targets"][key]["seconds"] / t["seconds"])
-                    if base["time_to_targets"][key]["seconds"] and t["seconds"]
-                    else None
-                    for key, t in pv["time_to_targets"].items()
-                },
-            }
-
-    def reached(t: dict[str, Any]) -> str:
-        if t["seconds"] is None:
-            return f"not in {args.epochs} epochs"
-        return f"{t['seconds']:.2f} s (epoch {','.join(str(e) for e in t['epochs_per_round'])})"
-
-    target_rows = []
-    for v, pv in per_variant.items():
-        r = ratios.get(v, {})
-        summary_rows.append(
-            [
-                v,
-                pv["examples_per_second"],
-                pv["examples_per_cpu_second"],
-                pv["median_epoch_seconds"],
-                median(pv["first_epoch_seconds"]),
-                ", ".join(f"{x:,.0f}" for x in pv["per_round_examples_per_second"]),
-                pv["best_val_top_100_accuracy"],
-                r.get("examples_per_second_ratio", 1.0 if v == "tutorial" else None),
-            ]
-        )
-        target_rows.append([v, *[reached(t) for t in pv["time_to_targets"].values()]])
+    per_variant = variant_figures(runs, targets, n_fit)
+    ratios = ratios_to_tutorial(per_variant)
     results = {
         "data": {"split": "P1 train minus the validation carve", "fit_rows": n_fit, "validation_rows": len(val_rows)},
         "embedding_dim": dim,
@@ -306,36 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios_vs_tutorial": ratios,
         "goal": "project trainer >= 3x the tutorial's examples/s",
     }
-    summary = "\n".join(
-        [
-            f"## Training speed, MovieLens 100K P1 fit split ({n_fit:,} examples), {dim}-d, {args.rounds} interleaved rounds × {args.epochs} epochs",
-            "",
-            fmt_table(
-                [
-                    "variant",
-                    "examples/s (median, epochs 2..N)",
-                    "examples per CPU s",
-                    "epoch s",
-                    "epoch 1 s",
-                    "examples/s per round",
-                    "best val top-100",
-                    "ex/s ratio vs tutorial",
-                ],
-                summary_rows,
-            ),
-            "",
-            "Optimisation seconds (epoch 1 included, validation passes excluded) until validation top-100 accuracy first reaches:",
-            "",
-            fmt_table(["variant", *[f"≥ {t:.4f}" for t, _ in targets]], target_rows),
-            "",
-            *[f"- {t:.4f}: {why}" for t, why in targets],
-            "",
-            "Validation top-100 accuracy per epoch (round 1): "
-            + "; ".join(
-                f"{v}: {', '.join(f'{x:.3f}' for x in pv['runs'][0]['val_top_100_accuracy'])}" for v, pv in per_variant.items()
-            ),
-        ]
-    )
+    summary = summary_md(per_variant, ratios, targets, n_fit, dim, args.rounds, args.epochs)
     write_results("train_speed", results, summary, out_dir=args.out, machine=machine, started=started)
     print(summary)
     return 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -20,7 +19,7 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -79,8 +78,8 @@ def train(
 
     from towers.spec import ModelSpec
     from training.config import TrainConfig
+    from training.data.bad_rows import DataError
     from training.data.sources import load_source
-    from training.data.tables import DataError
     from training.distribute import cluster_from_environment
     from training.pipeline import IndexRecallError, QualityGateError, run_pipeline
     from training.publish import PublishError
@@ -143,34 +142,42 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from training.publish import list_versions, read_latest
-    from training.quality_gate import comparison_rows, primary_metric, read_manifest
+    from artifact.latest import LatestError, list_versions, read_latest
+    from artifact.manifest import ManifestError
+    from training.quality_gate import comparison_rows, drop_of, read_manifest
 
     versions = list_versions(model_root)
-    new = new or read_latest(model_root)
+    try:
+        new = new or read_latest(model_root)
+    except LatestError as exc:
+        _fail(exc.detail)
     if new is None:
         _fail(f"no published version under {model_root}")
     if old is None:
-        earlier = [v for v in versions if int(v) < int(new)]
+        earlier = [v for v in versions if new.isdigit() and int(v) < int(new)]
         if not earlier:
             _fail(f"no version older than {new} to compare with")
         old = earlier[-1]
-    try:
+    try:  # a malformed manifest, or one of another format: exit 2 with the field and value
         a, b = read_manifest(model_root, old), read_manifest(model_root, new)
-    except ValueError as exc:
-        _fail(str(exc))
+    except ManifestError as exc:
+        _fail(exc.detail)
     table = Table(title=f"{model_root}: {old} -> {new}")
     for col in ("metric", old, new, "change"):
         table.add_column(col, justify="right" if col != "metric" else "left")
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
     for name, x, y, d in comparison_rows(a, b):
         table.add_row(name, fmt(x), fmt(y), "-" if d is None else f"{d:+.4f}")
     Console().print(table)
     if max_drop is not None:
-        metric = primary_metric(b["metrics"]["evaluation"])
-        drop = a["metrics"]["evaluation"]["model"][metric] - b["metrics"]["evaluation"]["model"][metric]
-        if drop > max_drop:
-            _fail(f"{metric} dropped by {drop:.4f} (allowed {max_drop:.4f})", code=4)
+        drop = drop_of(a, b)
+        if drop is None:
+            _fail(f"version {old} or {new} records no evaluation to compare (--max-drop)")
+        elif drop[1] > max_drop:
+            _fail(f"{drop[0]} dropped by {drop[1]:.4f} (allowed {max_drop:.4f})", code=4)
 
 
 @app.command("update-catalog")
@@ -200,7 +207,7 @@ def update_catalog(
     from training.catalog_base import BaseVersionError
     from training.catalog_update import CatalogIndexError, LargeChangeError, UpdateOptions
     from training.catalog_update import update_catalog as run_update
-    from training.data.tables import DataError
+    from training.data.bad_rows import DataError
     from training.publish import LatestMovedError, PublishError
 
     options = UpdateOptions(
@@ -248,4 +255,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's chromium for the browser test (tests/serving/test_serving_demo_browser.py).
+# Install Debian's chromium for the browser test (tests/serving/api/test_api_demo_browser.py).
 # Idempotent: does nothing when `chromium` is already on PATH. Never downloads a
 # browser through Playwright (`playwright install` is not used): the test drives
 # this system chromium with Playwright's Python driver.

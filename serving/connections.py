@@ -33,7 +33,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from serving.errors import error_bytes
+from serving.api.errors import error_bytes
 
 log = logging.getLogger("serving")
 
@@ -155,7 +155,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn passes a Transport; its base types the wider BaseTransport
         super().connection_made(transport)
         registry = self.registry
         if len(registry.open) >= self.limits.max_connections and not registry.evict_one():

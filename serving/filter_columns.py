@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,20 +30,41 @@ class FilterColumn:
     name: str
     kind: str  # "scalar" (str values), "list" (list of str), "numeric"
     codes: np.ndarray | None = None  # scalar: int32 code per item
-    code_of: MappingProxyType | None = None  # scalar: value -> code
-    rows_of: MappingProxyType | None = None  # list: value -> sorted rows having it
+    code_of: MappingProxyType[str, int] | None = None  # scalar: value -> code
+    rows_of: MappingProxyType[str, np.ndarray] | None = None  # list: value -> sorted rows having it
     values: np.ndarray | None = None  # numeric: float64 per item (NaN = missing)
+
+    def numeric_values(self) -> np.ndarray:
+        """A numeric column's float64 per item."""
+        return _present(self.values, self, "numeric")
+
+    def scalar_codes(self) -> tuple[np.ndarray, MappingProxyType[str, int]]:
+        """A scalar column's int32 code per item and its value -> code map."""
+        return _present(self.codes, self, "scalar"), _present(self.code_of, self, "scalar")
+
+    def list_rows(self) -> MappingProxyType[str, np.ndarray]:
+        """A list column's sorted rows per value."""
+        return _present(self.rows_of, self, "list")
+
+
+T = TypeVar("T")
+
+
+def _present(part: T | None, column: FilterColumn, kind: str) -> T:
+    if part is None or column.kind != kind:
+        raise TypeError(f"filter column {column.name!r} is {column.kind}, not {kind}")
+    return part
 
 
 def is_list_cell(value: Any) -> bool:
-    return isinstance(value, (list, tuple, np.ndarray))
+    return isinstance(value, list | tuple | np.ndarray)
 
 
 def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
-def _plain(arr: pa.Array) -> pa.Array:
+def _decoded(arr: pa.Array) -> pa.Array:
     return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
 
 
@@ -54,7 +75,7 @@ def _read_only(arr: np.ndarray) -> np.ndarray:
 
 def filter_column(name: str, column: pa.ChunkedArray | pa.Array) -> FilterColumn | None:
     """``column`` prepared for filtering; None when it cannot be filtered on (lists mixed with scalars)."""
-    arr = _plain(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    arr = _decoded(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
     if _is_text(arr.type):
         return _scalar_text(name, arr)
     if (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) and _listed_as_text(arr.type.value_type):
@@ -64,7 +85,7 @@ def filter_column(name: str, column: pa.ChunkedArray | pa.Array) -> FilterColumn
 
 def _listed_as_text(t: pa.DataType) -> bool:
     """List elements Arrow turns into the text a request's filter values become
-    (``engine.resolve_filters``: 7 -> "7", True -> "true")."""
+    (``serving.retrieval.plan.resolve_filters``: 7 -> "7", True -> "true")."""
     if pa.types.is_dictionary(t):
         t = t.value_type
     return _is_text(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
@@ -80,7 +101,7 @@ def _scalar_text(name: str, arr: pa.Array) -> FilterColumn:
 
 def _text_lists(name: str, arr: pa.Array) -> FilterColumn:
     """Per value (as text), the sorted rows whose list holds it (missing lists and missing elements hold nothing)."""
-    values = _plain(pc.list_flatten(arr))
+    values = _decoded(pc.list_flatten(arr))
     if not _is_text(values.type):
         values = pc.cast(values, pa.string())
     parents = pc.list_parent_indices(arr)

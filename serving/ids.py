@@ -100,7 +100,8 @@ class IdIndex:
         """The ids in row order (materialised in chunks)."""
         step = 65_536
         for start in range(0, len(self._ids), step):
-            yield from self._ids.slice(start, step).to_pylist()
+            chunk: list[str] = self._ids.slice(start, step).to_pylist()
+            yield from chunk
 
     def _probe(self, key: str) -> bytes | None:
         """``key`` as the sorted copy holds it; None when no id can match (empty, too long, NUL-ended)."""
@@ -146,11 +147,7 @@ class IdIndex:
             return []
         if self._sorted is not None and self._inverse is not None:
             # numpy and str.decode hold the interpreter lock (Arrow's take lets go of it)
-            return [b.decode("utf-8", "surrogatepass") for b in self._sorted[self._inverse[rows]].tolist()]
-        return self._ids.take(pa.array(rows)).to_pylist()
-
-    def id_of(self, row: int) -> str:
-        return self._ids[int(row)].as_py()
-
-    def first(self, n: int) -> list[str]:
-        return self._ids.slice(0, max(0, n)).to_pylist()
+            encoded: list[bytes] = self._sorted[self._inverse[rows]].tolist()
+            return [b.decode("utf-8", "surrogatepass") for b in encoded]
+        taken: list[str] = self._ids.take(pa.array(rows)).to_pylist()
+        return taken

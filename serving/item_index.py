@@ -1,7 +1,7 @@
 """The index step of the service: the item vectors, the ScaNN searcher and the ranking kernel.
 
-:class:`LocalIndex` holds them for one loaded version; the engine asks it for
-nothing else:
+:class:`LocalIndex` holds them for one loaded version; the retrieval path
+(:mod:`serving.retrieval.execute`) asks it for nothing else:
 
 * :meth:`LocalIndex.search_ranked`: one ``search_batched`` call for a batch of
   query vectors, then the compiled kernel (:func:`serving.ranking.rank_candidates`)
@@ -9,19 +9,18 @@ nothing else:
   and keeps the best ``n`` per query. Given one over-fetch per query, queries
   whose search widths differ a lot are searched in separate calls (see
   :meth:`LocalIndex.search_groups`), so one wide query never widens the others';
-* :meth:`LocalIndex.exact`: exact scoring over every eligible item (filters that
+* :meth:`LocalIndex.scan`: a full scan, scoring every eligible item exactly (filters that
   leave few items, or a query whose candidates ran short), in chunks of
-  ``exact_chunk_rows`` rows that bound the memory it copies and let a request
+  ``scan_chunk_rows`` rows that bound the memory it copies and let a request
   that is no longer wanted stop it;
 * :meth:`LocalIndex.usable_queries`: which query vectors can be scored at all
   (finite, and no dot product with an item overflows float32);
-* :meth:`LocalIndex.search` and :meth:`LocalIndex.check_exact_scores`: the
+* :meth:`LocalIndex.search` and :meth:`LocalIndex.check_distances_are_scores`: the
   warm-up of a version at load.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,13 @@ from serving.ranking import RankedCandidates, rank_candidates
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _EMPTY.flags.writeable = False
-_REORDER = re.compile(r"exact_reordering\s*\{[^}]*?approx_num_neighbors:\s*(\d+)", re.S)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # searches up to this wide share one search_batched call whatever their widths: below it a
 # narrower call saves less than a second call costs (a few hundred candidates' re-scoring
 # per query against the call's own overhead)
 GROUP_WIDTH = 256
-# eligible rows scored per step of an exact ranking (their vectors are copied: 16 MiB at 64-d)
-EXACT_CHUNK_ROWS = 1 << 16
+# eligible rows scored per step of a full scan (their vectors are copied: 16 MiB at 64-d)
+SCAN_CHUNK_ROWS = 1 << 16
 
 
 class IndexOpenError(Exception):
@@ -69,8 +67,8 @@ def open_embeddings(path: Path, num_items: int, dim: int) -> np.ndarray:
     return emb
 
 
-def open_searcher(index_dir: Path, num_items: int) -> tuple[Any, int]:
-    """The ScaNN searcher of ``index/`` and its exact re-ordering pool (0 if none)."""
+def open_searcher(index_dir: Path, num_items: int) -> Any:
+    """The ScaNN searcher of ``index/``, checked to hold ``num_items`` items."""
     import scann
 
     try:
@@ -83,11 +81,10 @@ def open_searcher(index_dir: Path, num_items: int) -> tuple[Any, int]:
         size = num_items
     if size != num_items:
         raise IndexOpenError("shape_mismatch", f"the index holds {size} items, manifest num_items is {num_items}")
-    reorder = _REORDER.search(str(searcher.config())) if hasattr(searcher, "config") else None
-    return searcher, int(reorder.group(1)) if reorder else 0
+    return searcher
 
 
-def _rank(rows: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _best_n(rows: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The best ``n`` by score (ties: lower row first), in order."""
     if len(rows) > n:
         part = np.argpartition(-scores, n - 1)[:n]
@@ -141,20 +138,18 @@ class LocalIndex:
         searcher: Any,
         embeddings: np.ndarray,
         *,
-        reorder_k: int,
         rescore_k: int,
         group_width: int = GROUP_WIDTH,
-        exact_chunk_rows: int = EXACT_CHUNK_ROWS,
+        scan_chunk_rows: int = SCAN_CHUNK_ROWS,
     ) -> None:
         self.searcher = searcher
         self.item_embeddings = embeddings
         self.num_items = int(embeddings.shape[0])
-        self.reorder_k = reorder_k
         # approximate candidates per query re-scored exactly when the index's distances are not exact
         self.rescore_k = rescore_k
-        self.exact_scores = False  # set by check_exact_scores at load
+        self.distances_are_scores = False  # set by check_distances_are_scores at load
         self.group_width = group_width
-        self.exact_chunk_rows = exact_chunk_rows
+        self.scan_chunk_rows = scan_chunk_rows
         # the longest item vector: a query whose norm times this stays within float32 has finite scores
         self.max_item_norm = _max_norm(embeddings)
 
@@ -164,11 +159,12 @@ class LocalIndex:
         q = np.asarray(queries, dtype=np.float64)
         norms = np.sqrt(np.einsum("ij,ij->i", q, q))
         with np.errstate(over="ignore", invalid="ignore"):
-            return np.isfinite(norms) & (norms * self.max_item_norm <= _FLOAT32_MAX)
+            usable: np.ndarray = np.isfinite(norms) & (norms * self.max_item_norm <= _FLOAT32_MAX)
+        return usable
 
     def search_width(self, fetch: int) -> int:
         """How many neighbours ``search_batched`` returns per query when ``fetch`` are wanted."""
-        return fetch if self.exact_scores else min(max(fetch, self.rescore_k), self.num_items)
+        return fetch if self.distances_are_scores else min(max(fetch, self.rescore_k), self.num_items)
 
     def _common_width(self) -> int:
         """Searches up to this wide share one call: ``group_width``, or the index's own pool if larger."""
@@ -182,7 +178,7 @@ class LocalIndex:
         ones go by powers of two above that, so a query is searched at most twice as
         wide as it asked for, and a wide one never widens the usual queries' search."""
         fetch = np.asarray(fetch, dtype=np.int64)
-        widths = fetch if self.exact_scores else np.minimum(np.maximum(fetch, self.rescore_k), self.num_items)
+        widths = fetch if self.distances_are_scores else np.minimum(np.maximum(fetch, self.rescore_k), self.num_items)
         base = self._common_width()
         if len(widths) == 0 or int(widths.max()) <= base:
             return [np.arange(len(widths))]
@@ -192,19 +188,19 @@ class LocalIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw ``search_batched`` answer (rows, distances) for ``k`` neighbours."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        idx, dist = self.searcher.search_batched(queries, final_num_neighbors=k, pre_reorder_num_neighbors=max(k, self.reorder_k))
+        idx, dist = self.searcher.search_batched(queries, final_num_neighbors=k, pre_reorder_num_neighbors=k)
         return np.asarray(idx), np.asarray(dist)
 
-    def check_exact_scores(self, queries: np.ndarray, k: int = 10) -> bool:
-        """Whether the index's distances are exact dot products (brute force, or an index
-        re-ordering with its own float vectors): then they are used as the scores."""
+    def check_distances_are_scores(self, queries: np.ndarray, k: int = 10) -> bool:
+        """Whether the index's distances are exact dot products (brute force): then they are
+        used as the scores."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         idx, dist = self.search(queries, min(k, self.num_items))
         rows = np.clip(idx, 0, self.num_items - 1)
-        exact = np.einsum("qkd,qd->qk", self.item_embeddings[rows], queries)
-        tolerance = 1e-4 * np.maximum(1.0, np.abs(exact))
-        self.exact_scores = bool(dist.shape == exact.shape and np.all(np.abs(dist - exact) <= tolerance))
-        return self.exact_scores
+        dots = np.einsum("qkd,qd->qk", self.item_embeddings[rows], queries)
+        tolerance = 1e-4 * np.maximum(1.0, np.abs(dots))
+        self.distances_are_scores = bool(dist.shape == dots.shape and np.all(np.abs(dist - dots) <= tolerance))
+        return self.distances_are_scores
 
     def search_ranked(
         self,
@@ -225,20 +221,20 @@ class LocalIndex:
         groups = self.search_groups(fetch)
         if len(groups) == 1:
             return self._search_ranked(queries, top, wanted, exclude, masks)
-        fetch = np.asarray(fetch, dtype=np.int64)
+        fetches = np.asarray(fetch, dtype=np.int64)
         wanted = np.asarray(wanted, dtype=np.int64)
         parts = []
         for positions in groups:
             local = {int(pos): i for i, pos in enumerate(positions)}
             part = self._search_ranked(
                 np.asarray(queries)[positions],
-                int(fetch[positions].max()),
+                int(fetches[positions].max()),
                 wanted[positions],
                 [exclude[pos] for pos in positions] if exclude is not None else None,
                 [(local[pos], mask) for pos, mask in masks or () if pos in local],
             )
             parts.append((positions, part))
-        return _merge(parts, len(fetch))
+        return _merge(parts, len(fetches))
 
     def _search_ranked(
         self,
@@ -258,12 +254,8 @@ class LocalIndex:
         ``rescore_k`` approximate candidates per query and every one of them is
         re-scored against the item embeddings."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.exact_scores:
-            # an index re-ordering exactly needs a pool holding every neighbour asked for
-            final, pool = fetch, max(fetch, self.reorder_k)
-        else:
-            final = pool = min(max(fetch, self.rescore_k), self.num_items)
-        idx, dist = self.searcher.search_batched(queries, final_num_neighbors=final, pre_reorder_num_neighbors=pool)
+        width = self.search_width(fetch)
+        idx, dist = self.searcher.search_batched(queries, final_num_neighbors=width, pre_reorder_num_neighbors=width)
         idx = np.asarray(idx)
         allowed = None
         if masks:
@@ -277,23 +269,23 @@ class LocalIndex:
             wanted,
             exclude if exclude is not None else [_EMPTY] * len(queries),
             embeddings=self.item_embeddings,
-            queries=None if self.exact_scores else queries,
+            queries=None if self.distances_are_scores else queries,
             allowed=allowed,
         )
 
-    def exact(
+    def scan(
         self, query: np.ndarray, eligible: np.ndarray, n: int, still_wanted: Callable[[], bool] | None = None
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The best ``n`` of the ``eligible`` items (boolean mask) by exact dot product.
 
-        Scored ``exact_chunk_rows`` eligible rows at a time (the copy of their vectors
+        Scored ``scan_chunk_rows`` eligible rows at a time (the copy of their vectors
         stays bounded, the best ``n`` so far are kept); when there are several chunks,
         ``still_wanted()`` is asked before each, and when it says no the work stops: None."""
         rows = np.flatnonzero(eligible)
         query = np.asarray(query, dtype=np.float32)
-        step = max(1, self.exact_chunk_rows)
+        step = max(1, self.scan_chunk_rows)
         if len(rows) <= step:
-            return _rank(rows, self.item_embeddings[rows] @ query, n)
+            return _best_n(rows, self.item_embeddings[rows] @ query, n)
         best_rows, best_scores = _EMPTY, np.zeros(0, dtype=np.float32)
         for start in range(0, len(rows), step):
             if still_wanted is not None and not still_wanted():
@@ -301,5 +293,5 @@ class LocalIndex:
             chunk = rows[start : start + step]
             scores = self.item_embeddings[chunk] @ query
             # the best n so far and this chunk's: ties still go to the lower row
-            best_rows, best_scores = _rank(np.concatenate([best_rows, chunk]), np.concatenate([best_scores, scores]), n)
+            best_rows, best_scores = _best_n(np.concatenate([best_rows, chunk]), np.concatenate([best_scores, scores]), n)
         return best_rows, best_scores

@@ -23,14 +23,14 @@ from serving.ids import IdIndex
 ANSWER_KEYS = ("item_id", "score", "rank")
 
 
-def _plain(t: pa.DataType) -> bool:
+def _orjson_native(t: pa.DataType) -> bool:
     """Types whose Python values orjson writes as they are."""
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
         return True
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return True
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return _plain(t.value_type)
+        return _orjson_native(t.value_type)
     return False
 
 
@@ -54,7 +54,7 @@ class Coded:
 
     __slots__ = ("codes", "values")
 
-    def __init__(self, codes: np.ndarray, values: list) -> None:
+    def __init__(self, codes: np.ndarray, values: list[Any]) -> None:
         codes.flags.writeable = False
         self.codes = codes
         self.values = tuple(values) + (None,)  # code -1 picks the trailing None
@@ -62,7 +62,7 @@ class Coded:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def take(self, rows: np.ndarray) -> list:
+    def take(self, rows: np.ndarray) -> list[Any]:
         values = self.values
         return [values[c] for c in self.codes[rows].tolist()]
 
@@ -86,7 +86,7 @@ def json_ready(column: pa.ChunkedArray | pa.Array) -> pa.Array | np.ndarray | Co
         arr = arr.dictionary_decode()
     if pa.types.is_float16(arr.type) or pa.types.is_decimal(arr.type):
         arr = pc.cast(arr, pa.float64())
-    if not _plain(arr.type):
+    if not _orjson_native(arr.type):
         values = [_text(v) for v in arr.to_pylist()]
         try:
             arr = pa.array(values)
@@ -101,13 +101,14 @@ def json_ready(column: pa.ChunkedArray | pa.Array) -> pa.Array | np.ndarray | Co
     return _coded(arr, max_values=max(1024, len(arr) // 16)) or arr
 
 
-def _row_builder(keys: Sequence[str]) -> Callable[..., dict]:
+def _row_builder(keys: Sequence[str]) -> Callable[..., dict[str, Any]]:
     """``f(v0, v1, ...) -> {keys[0]: v0, ...}`` as a compiled dict display: about twice as
     fast as ``dict(zip(keys, values))``, which matters for every item of every answer.
     The keys enter the source only as ``repr`` string literals."""
     params = ", ".join(f"v{i}" for i in range(len(keys)))
     body = ", ".join(f"{str(key)!r}: v{i}" for i in range(len(keys)) for key in (keys[i],))
-    return eval(f"lambda {params}: {{{body}}}", {"__builtins__": {}})
+    builder: Callable[..., dict[str, Any]] = eval(f"lambda {params}: {{{body}}}", {"__builtins__": {}})
+    return builder
 
 
 class ItemMetadata:
@@ -127,7 +128,7 @@ class ItemMetadata:
     def from_table(cls, ids: IdIndex, table: pa.Table, skip: Sequence[str]) -> ItemMetadata:
         return cls(ids, {name: json_ready(table.column(name)) for name in table.column_names if name not in skip})
 
-    def _gather(self, rows: np.ndarray) -> list[list]:
+    def _gather(self, rows: np.ndarray) -> list[list[Any]]:
         out = []
         taken = None
         for col in self._columns:
@@ -140,7 +141,7 @@ class ItemMetadata:
                 out.append(col.take(taken).to_pylist())
         return out
 
-    def answer_items(self, rows: np.ndarray, scores: np.ndarray, counts: Sequence[int]) -> list[list[dict]]:
+    def answer_items(self, rows: np.ndarray, scores: np.ndarray, counts: Sequence[int]) -> list[list[dict[str, Any]]]:
         """Answer dicts (item_id, score, rank, metadata) for consecutive groups of ``counts`` rows."""
         rows = np.asarray(rows, dtype=np.int64)
         ranks: list[int] = []
@@ -154,7 +155,7 @@ class ItemMetadata:
             start += n
         return out
 
-    def records(self, rows: np.ndarray) -> list[dict]:
+    def records(self, rows: np.ndarray) -> list[dict[str, Any]]:
         """``{"item_id", **metadata}`` for ``rows`` (the demo's history)."""
         rows = np.asarray(rows, dtype=np.int64)
         columns = [self.ids.ids(rows), *self._gather(rows)]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 from typing import Any
 
 from fastapi import FastAPI
 
-from serving.connections import ConnectionLimits, GuardedProtocolFactory, connection_cap, raise_fd_limit
+from serving.connections import raise_fd_limit
 from serving.settings import ServiceSettings
+from serving.tuning import uvicorn_options
 
 log = logging.getLogger("serving")
 
@@ -41,36 +41,6 @@ def app_from_env() -> FastAPI:
     settings = ServiceSettings()
     _configure_logging(settings.log_level)
     return create_app(settings)
-
-
-def uvicorn_options(settings: ServiceSettings, fd_limit: int | None = None) -> dict[str, Any]:
-    """The keyword arguments uvicorn runs the service with (the load benchmark's HTTP ceiling uses them too).
-
-    The HTTP protocol is :class:`serving.connections.GuardedHttpProtocol` (idle and read
-    limits, header size, connection cap below ``fd_limit``, the open-file limit, which is
-    read when not given); uvicorn's own limits are set as a second line behind it."""
-    limit = fd_limit if fd_limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    limits = ConnectionLimits(
-        max_connections=connection_cap(settings.max_connections, limit),
-        idle_timeout_s=settings.idle_timeout_s,
-        read_timeout_s=settings.request_read_timeout_s,
-        max_header_bytes=settings.max_header_bytes,
-    )
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": settings.access_log,
-        "proxy_headers": False,
-        "server_header": False,
-        "timeout_graceful_shutdown": max(settings.request_timeout_s * 2, settings.shutdown_grace_s + 5),
-        "http": GuardedProtocolFactory(limits),
-        "timeout_keep_alive": settings.idle_timeout_s,
-        "h11_max_incomplete_event_size": settings.max_header_bytes,
-        # a backstop only: the guarded protocol keeps connections under the cap and the guard
-        # answers 503 past max_concurrency requests in flight
-        "limit_concurrency": limits.max_connections + settings.max_concurrency,
-    }
 
 
 def run(overrides: dict[str, Any] | None = None) -> None:

@@ -43,7 +43,7 @@ class ServiceMetrics:
         )
         self.in_flight = Gauge("recsys_requests_in_flight", "Requests being handled", registry=r)
         self.rejected = Counter("recsys_requests_rejected_total", "Requests refused by the guards", ["reason"], registry=r)
-        self._children: dict[tuple, Any] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.ready = Gauge("recsys_ready", "1 when a verified model is served and the service is not stopping", registry=r)
 
     def _child(self, metric: Any, *labels: Any) -> Any:

@@ -17,8 +17,9 @@ In order, for every HTTP request except the probes (``/healthz``, ``/readyz``,
 Connection-level limits (idle connections, slow headers, the connection cap)
 sit below the app, in :mod:`serving.connections`.
 
-Every response gets ``X-Model-Version`` (the version that answered, or the one
-being served), and its latency is recorded by route template.
+Every response gets ``X-Model-Version``: the routes that answer from a version
+name it (:func:`serving.api.responses.answer`), every other response gets the
+version being served; its latency is recorded by route template.
 """
 
 from __future__ import annotations
@@ -27,21 +28,15 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-from serving.errors import error_bytes
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.api.errors import error_bytes
 from serving.metrics import ServiceMetrics
-from serving.runtime import ModelHolder
 from serving.settings import ServiceSettings
+from serving.version.holder import ModelHolder
 
 log = logging.getLogger("serving")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -98,13 +93,11 @@ class GuardMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = int(message["status"])
-                version = (scope.get("state") or {}).get("model_version")
-                if version is None and self.holder.model is not None:
-                    version = self.holder.model.version
-                if version is not None:
+                model = self.holder.model
+                if model is not None:
                     headers = list(message.get("headers") or [])
                     if not any(k.lower() == b"x-model-version" for k, _ in headers):
-                        headers.append((b"x-model-version", str(version).encode("latin-1")))
+                        headers.append((b"x-model-version", str(model.version).encode("latin-1")))
                         message["headers"] = headers
             await send(message)
 

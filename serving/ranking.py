@@ -47,7 +47,7 @@ class RankedCandidates(NamedTuple):
 
 
 @numba.njit(cache=False, nogil=True, boundscheck=False, fastmath=True)
-def _dot(embeddings, row, queries, p):  # pragma: no cover - compiled
+def _dot(embeddings: np.ndarray, row: np.int64, queries: np.ndarray, p: int) -> np.float32:  # pragma: no cover - compiled
     """float32 dot product of an item row and a query, vectorised (fastmath lets the sum be reordered)."""
     acc = np.float32(0.0)
     for t in range(embeddings.shape[1]):
@@ -56,7 +56,17 @@ def _dot(embeddings, row, queries, p):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=False, nogil=True, boundscheck=False)
-def _rank(idx, dist, queries, embeddings, use_dist, exclude, exclude_offsets, allowed, wanted):  # pragma: no cover - compiled
+def _filter_score_order(
+    idx: np.ndarray,
+    dist: np.ndarray,
+    queries: np.ndarray,
+    embeddings: np.ndarray,
+    use_dist: bool,
+    exclude: np.ndarray,
+    exclude_offsets: np.ndarray,
+    allowed: np.ndarray,
+    wanted: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     num_queries, width = idx.shape
     num_items = embeddings.shape[0]
     check_allowed = allowed.shape[0] == num_queries
@@ -136,7 +146,7 @@ def _rank(idx, dist, queries, embeddings, use_dist, exclude, exclude_offsets, al
 
 def _frozen(values: np.ndarray, dtype: type) -> np.ndarray:
     """A read-only C-contiguous view (a copy only when the dtype or layout differs)."""
-    out = np.ascontiguousarray(values, dtype=dtype).view()
+    out: np.ndarray = np.ascontiguousarray(values, dtype=dtype).view()
     out.flags.writeable = False
     return out
 
@@ -173,12 +183,12 @@ def rank_candidates(
     np.cumsum(sizes, out=offsets[1:])
     flat = np.concatenate(exclude) if offsets[-1] else _NO_ROWS
     use_dist = queries is None
-    if not use_dist and np.shape(queries) != (num_queries, embeddings.shape[1]):
+    if queries is not None and np.shape(queries) != (num_queries, embeddings.shape[1]):
         raise ValueError(f"queries {np.shape(queries)} do not match {num_queries} rows of width {embeddings.shape[1]}")
-    rows, scores, kept, short = _rank(
+    rows, scores, kept, short = _filter_score_order(
         idx,
         dist,
-        _NO_QUERIES if use_dist else _frozen(queries, np.float32),  # type: ignore[arg-type]
+        _NO_QUERIES if queries is None else _frozen(queries, np.float32),
         _frozen(embeddings, np.float32),
         use_dist,
         _frozen(flat, np.int64),

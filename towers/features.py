@@ -49,7 +49,7 @@ def _vocabulary(values: np.ndarray, max_tokens: int | None) -> np.ndarray:
 class MaskedMean(tf.keras.layers.Layer):
     """Mean of token embeddings where the token id is not 0 (padding); 0 if none."""
 
-    def call(self, embeddings: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, embeddings: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
         mask = tf.cast(tf.not_equal(ids, 0), embeddings.dtype)[..., tf.newaxis]
         total = tf.reduce_sum(embeddings * mask, axis=1)
         count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
@@ -64,7 +64,7 @@ class LookupEmbedding(tf.keras.layers.Layer):
         self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token=None)
         self.embed = tf.keras.layers.Embedding(len(vocabulary) + 1, dim)
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         return self.embed(self.lookup(x))
 
 
@@ -76,7 +76,7 @@ class HashedEmbedding(tf.keras.layers.Layer):
         self.hash = tf.keras.layers.Hashing(num_bins=num_bins)
         self.embed = tf.keras.layers.Embedding(num_bins, dim)
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         return self.embed(self.hash(x))
 
 
@@ -90,7 +90,7 @@ class MultiCategoricalEmbedding(tf.keras.layers.Layer):
         self.embed = tf.keras.layers.Embedding(len(vocabulary) + 2, dim)
         self.pool = MaskedMean()
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         tokens = tf.strings.split(x, sep=self.separator).to_tensor(default_value="")
         ids = self.lookup(tokens)
         return self.pool(self.embed(ids), ids)
@@ -108,7 +108,7 @@ class TextEmbedding(tf.keras.layers.Layer):
         self.embed = tf.keras.layers.Embedding(self.vectorize.vocabulary_size(), spec.embedding_dim)
         self.pool = MaskedMean()
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         ids = self.vectorize(x)
         return self.pool(self.embed(ids), ids)
 
@@ -136,13 +136,13 @@ class NumericEncoder(tf.keras.layers.Layer):
     def _transform(self, x: np.ndarray) -> np.ndarray:
         return np.log1p(np.maximum(x, 0.0)) if self.log_transform else x
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         x = tf.cast(x, tf.float32)
         if self.log_transform:
             x = tf.math.log1p(tf.maximum(x, 0.0))
         missing = tf.math.is_nan(x)
         z = tf.where(missing, 0.0, (x - self.mean) / self.scale)[:, tf.newaxis]
-        if self.discretize is None:
+        if self.discretize is None or self.embed is None:  # no buckets: both are None
             return z
         bucket = tf.cast(self.discretize(tf.where(missing, 0.0, x)), tf.int64)
         bucket = tf.where(missing, tf.cast(len(self.boundaries) + 1, tf.int64), bucket)

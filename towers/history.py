@@ -60,7 +60,7 @@ class HistoryEncoder(tf.keras.layers.Layer):
         tokens = tf.reverse(tf.strings.split(x, sep=self.separator), axis=[1])[:, : self.length]
         return self.lookup(tokens.to_tensor(default_value="", shape=[None, self.length]))
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         ids = self.table_ids(x) if x.dtype == tf.string else x
         mask = tf.cast(tf.not_equal(ids, 0), tf.float32)  # [b, N]
         emb = self.embed(ids)  # [b, N, d]
@@ -92,7 +92,7 @@ class CatalogRowIds(tf.keras.layers.Layer):
         ids = lookup(tf.constant(np.asarray(item_ids, dtype=object).astype(str))) if len(item_ids) else tf.zeros([0], tf.int64)
         self.ids_of_row = tf.concat([tf.zeros([1], tf.int64), tf.cast(ids, tf.int64)], axis=0)
 
-    def call(self, rows: tf.Tensor) -> tf.Tensor:  # type: ignore[override]
+    def call(self, rows: tf.Tensor) -> tf.Tensor:
         return tf.gather(self.ids_of_row, rows)
 
 

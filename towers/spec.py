@@ -6,15 +6,15 @@ every published manifest so a version says exactly what its towers consume.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class FeatureKind(str, Enum):
+class FeatureKind(StrEnum):
     """How one raw column becomes part of a tower's input vector."""
 
     ID = "id"  # StringLookup + Embedding, one OOV bucket
@@ -32,7 +32,7 @@ class FeatureKind(str, Enum):
         return "float32" if self in (FeatureKind.NUMERIC, FeatureKind.TIMESTAMP) else "string"
 
 
-class HistoryPooling(str, Enum):
+class HistoryPooling(StrEnum):
     """How a history's item embeddings become one vector (empty history -> zeros)."""
 
     MEAN = "mean"  # plain mean
@@ -76,6 +76,11 @@ class TowerSpec(BaseModel):
     features: list[FeatureSpec] = Field(min_length=1)
     hidden_units: list[int] = Field(default_factory=list)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    cold_path: bool = Field(
+        default=False,
+        description="candidate tower only: an item whose id is out of vocabulary (one training never saw) is "
+        "embedded by a projection of its metadata of its own, trained beside the towers (towers.tower, training.model)",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> TowerSpec:
@@ -111,6 +116,10 @@ class ModelSpec(BaseModel):
         if any(f.kind is FeatureKind.HISTORY for f in self.candidate.features):
             raise ValueError("history features belong to the query tower")
         item_id = next(f for f in self.candidate.features if f.name == "item_id")
+        if self.query.cold_path:
+            raise ValueError("cold_path belongs to the candidate tower")
+        if self.candidate.cold_path and (item_id.kind is not FeatureKind.ID or len(self.candidate.features) < 2):
+            raise ValueError("cold_path needs the candidate's item_id of kind id and at least one metadata feature")
         for f in self.query.features:
             if f.kind is FeatureKind.HISTORY and f.shared_embedding and item_id.kind is not FeatureKind.ID:
                 raise ValueError(f"{f.name}: a shared history embedding needs the candidate's item_id of kind id")
@@ -128,14 +137,14 @@ class ModelSpec(BaseModel):
         return cls.model_validate(yaml.safe_load(text))
 
 
-def _f(name: str, kind: str, **kw: object) -> FeatureSpec:
+def _f(name: str, kind: str, **kw: Any) -> FeatureSpec:
     return FeatureSpec(name=name, kind=FeatureKind(kind), **kw)
 
 
 HISTORY_FEATURE = "recent_item_ids"
 
 
-def history_feature(embedding_dim: int = 64, **kw: object) -> FeatureSpec:
+def history_feature(embedding_dim: int = 64, **kw: Any) -> FeatureSpec:
     """The user's recent item ids (``recent_item_ids``, "|"-joined, oldest first)."""
     return FeatureSpec(name=HISTORY_FEATURE, kind=FeatureKind.HISTORY, embedding_dim=embedding_dim, **kw)
 
@@ -207,13 +216,16 @@ def spec_for_columns(base: ModelSpec, user_columns: set[str], item_columns: set[
     """Drop the features of ``base`` whose columns the data does not have.
 
     MovieLens 25M has no user table, for example: its query tower keeps only
-    ``user_id`` (and the history, which comes from the interactions).
+    ``user_id`` (and the history, which comes from the interactions). A
+    candidate tower left with its id alone has no metadata to place new items
+    by: its cold path goes too.
     """
     query = [f for f in base.query.features if f.name in user_columns or f.kind is FeatureKind.HISTORY]
     cand = [f for f in base.candidate.features if f.name in item_columns]
+    cold_path = base.candidate.cold_path and len(cand) > 1
     return base.model_copy(
         update={
             "query": base.query.model_copy(update={"features": query}),
-            "candidate": base.candidate.model_copy(update={"features": cand}),
+            "candidate": base.candidate.model_copy(update={"features": cand, "cold_path": cold_path}),
         }
     )

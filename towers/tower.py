@@ -2,7 +2,13 @@
 
 :func:`build_tower` makes the tower a version exports (raw inputs: strings
 and floats); :func:`training_tower` the same layers and weights fed the way
-training batches carry a history feature (catalog rows, no strings)."""
+training batches carry a history feature (catalog rows, no strings).
+
+A candidate tower with ``cold_path`` answers an item whose id is out of
+vocabulary (a catalog update's new item, an item training never saw) with a
+projection of its metadata blocks of its own instead of the id's OOV row
+mixed into the usual projection: :func:`with_cold_path`. Known ids take the
+usual path, unchanged."""
 
 from __future__ import annotations
 
@@ -61,7 +67,8 @@ def build_tower(
     features that share its table.
     """
     inputs = {f.name: tf.keras.Input(shape=(), dtype=input_dtype(f), name=f.name) for f in spec.features}
-    blocks = [build_encoder(f, train_inputs[f.name], shared_item_ids)(inputs[f.name]) for f in spec.features]
+    encoders = {f.name: build_encoder(f, train_inputs[f.name], shared_item_ids) for f in spec.features}
+    blocks = [encoders[f.name](inputs[f.name]) for f in spec.features]
     x = blocks[0] if len(blocks) == 1 else tf.keras.layers.Concatenate(name=f"{name}_concat")(blocks)
     plain_mf = (
         len(spec.features) == 1
@@ -75,9 +82,66 @@ def build_tower(
             x = tf.keras.layers.Dropout(spec.dropout, name=f"{name}_dropout{i}")(x)
     if not plain_mf:
         x = tf.keras.layers.Dense(output_dim, name=f"{name}_projection")(x)
+    if spec.cold_path:
+        x = with_cold_path(spec, inputs, encoders, blocks, x, output_dim, name)
     if normalize:
         x = tf.keras.layers.UnitNormalization(axis=-1, name=f"{name}_l2norm")(x)
     return tf.keras.Model(inputs=inputs, outputs=x, name=name)
+
+
+COLD_PROJECTION = "cold_projection"  # the cold path's own layer: f"{tower name}_{COLD_PROJECTION}"
+
+
+class OutOfVocabulary(tf.keras.layers.Layer):
+    """1.0 where the id lookup gives its out-of-vocabulary row (0), else 0.0: ``[batch, 1]``."""
+
+    def __init__(self, lookup: tf.keras.layers.StringLookup, **kw: object) -> None:
+        super().__init__(**kw)
+        self.lookup = lookup
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.equal(self.lookup(ids), 0), tf.float32)[:, tf.newaxis]
+
+
+class HeldFixed(tf.keras.layers.Layer):
+    """Its input, through which no gradient flows back."""
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.stop_gradient(x)
+
+
+class ColdSwitch(tf.keras.layers.Layer):
+    """``cold`` where ``oov`` is 1, else ``warm``."""
+
+    def call(self, parts: list[tf.Tensor]) -> tf.Tensor:
+        warm, cold, oov = parts
+        return oov * cold + (1.0 - oov) * warm
+
+
+def with_cold_path(
+    spec: TowerSpec,
+    inputs: Mapping[str, tf.Tensor],
+    encoders: Mapping[str, tf.keras.layers.Layer],
+    blocks: list[tf.Tensor],
+    warm: tf.Tensor,
+    output_dim: int,
+    name: str,
+) -> tf.Tensor:
+    """``warm`` for known ids; for an out-of-vocabulary ``item_id``, a linear projection of the
+    item's metadata blocks alone (``{name}_cold_projection``). The metadata blocks are held fixed
+    on this path: the encoders learn from the known items only, and the projection, trained on
+    queries held fixed (:class:`training.model.TwoTowerModel`), moves nothing else."""
+    meta = [b for f, b in zip(spec.features, blocks, strict=True) if f.name != "item_id"]
+    x = meta[0] if len(meta) == 1 else tf.keras.layers.Concatenate(name=f"{name}_cold_concat")(meta)
+    x = HeldFixed(name=f"{name}_cold_held")(x)
+    cold = tf.keras.layers.Dense(output_dim, name=f"{name}_{COLD_PROJECTION}")(x)
+    oov = OutOfVocabulary(encoders["item_id"].lookup, name=f"{name}_item_id_oov")(inputs["item_id"])
+    return ColdSwitch(name=f"{name}_cold_switch")([warm, cold, oov])
+
+
+def has_cold_path(tower: tf.keras.Model) -> bool:
+    """Whether ``tower`` was built with a cold path (:func:`with_cold_path`)."""
+    return any(layer.name.endswith(f"_{COLD_PROJECTION}") for layer in tower.layers)
 
 
 def training_tower(tower: tf.keras.Model, spec: TowerSpec, item_ids: np.ndarray) -> tf.keras.Model:
@@ -104,7 +168,9 @@ def training_tower(tower: tf.keras.Model, spec: TowerSpec, item_ids: np.ndarray)
             x = CatalogRowIds(encoders[f.name].lookup, item_ids, name=f"{f.name}_catalog_rows")(x)
         blocks.append(encoders[f.name](x))
     # the rest of the tower is a chain (concat, hidden, dropout, projection, norm) after the encoders
-    chain = [l for l in tower.layers if not isinstance(l, tf.keras.layers.InputLayer) and l not in encoders.values()]
+    chain = [
+        layer for layer in tower.layers if not isinstance(layer, tf.keras.layers.InputLayer) and layer not in encoders.values()
+    ]
     x = blocks if len(blocks) > 1 else blocks[0]
     for layer in chain:
         x = layer(x)

@@ -8,7 +8,6 @@ published from it (``recsys update-catalog`` exits 6).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving import version_files
+from artifact.latest import LatestError, check_version_name, read_latest
+from artifact.manifest import Manifest, ManifestError, parse_manifest, read_manifest
+from serving.version import files as version_files
 from towers.spec import ModelSpec
-from training.publish import read_latest
-
-SCHEMA_VERSION = 1
 
 
 class BaseVersionError(RuntimeError):
@@ -33,11 +31,16 @@ class BaseVersion:
 
     path: Path
     name: str
-    manifest: dict
+    manifest: dict  # manifest.json as written
+
+    @cached_property
+    def contract(self) -> Manifest:
+        """The manifest validated (:func:`open_base` has checked it already)."""
+        return parse_manifest(self.manifest, self.name)
 
     @cached_property
     def spec(self) -> ModelSpec:
-        return ModelSpec.model_validate(self.manifest["feature_spec"])
+        return ModelSpec.model_validate(self.contract.feature_spec)
 
     @cached_property
     def items(self) -> pd.DataFrame:
@@ -57,7 +60,8 @@ class BaseVersion:
 
     def defaults(self, tower: str) -> dict[str, str | float]:
         """The manifest's default per input of ``tower`` (``query`` or ``candidate``)."""
-        return {i["name"]: i["default"] for i in self.manifest[f"{tower}_inputs"]}
+        inputs = self.contract.query_inputs if tower == "query" else self.contract.candidate_inputs
+        return {i.name: i.default if i.default is not None else ("" if i.dtype == "string" else float("nan")) for i in inputs}
 
     def history_separators(self) -> dict[str, str]:
         """Query inputs that are histories (users.parquet columns of item ids) and their separators."""
@@ -72,29 +76,28 @@ def open_base(model_root: Path, name: str | None = None) -> BaseVersion:
     """Version ``name`` (default: the one ``LATEST`` names) of ``model_root``, verified."""
     model_root = Path(model_root)
     if name is None:
-        name = read_latest(model_root)
+        try:
+            name = read_latest(model_root)
+        except LatestError as exc:
+            raise BaseVersionError(f"LATEST of {model_root} cannot be used: {exc.detail}") from exc
         if name is None:
             raise BaseVersionError(
                 f"no published version under {model_root} (LATEST is missing or empty); give --base or train first"
             )
-    if not name.isdigit():
-        raise BaseVersionError(f"{name!r} is not a version name (integer seconds)")
+    try:
+        check_version_name(name, "the base version")
+    except LatestError as exc:
+        raise BaseVersionError(exc.detail) from exc
     path = model_root / name
     try:
         entries = version_files.scan(path)
-        manifest = json.loads((path / version_files.MANIFEST).read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            raise _fail(name, "manifest.json is not an object with a files map")
-        version_files.verify_files(path, manifest["files"], entries)
-        version_files.check_index_assets(path, manifest["files"])
+        contract, manifest = read_manifest(path, name)  # the format, every field, the version it names
+        version_files.verify_files(path, contract.files, entries)
+        version_files.check_index_assets(path, contract.files)
     except version_files.VersionFileError as exc:
         raise _fail(name, str(exc)) from exc
-    except FileNotFoundError as exc:
-        raise _fail(name, "it has no manifest.json") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(name, f"manifest.json cannot be read: {exc}") from exc
-    if manifest.get("schema_version") != SCHEMA_VERSION or str(manifest.get("version")) != name:
-        raise _fail(name, f"schema_version {manifest.get('schema_version')!r}, version {manifest.get('version')!r}")
+    except ManifestError as exc:
+        raise _fail(name, f"{exc.reason}: {exc.detail}") from exc
     for rel in (
         "candidate_model/saved_model.pb",
         "query_model/saved_model.pb",
@@ -103,13 +106,13 @@ def open_base(model_root: Path, name: str | None = None) -> BaseVersion:
         "users.parquet",
         "seen.parquet",
     ):
-        if rel not in manifest["files"]:
+        if rel not in contract.files:
             raise _fail(name, f"{rel} is not in it")
     base = BaseVersion(path=path, name=name, manifest=manifest)
     try:
         spec, items, emb = base.spec, base.items, base.embeddings
     except Exception as exc:
         raise _fail(name, f"cannot read it: {type(exc).__name__}: {exc}") from exc
-    if emb.shape != (len(items), spec.embedding_dim) or len(items) != manifest.get("num_items"):
-        raise _fail(name, f"{len(items)} items, embeddings {emb.shape}, manifest num_items {manifest.get('num_items')}")
+    if emb.shape != (len(items), spec.embedding_dim) or len(items) != contract.num_items:
+        raise _fail(name, f"{len(items)} items, embeddings {emb.shape}, manifest num_items {contract.num_items}")
     return base

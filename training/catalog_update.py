@@ -27,11 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
 
+from artifact.checksums import sha256_file
 from towers.tower import tower_inputs
 from training.catalog_base import BaseVersion, open_base
-from training.checksums import sha256_file
+from training.config import TrainConfig
 from training.export import VersionArtifact, write_version
 from training.index import build_index
+from training.index_queries import session_queries
 from training.item_table import ItemTable, read_item_table
 from training.publish import publish
 from training.quality_gate import index_gate
@@ -98,7 +100,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def diff_catalogs(base: BaseVersion, table: ItemTable, new_inputs: dict[str, np.ndarray]) -> CatalogDiff:
     base_ids = pd.Index(base.items["item_id"].astype(str))
-    old_rows = base_ids.get_indexer(table.frame["item_id"]).astype(np.int64)
+    old_rows = base_ids.get_indexer(pd.Index(table.frame["item_id"])).astype(np.int64)
     known = np.flatnonzero(old_rows >= 0)
     new_row_of_old = np.full(len(base_ids), -1, dtype=np.int64)
     new_row_of_old[old_rows[known]] = known
@@ -166,9 +168,10 @@ class _Clock:
 
 
 def _index_settings(base: BaseVersion) -> dict:
-    training = base.manifest.get("training") or {}
-    index = base.manifest.get("index") or {}
-    parent_point = index.get("params") if index.get("kind") == "tree_ah" else None  # tried first: tuning only if it misses
+    training = base.contract.training or {}
+    index = base.contract.index
+    # the parent's operating point is tried first: tuning only if it misses
+    parent_point = index.params.model_dump() if index is not None and index.kind == "tree_ah" else None
     return {
         "target_recall": training.get("index_target_recall"),
         "max_us_per_query": training.get("index_max_us_per_query"),
@@ -178,8 +181,31 @@ def _index_settings(base: BaseVersion) -> dict:
     }
 
 
+def _session_queries(base: BaseVersion, query: SavedTower, users: pd.DataFrame) -> dict:
+    """The session queries the index is tuned on, as training tunes it (``training.pipeline.index_session_queries``):
+    visits cut from the re-mapped users' histories, embedded by the served query tower with every other input at
+    its manifest default. Nothing without a history input."""
+    training = base.contract.training or {}
+    share = float(training.get("index_session_share", 0.0) or 0.0)
+    separators = base.history_separators()
+    if not separators or share <= 0 or not len(users):
+        return {}
+    feature, separator = next(iter(separators.items()))  # the one the service feeds recent items into
+    count = round(share * int(training.get("index_tuning_queries") or TrainConfig().index_tuning_queries))
+    found = session_queries(
+        query.embed,
+        base.defaults("query"),
+        feature,
+        separator,
+        users[feature].to_numpy(),
+        count,
+        int(training.get("seed", 0) or 0),
+    )
+    return {"sessions": found.vectors, "session_share": share}
+
+
 def _metrics(base: BaseVersion, table: ItemTable, diff: CatalogDiff, index: dict, seconds: dict) -> dict:
-    parent = base.manifest.get("metrics") or {}
+    parent = base.contract.metrics
     out = {
         "catalog_update": {
             **diff.counts(),
@@ -197,8 +223,9 @@ def _metrics(base: BaseVersion, table: ItemTable, diff: CatalogDiff, index: dict
     return out
 
 
-def update_catalog(model_root: Path, items_path: Path, options: UpdateOptions = UpdateOptions()) -> UpdateResult:
+def update_catalog(model_root: Path, items_path: Path, options: UpdateOptions | None = None) -> UpdateResult:
     """Publish (unless ``options.publish`` is false) a catalog update of ``options.base`` under ``model_root``."""
+    options = options if options is not None else UpdateOptions()
     model_root = Path(model_root)
     clock = _Clock()
     base = open_base(model_root, options.base)
@@ -229,7 +256,8 @@ def update_catalog(model_root: Path, items_path: Path, options: UpdateOptions = 
     user_vectors = query.embed(query.columns(users)) if len(users) else None
     clock.lap("tables", f"re-mapped {len(users):,} users and {len(seen):,} seen lists")
 
-    searcher, info = build_index(emb, user_vectors, **_index_settings(base))
+    sessions = _session_queries(base, query, users)
+    searcher, info = build_index(emb, user_vectors, **_index_settings(base), **sessions)
     gate = index_gate(info.__dict__, options.allow_low_recall)
     clock.lap(
         "index", f"built the {info.kind} index (recall@10 vs exact {info.recall_at_10_vs_exact}); index gate: {gate.message}"

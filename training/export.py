@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 
+from artifact.checksums import MANIFEST, tree_checksums
+from artifact.manifest import IndexSection, InputSpec, Manifest
 from towers.features import input_dtype
 from towers.spec import FeatureSpec, ModelSpec
-from training.checksums import tree_checksums
 from training.index import save_searcher
-
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -45,9 +45,10 @@ class VersionArtifact:
     seen: pd.DataFrame  # user_id, item_rows
     searcher: object
     metrics: dict = field(default_factory=dict)
+    # the manifest's other sections, named by artifact.manifest.Manifest: dataset, training, index
     manifest_extra: dict = field(default_factory=dict)
-    write_report: Callable[[Path], None] | None = None
-    kind: str = "training"  # the manifest's top-level ``kind``: "training" | "catalog_update"
+    write_report: Callable[[Path], object] | None = None
+    kind: Literal["training", "catalog_update"] = "training"  # the manifest's top-level ``kind``: "training" | "catalog_update"
     parent_version: str | None = None  # the version a catalog update was made from
     towers_from: Path | None = None  # a published version whose query_model/ and candidate_model/ are copied as they are
 
@@ -67,8 +68,13 @@ def export_tower(tower: tf.keras.Model, features: list[FeatureSpec], path: Path)
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
 
 
-def _inputs(features: list[FeatureSpec], defaults: dict[str, str | float]) -> list[dict]:
-    return [{"name": f.name, "dtype": f.kind.dtype, "kind": f.kind.value, "default": defaults[f.name]} for f in features]
+def _inputs(features: list[FeatureSpec], defaults: dict[str, str | float]) -> list[InputSpec]:
+    return [InputSpec(name=f.name, dtype=f.kind.dtype, kind=f.kind.value, default=_json(defaults[f.name])) for f in features]
+
+
+def _json(value: object) -> Any:
+    """``value`` as the JSON it is written as (numpy scalars as numbers: what metrics.json holds)."""
+    return json.loads(json.dumps(value, default=float))
 
 
 def _library_versions() -> dict[str, str]:
@@ -85,8 +91,9 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), path)
 
 
-def write_version(dest: Path, artifact: VersionArtifact, version: str) -> dict:
-    """Write every file of the version into ``dest`` and return the manifest."""
+def write_version(dest: Path, artifact: VersionArtifact, version: str) -> Manifest:
+    """Write every file of the version into ``dest`` and return the manifest (written last, as
+    ``Manifest.model_dump_json``: a field that does not fit the contract fails here, before publishing)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     emb = np.ascontiguousarray(artifact.item_embeddings, dtype=np.float32)
@@ -98,7 +105,7 @@ def write_version(dest: Path, artifact: VersionArtifact, version: str) -> dict:
     else:
         export_tower(artifact.query_tower, artifact.spec.query.features, dest / "query_model")
         export_tower(artifact.candidate_tower, artifact.spec.candidate.features, dest / "candidate_model")
-    save_searcher(artifact.searcher, dest / "index")  # type: ignore[arg-type]
+    save_searcher(artifact.searcher, dest / "index")
     np.save(dest / "item_embeddings.npy", emb)
     _write_parquet(artifact.items, dest / "items.parquet")
     _write_parquet(artifact.users, dest / "users.parquet")
@@ -106,23 +113,27 @@ def write_version(dest: Path, artifact: VersionArtifact, version: str) -> dict:
     (dest / "metrics.json").write_text(json.dumps(artifact.metrics, indent=2, default=float), encoding="utf-8")
     if artifact.write_report is not None:
         artifact.write_report(dest / "report.png")
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "version": version,
-        "kind": artifact.kind,
-        "parent_version": artifact.parent_version,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "embedding_dim": artifact.spec.embedding_dim,
-        "num_items": len(artifact.items),
-        "num_users": len(artifact.users),
-        "similarity": "dot",
-        "query_inputs": _inputs(artifact.spec.query.features, artifact.query_defaults),
-        "candidate_inputs": _inputs(artifact.spec.candidate.features, artifact.candidate_defaults),
-        "feature_spec": artifact.spec.model_dump(mode="json"),
-        **artifact.manifest_extra,
-        "metrics": artifact.metrics,
-        "libraries": _library_versions(),
-        "files": tree_checksums(dest),
-    }
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float), encoding="utf-8")
+    extra = dict(_json(artifact.manifest_extra))
+    index = extra.pop("index", None)
+    manifest = Manifest(
+        version=version,
+        kind=artifact.kind,
+        parent_version=artifact.parent_version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        embedding_dim=artifact.spec.embedding_dim,
+        num_items=len(artifact.items),
+        num_users=len(artifact.users),
+        query_inputs=_inputs(artifact.spec.query.features, artifact.query_defaults),
+        candidate_inputs=_inputs(artifact.spec.candidate.features, artifact.candidate_defaults),
+        feature_spec=artifact.spec.model_dump(mode="json"),
+        dataset=extra.pop("dataset", None),
+        training=extra.pop("training", None),
+        index=None if index is None else IndexSection.model_validate(index),
+        metrics=_json(artifact.metrics),
+        libraries=_library_versions(),
+        files=tree_checksums(dest),
+    )
+    if extra:
+        raise ValueError(f"manifest_extra names fields the manifest does not have: {sorted(extra)}")
+    (dest / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     return manifest

@@ -113,11 +113,19 @@ def autopilot_params(num_items: int, dim: int, k: int = 10) -> dict | None:
         return None
     return {
         "num_leaves": int(leaves.group(1)),
-        "num_leaves_to_search": int(re.search(r"max_spill_centers:\s*(\d+)", suggested).group(1)),
-        "training_sample_size": int(min(num_items, int(re.search(r"expected_sample_size:\s*(\d+)", suggested).group(1)))),
+        "num_leaves_to_search": _suggested(suggested, "max_spill_centers"),
+        "training_sample_size": min(num_items, _suggested(suggested, "expected_sample_size")),
         **AH_PARAMS,
-        "reorder": int(re.search(r"approx_num_neighbors:\s*(\d+)", suggested).group(1)),
+        "reorder": _suggested(suggested, "approx_num_neighbors"),
     }
+
+
+def _suggested(config: str, name: str) -> int:
+    """The integer field ``name`` of an autopilot tree suggestion (a ScaNN config in text form)."""
+    found = re.search(rf"{name}:\s*(\d+)", config)
+    if found is None:
+        raise RuntimeError(f"ScaNN's autopilot suggested a tree without {name}: {config}")
+    return int(found.group(1))
 
 
 def search_rescored(
@@ -126,10 +134,11 @@ def search_rescored(
     queries: np.ndarray,
     k: int,
     pool: int = 0,
-    **search_args: int,
+    **search_args: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` rows and exact dot products per query: the searcher's best ``max(k, pool)``
-    candidates re-scored against ``items`` (what the service does; ``pool`` 0 for brute force)."""
+    candidates re-scored against ``items`` (what the service does; ``pool`` 0 for brute force).
+    ``search_args``: ScaNN's per-search arguments (``leaves_to_search``; None: the searcher's own)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     width = min(max(k, pool), len(items))
     idx, _ = searcher.search_batched(queries, final_num_neighbors=width, pre_reorder_num_neighbors=width, **search_args)
@@ -151,18 +160,29 @@ def build_index(
     sample_size: int | None = None,
     seed: int = 0,
     start_from: dict | None = None,
+    sessions: np.ndarray | None = None,
+    session_share: float = 0.0,
 ) -> tuple[scann.scann_ops_pybind.ScannSearcher, IndexInfo]:
     """Build the searcher whose operating point :func:`training.index_tuning.tune_index`
     chooses on ``queries`` (the version's known users' query vectors; None or few:
     item vectors top them up, see :mod:`training.index_queries`). The one path
     every command that builds an index takes (training, catalog updates, the
     benchmarks). ``start_from``: a known operating point's tree parameters
-    (a catalog update's parent's), kept when it still reaches the target."""
+    (a catalog update's parent's), kept when it still reaches the target. ``sessions``: session
+    queries' vectors (recent items only), ``session_share`` of the sample (``sample_queries``)."""
     from training.index_queries import sample_queries
-    from training.index_tuning import TuningTarget, tune_index
+    from training.index_space import TuningTarget
+    from training.index_tuning import tune_index
 
     target = TuningTarget.with_overrides(target_recall=target_recall, max_us_per_query=max_us_per_query)
-    sample = sample_queries(queries, item_embeddings, seed=seed, **({"size": sample_size} if sample_size else {}))
+    sample = sample_queries(
+        queries,
+        item_embeddings,
+        seed=seed,
+        sessions=sessions,
+        session_share=session_share,
+        **({"size": sample_size} if sample_size else {}),
+    )
     return tune_index(item_embeddings, sample, target, start_from=start_from)
 
 
@@ -207,7 +227,3 @@ def save_searcher(searcher: scann.scann_ops_pybind.ScannSearcher, directory: Pat
     """Serialise with relative paths, so the version directory can be renamed."""
     directory.mkdir(parents=True, exist_ok=True)
     searcher.serialize(str(directory), relative_path=True)
-
-
-def load_searcher(directory: Path) -> scann.scann_ops_pybind.ScannSearcher:
-    return scann.scann_ops_pybind.load_searcher(str(directory))

@@ -8,6 +8,17 @@ model both live in the same space; an item's nearest items by dot product
 stand in for a user's). Which vectors were used is recorded in the manifest
 (``index.tuning.queries``).
 
+Session queries (a visitor with only recent items: ``"strategy": "session"``,
+docs/CONTRACTS.md section 6) are asked of the same index. Where the version's
+query tower has a history input, a seeded share of the sample
+(``TrainConfig.index_session_share``) is made of them: :func:`session_histories`
+cuts seeded visits from known users' stored histories (the last 1 to all of a
+user's items), :func:`session_inputs` builds the columns the service feeds for
+such a request (every other query input its manifest default: ``""``, the OOV
+id, for strings, the training mean for numbers) and :func:`session_queries`
+runs the query tower on them. The manifest's ``index.tuning.queries`` counts
+them (``sessions``) beside the known users' (``users``).
+
 The same index answers similar-items queries (``GET /v1/items/{id}/similar``:
 an item's own vector, the item itself left out), so a second seeded sample of
 item rows, split in halves the same way, is tuned and checked as such
@@ -16,12 +27,62 @@ item rows, split in halves the same way, is tuned and checked as such
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 SAMPLE_SIZE = 2_000  # tuning + checking queries, when that many users exist
 MIN_USERS = 300  # fewer known users than this: item vectors top the sample up to 2 * MIN_USERS
+SESSION_STREAM = 1  # the session sample's own random stream (seed, SESSION_STREAM): the other draws do not move with it
+
+
+@dataclass(frozen=True)
+class SessionQueries:
+    """Session requests' query vectors: the history input each was fed and the query tower's output."""
+
+    histories: np.ndarray  # object [n]: the visit's item ids, oldest first, joined by the history's separator
+    vectors: np.ndarray  # float32 [n, dim]
+
+
+def session_histories(histories: np.ndarray, separator: str, count: int, seed: int) -> np.ndarray:
+    """``count`` visits (fewer if fewer users have a history): seeded users with a non-empty stored
+    history (oldest first, ``separator``-joined), each cut to its last L items, L uniform from 1 to all."""
+    rng = np.random.default_rng([seed, SESSION_STREAM])
+    tokens = [[t for t in str(h).split(separator) if t] for h in histories]
+    having = np.flatnonzero([len(t) > 0 for t in tokens])
+    picked = np.sort(rng.choice(having, min(count, len(having)), replace=False))
+    lengths = [int(rng.integers(1, len(tokens[u]) + 1)) for u in picked]
+    return np.array([separator.join(tokens[u][-n:]) for u, n in zip(picked, lengths, strict=True)], dtype=object)
+
+
+def session_inputs(defaults: Mapping[str, str | float], feature: str, histories: np.ndarray) -> dict[str, np.ndarray]:
+    """The query tower's columns for session requests, as the service builds them for a request with no known
+    user: every input its manifest default (``defaults``: ``query_inputs[].default``), ``feature`` the visit's items."""
+    n = len(histories)
+    out = {
+        name: np.full(n, value, dtype=np.float32) if isinstance(value, float) else np.full(n, value, dtype=object)
+        for name, value in defaults.items()
+    }
+    out[feature] = np.asarray(histories, dtype=object)
+    return out
+
+
+def session_queries(
+    embed: Callable[[dict[str, np.ndarray]], np.ndarray],
+    defaults: Mapping[str, str | float],
+    feature: str,
+    separator: str,
+    stored_histories: np.ndarray,
+    count: int,
+    seed: int,
+) -> SessionQueries:
+    """``count`` session queries cut from known users' ``stored_histories`` and embedded by ``embed``
+    (the version's query tower)."""
+    histories = session_histories(stored_histories, separator, count, seed)
+    if not len(histories):
+        return SessionQueries(histories, np.zeros((0, 0), np.float32))
+    return SessionQueries(histories, np.asarray(embed(session_inputs(defaults, feature, histories)), dtype=np.float32))
 
 
 @dataclass
@@ -29,12 +90,13 @@ class QuerySample:
     tuning: np.ndarray  # float32 [t, dim]
     checking: np.ndarray  # float32 [c, dim]
     source: str  # "users" | "users+items" | "items"
-    users: int  # user vectors in the sample
+    users: int  # known users' (personal) query vectors in the sample
     items: int  # item vectors in the sample (proxy queries)
     seed: int
     user_rows: np.ndarray  # rows of the user vectors given that are in the sample (for held-out checks)
     similar_tuning: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # item rows queried as similar-items
     similar_checking: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sessions: int = 0  # session queries (recent items only) in the sample
 
     def describe(self) -> dict:
         """The manifest's ``index.tuning.queries``."""
@@ -56,23 +118,36 @@ def sample_queries(
     size: int = SAMPLE_SIZE,
     seed: int = 0,
     min_users: int = MIN_USERS,
+    sessions: np.ndarray | None = None,
+    session_share: float = 0.0,
 ) -> QuerySample:
     """``size`` query vectors (fewer if fewer exist), shuffled with ``seed`` and split in two halves;
     and ``size`` item rows (fewer if fewer exist) as similar-items queries, split the same way
-    (drawn after the user sample, so that sample does not depend on them)."""
+    (drawn after the user sample, so that sample does not depend on them).
+
+    ``sessions``: session queries' vectors (:func:`session_queries`); ``round(session_share * size)``
+    of them (fewer if fewer are given) take the place of as many user vectors, drawn from their own
+    random stream (``seed``, :data:`SESSION_STREAM`)."""
     rng = np.random.default_rng(seed)
     users = np.zeros((0, item_vectors.shape[1]), np.float32) if user_vectors is None else np.asarray(user_vectors, np.float32)
+    no_sessions = sessions is None or not len(sessions)
+    given = np.zeros((0, item_vectors.shape[1]), np.float32) if no_sessions else np.asarray(sessions, np.float32)
+    usable = np.flatnonzero(np.isfinite(given).all(axis=1))
+    n_sessions = min(len(usable), round(session_share * size))
+    session_rows = np.sort(np.random.default_rng([seed, SESSION_STREAM]).choice(usable, n_sessions, replace=False))
     finite = np.flatnonzero(np.isfinite(users).all(axis=1))
-    user_rows = np.sort(rng.choice(finite, min(size, len(finite)), replace=False))
-    parts = [users[user_rows]]
+    user_rows = np.sort(rng.choice(finite, min(size - n_sessions, len(finite)), replace=False))
+    parts = [users[user_rows], given[session_rows]]
     n_items = 0
     if len(user_rows) < min_users:
-        n_items = min(2 * min_users, size, len(item_vectors)) - len(user_rows)
+        n_items = min(2 * min_users, size, len(item_vectors)) - len(user_rows) - n_sessions
         n_items = max(n_items, 0)
         parts.append(np.asarray(item_vectors, np.float32)[np.sort(rng.choice(len(item_vectors), n_items, replace=False))])
-    queries = np.ascontiguousarray(np.concatenate(parts)[rng.permutation(len(user_rows) + n_items)], dtype=np.float32)
+    total = len(user_rows) + n_sessions + n_items
+    queries = np.ascontiguousarray(np.concatenate(parts)[rng.permutation(total)], dtype=np.float32)
     half = (len(queries) + 1) // 2
-    source = "items" if not len(user_rows) else ("users+items" if n_items else "users")
+    kinds = [name for name, n in (("users", len(user_rows)), ("sessions", n_sessions), ("items", n_items)) if n]
+    source = "+".join(kinds) or "items"
     similar = rng.choice(len(item_vectors), min(size, len(item_vectors)), replace=False).astype(np.int64)
     shalf = (len(similar) + 1) // 2
     return QuerySample(
@@ -85,4 +160,5 @@ def sample_queries(
         user_rows=user_rows,
         similar_tuning=similar[:shalf],
         similar_checking=similar[shalf:] if len(similar) > 1 else similar,
+        sessions=n_sessions,
     )

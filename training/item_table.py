@@ -26,10 +26,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from towers.spec import FeatureKind, ModelSpec
+from training.data.bad_rows import BadRowReport, DataError
 from training.data.files import read_entities  # the files: reader's own item-table path, reused as is
 from training.data.files_spec import ItemsFile
 from training.data.progress import QUIET
-from training.data.tables import BadRowReport, DataError
 
 _YAML = (".yaml", ".yml")
 

@@ -9,12 +9,15 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from towers.features import as_tensor
+from towers.tower import has_cold_path
 from training.config import Negatives, TrainConfig
 
 QUERY_PREFIX = "q_"
 CANDIDATE_PREFIX = "c_"
 ITEM_ROW = "_item_row"
 SAMPLING_PROBABILITY = "_sampling_probability"
+ITEM_ID = "item_id"
+OOV_ITEM_ID = ""  # never in a vocabulary (item ids are non-empty): the id lookup's out-of-vocabulary row
 
 
 class TwoTowerModel(tfrs.Model):
@@ -37,6 +40,22 @@ class TwoTowerModel(tfrs.Model):
     ``FactorizedTopK`` scores every example against the whole catalog, which
     would dominate training time, so the task gets it only for evaluation
     (:meth:`attach_top_k_metrics`) and training computes no metrics at all.
+
+    Item-id dropout (``config.item_id_dropout``): in training steps, each
+    candidate the candidate tower embeds has its ``item_id`` replaced by the
+    out-of-vocabulary id with that probability (a stateless draw seeded by
+    ``config.seed`` and the optimizer's step, so a resumed run draws the same).
+    The OOV row then learns what an item nobody has seen looks like and the
+    metadata features learn to place it, which is how a catalog update embeds
+    a new item (its id goes through that same OOV row).
+
+    A candidate tower with a cold path (``TowerSpec.cold_path``,
+    ``towers.tower.with_cold_path``) gets a second loss in training steps: the
+    batch's candidates embedded as if their ids were unknown, against the
+    batch's queries held fixed (the same in-batch softmax and logQ correction).
+    Its gradient reaches the cold path's own projection only (the metadata
+    blocks are held fixed on that path), so the known items' vectors and the
+    query tower train exactly as without it.
     """
 
     def __init__(
@@ -66,6 +85,9 @@ class TwoTowerModel(tfrs.Model):
         self.remove_hits = bool(config.remove_accidental_hits)
         self.negatives = config.negatives
         self.mixed_negatives = int(config.mixed_negatives)
+        self.item_id_dropout = float(config.item_id_dropout)
+        self.seed = int(config.seed)
+        self.cold_path = has_cold_path(candidate_tower)
         self._catalog: dict[str, tf.Tensor] = {}
         if self.negatives is not Negatives.IN_BATCH:
             if catalog is None or (self.negatives is Negatives.MIXED and sampling_probability is None):
@@ -103,7 +125,7 @@ class TwoTowerModel(tfrs.Model):
         if self.negatives is Negatives.FULL and training:
             loss, candidate = self._full_softmax(query, rows, training)
         else:
-            candidate = self.candidate_tower({n: features[CANDIDATE_PREFIX + n] for n in self.candidate_names}, training=training)
+            candidate = self._candidates({n: features[CANDIDATE_PREFIX + n] for n in self.candidate_names}, training, salt=0)
             candidates, ids, probability = candidate, rows, features[SAMPLING_PROBABILITY]
             if self.negatives is Negatives.MIXED and training:
                 candidates, ids, probability = self._with_uniform_negatives(candidate, rows, probability, training)
@@ -115,6 +137,8 @@ class TwoTowerModel(tfrs.Model):
                 compute_metrics=not training,
                 compute_batch_metrics=False,
             )
+        if training and self.cold_path:
+            loss = loss + self._cold_loss(query, features, rows)
         if self.embedding_l2 > 0:
             penalty = tf.reduce_mean(tf.reduce_sum(tf.square(query), axis=1)) + tf.reduce_mean(
                 tf.reduce_sum(tf.square(candidate), axis=1)
@@ -122,11 +146,35 @@ class TwoTowerModel(tfrs.Model):
             loss = loss + self.embedding_l2 * penalty
         return loss
 
+    def _candidates(self, inputs: dict[str, tf.Tensor], training: bool, salt: int) -> tf.Tensor:
+        """The candidate tower's vectors of ``inputs``; in training, with item-id dropout."""
+        ids = inputs.get(ITEM_ID)
+        if training and self.item_id_dropout > 0 and ids is not None and ids.dtype == tf.string:
+            step = tf.cast(self.optimizer.iterations, tf.int64) if self.optimizer is not None else tf.constant(0, tf.int64)
+            seed = tf.stack([tf.constant(self.seed * 3 + salt, tf.int64), step])
+            drop = tf.random.stateless_uniform(tf.shape(ids), seed=seed) < self.item_id_dropout
+            inputs = {**inputs, ITEM_ID: tf.where(drop, tf.constant(OOV_ITEM_ID), ids)}
+        return self.candidate_tower(inputs, training=training)
+
+    def _cold_loss(self, query: tf.Tensor, features: dict[str, tf.Tensor], rows: tf.Tensor) -> tf.Tensor:
+        """The cold path's loss: every candidate of the batch with its id out of vocabulary, scored
+        against the batch's queries held fixed."""
+        inputs = {n: features[CANDIDATE_PREFIX + n] for n in self.candidate_names}
+        inputs[ITEM_ID] = tf.fill(tf.shape(inputs[ITEM_ID]), OOV_ITEM_ID)
+        return self.task(
+            tf.stop_gradient(query),
+            self.candidate_tower(inputs, training=True),
+            candidate_sampling_probability=features[SAMPLING_PROBABILITY] if self.logq else None,
+            candidate_ids=rows if self.remove_hits else None,
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )
+
     def _full_softmax(self, query: tf.Tensor, rows: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         """Each query against every item: candidates = [the batch's positives, the
         catalog]; the mask keeps, per row, its own positive and every catalog
         item but that positive's second copy."""
-        catalog = self.candidate_tower(self._catalog, training=training)
+        catalog = self._candidates(self._catalog, training, salt=1)
         positives = tf.gather(catalog, rows)
         batch = tf.shape(query)[0]
         own = tf.eye(batch, dtype=tf.bool)
@@ -148,7 +196,7 @@ class TwoTowerModel(tfrs.Model):
         """Append ``mixed_negatives`` uniformly drawn items; each candidate's
         logQ term is its expected count in the pool: B * p(item) + M / N."""
         sampled = tf.random.uniform([self.mixed_negatives], 0, self.num_items, dtype=rows.dtype)
-        negatives = self.candidate_tower({n: tf.gather(t, sampled) for n, t in self._catalog.items()}, training=training)
+        negatives = self._candidates({n: tf.gather(t, sampled) for n, t in self._catalog.items()}, training, salt=2)
         batch = tf.cast(tf.shape(candidate)[0], tf.float32)
         uniform = self.mixed_negatives / self.num_items
         expected = tf.concat([probability, tf.gather(self._probability, sampled)], axis=0) * batch + uniform

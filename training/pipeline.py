@@ -23,6 +23,7 @@ from training.data.tables import CanonicalData
 from training.evaluate import evaluate_split
 from training.export import VersionArtifact, write_version
 from training.index import build_index
+from training.index_queries import SessionQueries, session_queries
 from training.model import embed
 from training.prepared import PreparedData, make_dataset, prepare, sampling_probabilities, subset_inputs
 from training.publish import publish
@@ -88,6 +89,7 @@ class PipelineResult:
     train: TrainResult
     spec: ModelSpec
     query_embeddings: np.ndarray | None = None  # per user row: the query vectors evaluation scored
+    session_queries: SessionQueries | None = None  # the session queries the index was tuned on (history versions)
 
 
 def _tables_for_export(prep: PreparedData, train_rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -138,6 +140,31 @@ def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, ite
     return {k.split("/")[-1]: float(v) for k, v in out.items() if "factorized_top_k" in k}
 
 
+def index_session_queries(
+    query_tower: tf.keras.Model,
+    spec: ModelSpec,
+    stored_inputs: dict[str, np.ndarray],
+    defaults: dict[str, str | float],
+    config: TrainConfig,
+) -> SessionQueries | None:
+    """The session queries the index is tuned on (``training.index_queries``): visits cut from the known
+    users' stored histories (``stored_inputs``: users.parquet's columns), fed with every other input at its
+    manifest default, as the service answers ``"strategy": "session"``. None without a history input."""
+    if not spec.history_features or config.index_session_share <= 0:
+        return None
+    feature = spec.history_features[0]  # the one the service feeds recent items into
+    count = round(config.index_session_share * config.index_tuning_queries)
+    return session_queries(
+        lambda columns: embed(query_tower, columns),
+        defaults,
+        feature.name,
+        feature.separator,
+        stored_inputs[feature.name],
+        count,
+        config.seed,
+    )
+
+
 def run_pipeline(
     data: CanonicalData,
     model_root: Path,
@@ -179,12 +206,16 @@ def run_pipeline(
         result.validation_metric = selection.validation_metric
 
     with step("evaluating on the test split"):
-        user_emb = embed(result.model.query_tower, prep.query_inputs(split.train))  # = users.parquet's queries
+        stored_inputs = prep.query_inputs(split.train)  # = users.parquet's columns
+        user_emb = embed(result.model.query_tower, stored_inputs)
         item_emb = embed(result.model.candidate_tower, prep.item_inputs)
         evaluation = evaluate_split(prep, split, user_emb, item_emb, config, query_tower=result.model.query_tower)
         evaluation["factorized_top_k"] = top_k_cross_check(result, prep, split, item_emb, config)
+    final_rows = fit_rows if selection is result else split.train  # what the published towers were fitted on
+    query_defaults = input_defaults(spec.query, subset_inputs(prep.user_inputs, np.unique(prep.user_rows[final_rows])))
     with step(f"building the ScaNN index over {prep.num_items:,} items"):
-        # tuned on a seeded sample of the known users' query vectors (training.index_tuning)
+        # tuned on a seeded sample of the known users' query vectors and session queries (training.index_tuning)
+        sessions = index_session_queries(result.model.query_tower, spec, stored_inputs, query_defaults, config)
         searcher, index_info = build_index(
             item_emb,
             user_emb,
@@ -192,6 +223,8 @@ def run_pipeline(
             max_us_per_query=config.index_max_us_per_query,
             sample_size=config.index_tuning_queries,
             seed=config.seed,
+            sessions=None if sessions is None else sessions.vectors,
+            session_share=config.index_session_share,
         )
     metrics = {
         "evaluation": evaluation,
@@ -222,14 +255,12 @@ def run_pipeline(
             raise QualityGateError(f"quality gate refused the new version: {gate.message}")
     if publish_version:
         items, users, seen = _tables_for_export(prep, split.train)
-        final_rows = fit_rows if selection is result else split.train  # what the published towers were fitted on
-        train_users = np.unique(prep.user_rows[final_rows])
         train_items = np.unique(prep.item_rows[final_rows])
         artifact = VersionArtifact(
             spec=spec,
             query_tower=result.model.query_tower,
             candidate_tower=result.model.candidate_tower,
-            query_defaults=input_defaults(spec.query, subset_inputs(prep.user_inputs, train_users)),
+            query_defaults=query_defaults,
             candidate_defaults=input_defaults(spec.candidate, subset_inputs(prep.item_inputs, train_items)),
             item_embeddings=item_emb,
             items=items,
@@ -253,7 +284,9 @@ def run_pipeline(
             version = publish(model_root, lambda dest, v: write_version(dest, artifact, v), retain=config.retain_versions)
         console.log(f"published version {version}")
         shutil.rmtree(run_dir, ignore_errors=True)
-    return PipelineResult(version=version, metrics=metrics, train=result, spec=spec, query_embeddings=user_emb)
+    return PipelineResult(
+        version=version, metrics=metrics, train=result, spec=spec, query_embeddings=user_emb, session_queries=sessions
+    )
 
 
 def _log_summary(evaluation: dict, index: dict) -> None:

@@ -67,8 +67,8 @@ class PreparedData:
         frame = pd.DataFrame({"u": self.user_rows[rows], "i": self.item_rows[rows]}).drop_duplicates()
         grouped = frame.groupby("u")["i"].apply(lambda s: np.sort(s.to_numpy()))
         out = [np.zeros(0, dtype=np.int64)] * self.num_users
-        for u, items in grouped.items():
-            out[int(u)] = items.astype(np.int64)
+        for u, items in zip(grouped.index.to_numpy(np.int64), grouped.to_list(), strict=True):
+            out[u] = items.astype(np.int64)
         return out
 
 
@@ -80,8 +80,8 @@ def prepare(data: CanonicalData, spec: ModelSpec) -> PreparedData:
     user_pos = pd.Index(user_ids)
     item_pos = pd.Index(item_ids)
     inter = data.interactions
-    user_rows = user_pos.get_indexer(inter["user_id"].astype(str))
-    item_rows = item_pos.get_indexer(inter["item_id"].astype(str))
+    user_rows = user_pos.get_indexer(pd.Index(inter["user_id"].astype(str)))
+    item_rows = item_pos.get_indexer(pd.Index(inter["item_id"].astype(str)))
     if (user_rows < 0).any() or (item_rows < 0).any():
         raise ValueError("interactions reference unknown users or items (validate_canonical should have caught it)")
     for f in spec.history_features:

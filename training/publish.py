@@ -3,7 +3,8 @@
 A version is written under ``.staging-<version>-<pid>``, flushed, renamed into
 place, and only then is ``LATEST`` replaced (temp file + rename). A crash at any
 point leaves ``LATEST`` naming the previous complete version; stale staging
-folders are removed by the next publish.
+folders are removed by the next publish. ``LATEST`` and version names follow
+:mod:`artifact.latest` (the one rule the service reads them by).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from training.checksums import fsync_dir, fsync_tree
+from artifact.latest import fsync_dir, list_versions, next_version, read_latest, write_latest
 
 log = logging.getLogger(__name__)
 
-LATEST = "LATEST"
 STAGING_PREFIX = ".staging-"
+# the LATEST helpers are artifact.latest's, named here too because publishing is where training uses them
+__all__ = ["LatestMovedError", "PublishError", "list_versions", "prune", "publish", "read_latest", "write_latest"]
 
 
 class PublishError(RuntimeError):
@@ -31,28 +33,6 @@ class PublishError(RuntimeError):
 
 class LatestMovedError(PublishError):
     """``LATEST`` no longer names the version the new one was made from (another run published meanwhile)."""
-
-
-def read_latest(model_root: Path) -> str | None:
-    try:
-        name = (model_root / LATEST).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return name or None
-
-
-def list_versions(model_root: Path) -> list[str]:
-    """Complete version folders (integer names), oldest first."""
-    if not model_root.is_dir():
-        return []
-    names = [p.name for p in model_root.iterdir() if p.is_dir() and p.name.isdigit()]
-    return sorted(names, key=int)
-
-
-def next_version(model_root: Path, clock: Callable[[], float] = time.time) -> str:
-    """Integer seconds since the epoch, strictly above every existing version."""
-    existing = [int(v) for v in list_versions(model_root)]
-    return str(max([int(clock())] + [v + 1 for v in existing]))
 
 
 @contextlib.contextmanager
@@ -91,14 +71,15 @@ def clean_stale_staging(model_root: Path) -> list[str]:
     return removed
 
 
-def write_latest(model_root: Path, version: str) -> None:
-    tmp = model_root / f".LATEST.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(version + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, model_root / LATEST)
-    fsync_dir(model_root)
+def fsync_tree(root: Path) -> None:
+    """Flush every file and directory under ``root`` (and ``root``) to disk."""
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_file():
+            with open(path, "rb+") as fh:
+                os.fsync(fh.fileno())
+        elif path.is_dir():
+            fsync_dir(path)
+    fsync_dir(root)
 
 
 def prune(model_root: Path, retain: int) -> list[str]:
@@ -116,7 +97,7 @@ def prune(model_root: Path, retain: int) -> list[str]:
 
 def publish(
     model_root: Path,
-    write: Callable[[Path, str], None],
+    write: Callable[[Path, str], object],
     *,
     retain: int = 3,
     clock: Callable[[], float] = time.time,

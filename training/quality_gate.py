@@ -1,13 +1,20 @@
 """Compare published versions' figures, and refuse a new version that is worse
-than the served one by more than a margin (the quality gate)."""
+than the served one by more than a margin (the quality gate).
+
+Manifests are read through :class:`artifact.manifest.Manifest`: a malformed one,
+or one of another format, raises :class:`artifact.manifest.ManifestError`
+(``recsys compare`` exits 2 with its message; the gate is skipped, saying why,
+so a version of the current format can replace one it cannot read)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from training.publish import list_versions, read_latest
+from artifact.latest import LatestError, check_version_name, list_versions, read_latest
+from artifact.manifest import Manifest, ManifestError
+from artifact.manifest import read_manifest as read_version_manifest
 
 COMPARED = ("top_100_accuracy", "recall_at_10", "recall_at_100", "ndcg_at_10", "coverage_at_10")
 
@@ -17,27 +24,38 @@ def primary_metric(evaluation: dict) -> str:
     return "top_100_accuracy" if evaluation.get("split") == "random" else "recall_at_10"
 
 
-def read_manifest(model_root: Path, version: str) -> dict:
-    if not version.isdigit():
-        raise ValueError(f"not a version name: {version!r}")
-    path = Path(model_root) / version / "manifest.json"
+def read_manifest(model_root: Path, version: str) -> Manifest:
+    """The validated manifest of ``version`` under ``model_root``.
+
+    Raises :class:`ManifestError` (``invalid_version_name`` for a name that is not a version's)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read the manifest of version {version}: {exc}") from exc
+        check_version_name(version)
+    except LatestError as exc:
+        raise ManifestError(exc.reason, exc.detail) from exc
+    return read_version_manifest(Path(model_root) / version)[0]
 
 
-def comparison_rows(old: dict, new: dict) -> list[tuple[str, float | None, float | None, float | None]]:
-    """(metric, old, new, new - old) for the model's test metrics and the baseline."""
+def _evaluation(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's ``metrics.evaluation`` (``{}`` when it records none, e.g. a generated catalog)."""
+    evaluation = manifest.metrics.get("evaluation")
+    return evaluation if isinstance(evaluation, dict) else {}
+
+
+def _recall_vs_exact(manifest: Manifest) -> float | None:
+    return None if manifest.index is None else manifest.index.recall_at_10_vs_exact
+
+
+def comparison_rows(old: Manifest, new: Manifest) -> list[tuple[str, float | None, float | None, float | None]]:
+    """(metric, old, new, new - old) for the model's test metrics and the baseline (None: not recorded)."""
     rows = []
-    old_ev, new_ev = old["metrics"]["evaluation"], new["metrics"]["evaluation"]
+    old_ev, new_ev = _evaluation(old), _evaluation(new)
     for name in COMPARED:
-        a, b = old_ev["model"].get(name), new_ev["model"].get(name)
+        a, b = (old_ev.get("model") or {}).get(name), (new_ev.get("model") or {}).get(name)
         rows.append((name, a, b, None if a is None or b is None else b - a))
     for name in ("recall_at_10", "top_100_accuracy"):
-        a, b = old_ev["popularity"].get(name), new_ev["popularity"].get(name)
+        a, b = (old_ev.get("popularity") or {}).get(name), (new_ev.get("popularity") or {}).get(name)
         rows.append((f"popularity {name}", a, b, None if a is None or b is None else b - a))
-    a_idx, b_idx = old["index"].get("recall_at_10_vs_exact"), new["index"].get("recall_at_10_vs_exact")
+    a_idx, b_idx = _recall_vs_exact(old), _recall_vs_exact(new)
     rows.append(("index recall@10 vs exact", a_idx, b_idx, None if a_idx is None or b_idx is None else b_idx - a_idx))
     return rows
 
@@ -69,15 +87,29 @@ def index_gate(index: dict, allow_low_recall: bool = False) -> GateResult:
     return GateResult(False, reason)
 
 
+def drop_of(old: Manifest, new: Manifest) -> tuple[str, float] | None:
+    """The primary metric (as ``new`` was evaluated) and how much lower it is in ``new`` than in ``old``;
+    None when either does not record it."""
+    old_ev, new_ev = _evaluation(old), _evaluation(new)
+    metric = primary_metric(new_ev)
+    a, b = (old_ev.get("model") or {}).get(metric), (new_ev.get("model") or {}).get(metric)
+    return None if a is None or b is None else (metric, a - b)
+
+
 def quality_gate(model_root: Path, new_metrics: dict, max_drop: float) -> GateResult:
     """Pass unless the served version's primary metric exceeds the new one's by more than ``max_drop``."""
-    served = read_latest(Path(model_root))
+    try:
+        served = read_latest(Path(model_root))
+    except LatestError as exc:
+        return GateResult(True, f"LATEST cannot be read ({exc.detail}); gate skipped")
     if served is None or served not in list_versions(Path(model_root)):
         return GateResult(True, "no served version to compare with")
     try:
-        old = read_manifest(model_root, served)["metrics"]["evaluation"]
-    except (ValueError, KeyError) as exc:
-        return GateResult(True, f"served version {served} has no readable metrics ({exc}); gate skipped")
+        old = _evaluation(read_manifest(model_root, served))
+    except ManifestError as exc:
+        return GateResult(True, f"served version {served} has no readable manifest ({exc.detail}); gate skipped")
+    if not old:
+        return GateResult(True, f"served version {served} records no evaluation; gate skipped")
     new = new_metrics["evaluation"]
     metric = primary_metric(new)
     if primary_metric(old) != metric or metric not in old.get("model", {}):

@@ -21,7 +21,7 @@ class Split:
 def random_split(n: int, test_fraction: float = 0.2, seed: int = 42) -> Split:
     """P1: shuffle with ``np.random.default_rng(seed)``; the first (1-f) share is train."""
     perm = np.random.default_rng(seed).permutation(n)
-    cut = int(round(n * (1.0 - test_fraction)))
+    cut = round(n * (1.0 - test_fraction))
     return Split(train=np.sort(perm[:cut]), test=np.sort(perm[cut:]))
 
 

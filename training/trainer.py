@@ -110,7 +110,7 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         for series in self.history.values():
             del series[epoch:]
         if self.active:
-            value = float(self.compute(self.model))  # type: ignore[arg-type]
+            value = float(self.compute(self.model))
             logs[self.log_key] = value
             self.history[self.log_key].append(value)
         self.history["loss"].append(float(logs.get("loss", float("nan"))))

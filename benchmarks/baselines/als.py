@@ -53,7 +53,7 @@ def fit_als(
     """Binary interactions -> ALS factors (CPU, conjugate-gradient solver)."""
     import scipy.sparse as sp
     from implicit.cpu.als import AlternatingLeastSquares
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # threadpoolctl ships no type hints
 
     data = np.ones(len(user_rows), dtype=np.float32)
     user_items = sp.csr_matrix((data, (user_rows, item_rows)), shape=(num_users, num_items))

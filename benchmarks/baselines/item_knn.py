@@ -29,8 +29,10 @@ def cosine_neighbours(x: np.ndarray, neighbours: int = 0) -> np.ndarray:
 
 @dataclass
 class ItemKnn:
-    x: np.ndarray  # (users or sessions) x items, binary
+    x: np.ndarray | None  # (users or sessions) x items, binary; None where only score() is called
     sim: np.ndarray  # items x items
 
     def score(self, rows: np.ndarray) -> np.ndarray:
+        if self.x is None:
+            raise ValueError("ItemKnn has no rows to score: set x (the users' or sessions' items) first")
         return self.x[rows] @ self.sim

@@ -34,7 +34,7 @@ def item_features(items: pd.DataFrame) -> tuple[object, list[str]]:
     import scipy.sparse as sp
 
     n = len(items)
-    rows, cols, names = list(range(n)), list(range(n)), []
+    rows, cols, names = list(range(n)), list(range(n)), list[str]()
     index: dict[str, int] = {}
 
     def add(row: int, token: str) -> None:

@@ -1,13 +1,8 @@
 """Baseline builders: the TFRS ids-only models (shapes, published settings),
 ALS when `implicit` is installed, and the generated index catalogs."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
 
 from benchmarks.baselines import tfrs_ids
 
@@ -61,7 +56,9 @@ def test_als_shapes_when_available():
 
 
 def test_generated_catalog_and_sweep_verdict():
-    from benchmarks.index import clustered_gaussian, exact_single, exact_top_k, verdict
+    from benchmarks.index.exact import exact_single, exact_top_k
+    from benchmarks.index.vectors import clustered_gaussian
+    from benchmarks.index.verdict import verdict
     from training.metrics import top_k_indices
 
     items, queries = clustered_gaussian(2000, 8, 5, seed=0)

@@ -1,12 +1,7 @@
 """EASE's closed form on a hand-made matrix, checked against its definition."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
 
 from benchmarks.baselines.ease import Ease, ease_weights, interaction_matrix
 

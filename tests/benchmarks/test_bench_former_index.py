@@ -15,11 +15,12 @@ from benchmarks import serving_load
 
 @pytest.mark.slow
 def test_former_index_copy_loads_with_the_former_parameters_and_leaves_the_source_intact(tmp_path) -> None:
-    import recsys  # noqa: F401
+    import recsys  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+    from artifact.manifest import parse_manifest
     from benchmarks.catalog import publish_catalog
     from benchmarks.former_index import RULE, former_rule_version
-    from serving.model import load_version
-    from serving.operating_point import check_operating_point
+    from serving.version.loader import load_version
+    from serving.version.operating_point import check_operating_point
     from training.index import index_params
 
     source, dest = tmp_path / "tuned", tmp_path / "former"
@@ -37,7 +38,7 @@ def test_former_index_copy_loads_with_the_former_parameters_and_leaves_the_sourc
     # the service loads it under the default floor, searching the former parameters
     model = load_version(dest, name, min_index_recall=0.9)
     assert model.index.rescore_k == params["reorder"]
-    check_operating_point(model.index.searcher, manifest)
+    check_operating_point(model.index.searcher, parse_manifest(manifest).index)
     # the source is untouched: its manifest and index bytes, and it still loads as it was published
     assert (source / name / "manifest.json").read_text() == before
     assert {p.name: p.read_bytes() for p in (source / name / "index").iterdir()} == index_files

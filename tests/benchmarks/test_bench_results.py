@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `benchmarks` is not installed
-
 from benchmarks import common
 from benchmarks.common import (
     fmt_table,
@@ -109,3 +107,16 @@ def test_median_and_table():
     assert median([3, 1, 2]) == 2 and median([4, 1, 2, 3]) == 2.5 and math.isnan(median([]))
     table = fmt_table(["a", "b"], [["x", 0.123456], ["y", None]])
     assert table.splitlines()[0] == "| a | b |" and "0.1235" in table and "| y | — |" in table
+
+
+def test_a_package_run_with_dash_m_is_named_by_its_package(tmp_path, monkeypatch):
+    """``python -m benchmarks.quality`` runs ``benchmarks/quality/__main__.py``: the recorded
+    command names the package, the command a reader types."""
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="benchmarks.quality.__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["__main__.py", "--quick"])
+    json_path, _ = write_results("quality", {"x": 1}, "s", out_dir=tmp_path, machine={"libraries": {}})
+    assert json.loads(json_path.read_text())["command"] == "python -m benchmarks.quality --quick"

@@ -12,8 +12,9 @@ Nothing here needs a container engine, a cluster or the network:
 * access to the ``recsys`` command line (``recsys.cli``) for checking that the
   commands written in the deployment files parse.
 
-This module is imported by the tests in this folder (pytest puts the folder on
-``sys.path``; there is deliberately no ``__init__.py``).
+The tests in this folder import it as ``tests.deploy.deploy_support`` (pytest's
+``pythonpath`` holds the repository root; ``tests`` is a namespace package, there
+is deliberately no ``__init__.py``).
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ class Stage:
     def last(self, keyword: str) -> Instruction | None:
         found = self.find(keyword)
         return found[-1] if found else None
+
+    def required(self, keyword: str) -> Instruction:
+        """The last ``keyword`` instruction, which this stage must have."""
+        found = self.last(keyword)
+        assert found is not None, f"stage {self.name or self.index} has no {keyword}"
+        return found
 
     def env(self) -> dict[str, str]:
         """ENV pairs of this stage, in order, values as written (no $VAR substitution)."""
@@ -344,8 +351,9 @@ def load_compose(path: Path = COMPOSE_FILE, variables: Mapping[str, str] | None 
 def _environment_dict(environment: Any, variables: Mapping[str, str]) -> dict[str, str]:
     if environment is None:
         return {}
+    items: list[tuple[str, Any]]  # (name, value); None: pass the variable through
     if isinstance(environment, dict):
-        items = environment.items()
+        items = list(environment.items())
     else:
         items = []
         for entry in environment:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 import typer
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     KUSTOMIZATIONS,
     CliNotWritten,
     ToolMissing,
@@ -43,36 +45,35 @@ def contract_cli() -> types.ModuleType:
 
     @app.command()
     def train(
-        data: str = typer.Option("synthetic", "--data"),
-        model_root: Path = typer.Option(..., "--model-root", envvar="RECSYS_MODEL_ROOT"),
-        epochs: int = typer.Option(3, "--epochs"),
-        seed: int = typer.Option(0, "--seed"),
-        items: int = typer.Option(1000, "--items"),
-        users: int = typer.Option(1000, "--users"),
-        interactions: int = typer.Option(50000, "--interactions"),
+        model_root: Annotated[Path, typer.Option("--model-root", envvar="RECSYS_MODEL_ROOT")],
+        data: Annotated[str, typer.Option("--data")] = "synthetic",
+        epochs: Annotated[int, typer.Option("--epochs")] = 3,
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        items: Annotated[int, typer.Option("--items")] = 1000,
+        users: Annotated[int, typer.Option("--users")] = 1000,
+        interactions: Annotated[int, typer.Option("--interactions")] = 50000,
     ) -> None:
         raise AssertionError("never run")
 
     @app.command()
     def serve(
-        model_root: Path = typer.Option(..., "--model-root", envvar="RECSYS_MODEL_ROOT"),
-        host: str = typer.Option("127.0.0.1", "--host"),
-        port: int = typer.Option(8000, "--port"),
-        workers: int = typer.Option(1, "--workers"),
+        model_root: Annotated[Path, typer.Option("--model-root", envvar="RECSYS_MODEL_ROOT")],
+        host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port")] = 8000,
+        workers: Annotated[int, typer.Option("--workers")] = 1,
     ) -> None:
         raise AssertionError("never run")
 
     @app.command("update-catalog")
     def update_catalog(
-        items: Path = typer.Option(..., "--items", envvar="RECSYS_CATALOG_ITEMS"),
-        model_root: Path = typer.Option(..., "--model-root", envvar="RECSYS_MODEL_ROOT"),
-        base: str = typer.Option(None, "--base"),
+        items: Annotated[Path, typer.Option("--items", envvar="RECSYS_CATALOG_ITEMS")],
+        model_root: Annotated[Path, typer.Option("--model-root", envvar="RECSYS_MODEL_ROOT")],
+        base: Annotated[str | None, typer.Option("--base")] = None,
     ) -> None:
         raise AssertionError("never run")
 
     module = types.ModuleType("recsys.cli")
-    module.app = app
-    module.main = lambda: app()
+    module.__dict__.update(app=app, main=lambda: app())
     return module
 
 
@@ -91,9 +92,11 @@ def compose_commands() -> list[tuple[str, list[str], dict[str, str]]]:
 def dockerfile_command() -> tuple[str, list[str], dict[str, str]]:
     _, stages = read_dockerfile()
     final = stages[-1]
-    assert final.last("ENTRYPOINT").exec_form() == ["recsys"]
+    assert final.required("ENTRYPOINT").exec_form() == ["recsys"]
     env = {k: v for k, v in final.env().items() if k != "PATH"}
-    return ("Dockerfile:CMD", final.last("CMD").exec_form(), env)
+    cmd = final.required("CMD").exec_form()
+    assert cmd is not None, "the image's CMD in exec (JSON) form"
+    return ("Dockerfile:CMD", cmd, env)
 
 
 def k8s_commands(overlay: str, tmp_path: Path) -> list[tuple[str, list[str], dict[str, str]]]:
@@ -110,13 +113,13 @@ def k8s_commands(overlay: str, tmp_path: Path) -> list[tuple[str, list[str], dic
     cron = pod_template(one(docs, "CronJob", "recsys-retrain"))["spec"]["containers"][0]
     env = container_env(cron, docs)
     proc, called = run_pod_command(cron, env, tmp_path / "cron")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and called is not None, proc.stderr
     out.append((f"{overlay}:CronJob", called["argv"], env))
 
     catalog = pod_template(one(docs, "CronJob", "recsys-catalog-update"))["spec"]["containers"][0]
     env = container_env(catalog, docs)
     proc, called = run_pod_command(catalog, env, tmp_path / "catalog")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and called is not None, proc.stderr
     out.append((f"{overlay}:CronJob catalog-update", called["argv"], env))
 
     job = one(docs, "Job", "recsys-train-dist")
@@ -124,7 +127,7 @@ def k8s_commands(overlay: str, tmp_path: Path) -> list[tuple[str, list[str], dic
     env = container_env(worker, docs)
     env.update(JOB_NAME=job["metadata"]["name"], JOB_COMPLETION_INDEX="0")
     proc, called = run_pod_command(worker, env, tmp_path / "job")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and called is not None, proc.stderr
     out.append((f"{overlay}:Job", called["argv"], env))
     return out
 
@@ -134,7 +137,7 @@ def check_all(commands: list[tuple[str, list[str], dict[str, str]]], *, stand_in
         try:
             params = check_recsys_args(args, env)
         except cli_usage_errors() as exc:
-            raise AssertionError(f"{where}: `recsys {' '.join(args)}` does not parse: {exc.format_message()}") from exc
+            raise AssertionError(f"{where}: `recsys {' '.join(args)}` does not parse: {exc}") from exc
         if stand_in:  # the real CLI may name its parameters or read settings differently
             assert str(params["model_root"]) == "/models", (where, params)
 
@@ -158,7 +161,7 @@ def test_k8s_commands_match_the_documented_cli(stand_in_cli: None, overlay: str,
 
 def test_the_check_rejects_invalid_commands(stand_in_cli: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RECSYS_MODEL_ROOT", raising=False)
-    cases = [
+    cases: list[tuple[list[str], dict[str, str], str]] = [
         (["serve", "--model-root", "/models", "--bogus", "1"], {}, "NoSuchOption"),
         (["serve", "--model-root", "/models", "--workers", "$(RECSYS_WORKERS)"], {}, "BadParameter"),
         (["serve"], {}, "MissingParameter"),

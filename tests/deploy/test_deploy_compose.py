@@ -16,7 +16,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     COMPOSE_SCHEMA,
     REPO,
     InterpolationError,
@@ -25,6 +26,7 @@ from deploy_support import (
     interpolate,
     load_compose,
     load_compose_raw,
+    patched_environ,
     run_probe,
     variable_references,
 )
@@ -159,8 +161,8 @@ def test_api_is_published_on_loopback_only_with_the_demo_off(variables: dict) ->
 
     from serving.settings import ServiceSettings
 
-    settings = {k[len("RECSYS_") :].lower(): v for k, v in env.items() if k.startswith("RECSYS_")}
-    assert ServiceSettings(**settings).demo_enabled is False  # what the service makes of the environment
+    with patched_environ({k: v for k, v in env.items() if k.startswith("RECSYS_")}):
+        assert ServiceSettings().demo_enabled is False  # what the service makes of the environment
     assert ServiceSettings().demo_enabled is False  # and without it
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deploy_support import compose_service_command
+
+from tests.deploy.deploy_support import compose_service_command
 
 pytestmark = pytest.mark.slow
 

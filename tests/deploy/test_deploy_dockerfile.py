@@ -17,7 +17,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     DOCKERFILE,
     REPO,
     DockerIgnore,
@@ -58,8 +59,8 @@ def test_reader_joins_continuations_and_splits_stages(tmp_path: Path) -> None:
     assert [(s.base, s.name) for s in stages] == [("python:3.11-slim", "build"), ("python:3.11-slim", None)]
     assert stages[0].find("RUN")[0].args == "a && b"
     assert stages[1].env() == {"A": "1", "B": "two words", "C": "3", "LEGACY": "some value"}
-    assert stages[1].last("ENTRYPOINT").exec_form() == ["tool"]
-    assert stages[1].last("CMD").exec_form() is None
+    assert stages[1].required("ENTRYPOINT").exec_form() == ["tool"]
+    assert stages[1].required("CMD").exec_form() is None
 
 
 def test_reader_rejects_what_it_does_not_understand(tmp_path: Path) -> None:
@@ -113,7 +114,7 @@ def test_builder_installs_every_pyproject_package() -> None:
     includes = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {pattern.rstrip("*").rstrip(".") for pattern in includes}
     builder = next(s for s in STAGES if s.name == "builder")
-    copied = set()
+    copied: set[str] = set()
     for ins in builder.find("COPY"):
         _, sources, _ = copy_sources(ins)
         copied.update(s.rstrip("/") for s in sources)
@@ -154,9 +155,9 @@ def test_runtime_environment() -> None:
 
 
 def test_one_image_for_trainer_and_server() -> None:
-    assert FINAL.last("ENTRYPOINT").exec_form() == ["recsys"]
-    assert FINAL.last("CMD").exec_form() == ["serve", "--host", "0.0.0.0", "--port", "8000"]
-    assert "8000" in FINAL.last("EXPOSE").args.split()
+    assert FINAL.required("ENTRYPOINT").exec_form() == ["recsys"]
+    assert FINAL.required("CMD").exec_form() == ["serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert "8000" in FINAL.required("EXPOSE").args.split()
 
 
 def healthcheck_argv() -> tuple[dict[str, str], list[str]]:

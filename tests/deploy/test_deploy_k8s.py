@@ -19,7 +19,8 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     KUSTOMIZATIONS,
     RECSYS_IMAGE,
     ToolMissing,
@@ -28,6 +29,7 @@ from deploy_support import (
     k8s_expand,
     one,
     parse_quantity,
+    patched_environ,
     pod_template,
     render_kustomization,
     run_pod_command,
@@ -217,8 +219,8 @@ def test_api_runs_with_the_demo_off(overlay: str) -> None:
     docs = rendered(overlay)
     env = container_env(api_container(docs), docs)
     assert env["RECSYS_DEMO_ENABLED"] == "false"
-    settings = {k[len("RECSYS_") :].lower(): v for k, v in env.items() if k.startswith("RECSYS_") and k != "RECSYS_API_KEY"}
-    assert ServiceSettings(**settings).demo_enabled is False
+    with patched_environ({k: v for k, v in env.items() if k.startswith("RECSYS_") and k != "RECSYS_API_KEY"}):
+        assert ServiceSettings().demo_enabled is False
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -323,7 +325,7 @@ def test_cronjobs_publish_into_the_model_root(overlay: str, name: str, tmp_path:
     container = pod["containers"][0]
     trainer_writes_models(pod, container)
     proc, called = run_pod_command(container, container_env(container, docs), tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and called is not None, proc.stderr
     assert called["argv"] == CRONJOBS[name]
     assert called["tf_config"] is None
 
@@ -373,7 +375,7 @@ def test_multi_worker_job_derives_tf_config_from_the_pod_index(overlay: str, tmp
     for index in range(n):
         container, env = worker_env(docs, index)
         proc, called = run_pod_command(container, env, tmp_path / str(index))
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0 and called is not None, proc.stderr
         assert called["tf_config"] == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
         assert called["argv"] == ["train", "--data", "synthetic", "--model-root", "/models"]
 

@@ -72,7 +72,10 @@ def movielens_100k(d: Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     lines = [f"{u}\t{item}\t{rating}\t{ts}" for u, item, rating, ts in _ratings()]
     (d / "u.data").write_text("\n".join(lines) + "\n")
-    flags = lambda i: "|".join("1" if g == i % 19 else "0" for g in range(19))  # noqa: E731
+
+    def flags(i: int) -> str:  # u.item's 19 genre flags, genre i % 19 set
+        return "|".join("1" if g == i % 19 else "0" for g in range(19))
+
     (d / "u.item").write_bytes(
         "\n".join(f"{i}|Film {i} (1995)|01-Jan-1995||http://x|{flags(i)}" for i in range(1, N_ITEMS + 1)).encode("latin-1")
         + b"\n"
@@ -100,9 +103,9 @@ def replace_line(path: Path, line: int, text: bytes | str) -> None:
 
 
 # --------------------------------------------------------------------------- corruptions
-# each: (dataset builder, corrupt(dir) -> None, file name, line or None, words the message must hold)
+# each: (dataset builder, corrupt(dir) (its result unused), file name, line or None, words the message must hold)
 
-Case = tuple[Callable[[Path], Path], Callable[[Path], None], str, int | None, tuple[str, ...]]
+Case = tuple[Callable[[Path], Path], Callable[[Path], object], str, int | None, tuple[str, ...]]
 
 CASES: dict[str, Case] = {
     "files-malformed-row": (
@@ -244,7 +247,7 @@ def test_bad_data_exits_2_naming_file_and_line(case: str, tmp_path: Path) -> Non
     root = tmp_path / "models"
     result = runner.invoke(app, ["train", "--data", data, "--model-root", str(root), *TRAIN_FAST])
     output = result.output
-    error_lines = [l for l in output.splitlines() if l.startswith("error:")]
+    error_lines = [ln for ln in output.splitlines() if ln.startswith("error:")]
     print(f"\n[{case}] exit {result.exit_code}: {error_lines[:1]}")
     assert result.exit_code == 2, output[-3000:]
     assert isinstance(result.exception, SystemExit), repr(result.exception)
@@ -335,12 +338,12 @@ def test_tolerated_bad_rows_are_each_reported_by_file_and_line(tolerated_run) ->
     ],
 )
 def test_bad_data_in_a_real_process_exits_2_without_traceback(case: str, tmp_path: Path, cli) -> None:
-    builder, corrupt, file, line, words = CASES[case]
+    builder, corrupt, file, line, _words = CASES[case]
     data = _data_arg(builder, tmp_path / "data")
     corrupt(tmp_path / "data")
     root = tmp_path / "models"
     done = cli.run("train", "--data", data, "--model-root", str(root), *TRAIN_FAST, timeout=300)
-    print(f"\n[{case}] process exit {done.returncode}: {[l for l in done.stderr.splitlines() if l.startswith('error:')][:1]}")
+    print(f"\n[{case}] process exit {done.returncode}: {[ln for ln in done.stderr.splitlines() if ln.startswith('error:')][:1]}")
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr + done.stdout
     assert _where(file, line) in done.stderr, done.stderr[-2000:]
@@ -360,6 +363,7 @@ def test_movielens_with_tolerated_bad_rows_publishes_and_counts_them(tmp_path: P
     )
     assert done.returncode == 0, done.stderr[-3000:]
     version = read_latest(root)
+    assert version is not None
     manifest = json.loads((root / version / "manifest.json").read_text())
     print(f"\nmovielens tolerated: exit 0, version {version}, dataset.bad_rows={manifest['dataset']['bad_rows']}")
     summary = json.loads(done.stdout[done.stdout.rindex('{\n  "version"') :])  # after Keras' progress lines

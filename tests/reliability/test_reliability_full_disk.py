@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from training.checksums import tree_checksums
+from artifact.checksums import tree_checksums
 from training.publish import PublishError, list_versions, publish, read_latest
 
 pytestmark = pytest.mark.reliability
@@ -59,6 +59,7 @@ def real_write(tmp_path_factory: pytest.TempPathFactory):
         mp.setattr(pipeline, "publish", spy)
         data = generate_storefront(items=300, users=200, interactions=6000, seed=3)
         result = pipeline.run_pipeline(data, root, TrainConfig(epochs=1, batch_size=256), verbose=0)
+    assert result.version is not None  # published
     return captured["write"], root / result.version
 
 

@@ -67,7 +67,7 @@ class Trainer:
     def __init__(self, cli, root: Path, config: Path, log: Path) -> None:
         self.root = root
         self.log = log
-        self._err = open(log, "wb")
+        self._err = open(log, "wb")  # noqa: SIM115  (the child writes into it until wait() closes it)
         self.proc = subprocess.Popen(
             cli.cmd(*TRAIN_ARGS, "--model-root", str(root), "--config", str(config)),
             cwd=str(cli.repo),
@@ -81,6 +81,7 @@ class Trainer:
         self.reader.start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # Popen(stdout=PIPE)
         fd = self.proc.stdout.fileno()
         while block := os.read(fd, 65536):
             with self.lock:
@@ -122,9 +123,11 @@ def _latest_checkpoint_time(root: Path) -> float | None:
     file names, index written), or None."""
     for state in (root / ".runs").glob("*/backup/chief/checkpoint"):
         try:
-            name = re.search(r'model_checkpoint_path: "([^"]+)"', state.read_text()).group(1)
-            return (state.parent / f"{name}.index").stat().st_mtime
-        except (OSError, AttributeError):
+            found = re.search(r'model_checkpoint_path: "([^"]+)"', state.read_text())
+            if found is None:
+                return None
+            return (state.parent / f"{found.group(1)}.index").stat().st_mtime
+        except OSError:
             return None
     return None
 
@@ -231,7 +234,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(v
         f"total {time.perf_counter() - start:.0f}s"
     )
     assert len(history_r["loss"]) == len(history_c["loss"]) == len(history_r[val_key]), (history_r, history_c)
-    for r, c in zip(history_r[val_key], history_c[val_key]):  # validation quality, epoch by epoch
+    for r, c in zip(history_r[val_key], history_c[val_key], strict=True):  # validation quality, epoch by epoch
         assert abs(r - c) <= TOLERANCE["recall_at_100"], (history_r[val_key], history_c[val_key])
     for key, limit in TOLERANCE.items():
         assert abs(diffs[key]) <= limit, (key, resumed[key], uninterrupted[key])

@@ -204,6 +204,12 @@ def run_swap_under_load(
     }
 
 
+def header_version(sample: Sample) -> str:
+    """The version an answer names in its ``x-model-version`` header (every 200 must name one)."""
+    assert sample.header is not None, ("answered without an x-model-version header", sample)
+    return sample.header
+
+
 def check_and_report(run: dict, label: str) -> None:
     samples: list[Sample] = run["samples"]
     published: list[str] = run["published"]
@@ -215,9 +221,9 @@ def check_and_report(run: dict, label: str) -> None:
     seen: dict[str, int] = {}
     per_instance: dict[str, dict[str, int]] = {}
     for s in answered:
-        seen[s.header] = seen.get(s.header, 0) + 1
-        per_instance.setdefault(s.instance, {}).setdefault(s.header, 0)
-        per_instance[s.instance][s.header] += 1
+        seen[header_version(s)] = seen.get(header_version(s), 0) + 1
+        per_instance.setdefault(s.instance, {}).setdefault(header_version(s), 0)
+        per_instance[s.instance][header_version(s)] += 1
     print(
         f"\n{label}: requests={len(samples)} failures={len(failures)} connections={len({s.conn for s in samples})} "
         f"workers={len(run['instances'])} versions_published={len(published)} versions_seen={len(seen)} "
@@ -230,15 +236,15 @@ def check_and_report(run: dict, label: str) -> None:
 
     wrong_header = [s for s in answered if s.header != s.body_version]
     assert not wrong_header, wrong_header[:5]
-    unknown = [s for s in answered if s.header not in index]
+    unknown = [s for s in answered if header_version(s) not in index]
     assert not unknown, unknown[:5]
 
     def newest_published_by(t: float) -> int:
         return max(i for i in range(len(published)) if end[i] <= t)
 
-    too_new = [s for s in answered if start[index[s.header]] > s.done]
+    too_new = [s for s in answered if start[index[header_version(s)]] > s.done]
     assert not too_new, ("answered by a version before its publish began", too_new[:5])
-    stale = [s for s in answered if index[s.header] < newest_published_by(s.sent) - 1]
+    stale = [s for s in answered if index[header_version(s)] < newest_published_by(s.sent) - 1]
     assert not stale, ("older than N-1 at the time", stale[:5])
 
     # per worker: an answer that started after another ended never carries an older version
@@ -249,9 +255,9 @@ def check_and_report(run: dict, label: str) -> None:
         j = 0
         for s in sorted(mine, key=lambda s: s.sent):
             while j < len(by_done) and by_done[j].done < s.sent:
-                newest_done = max(newest_done, index[by_done[j].header])
+                newest_done = max(newest_done, index[header_version(by_done[j])])
                 j += 1
-            assert index[s.header] >= newest_done, (
+            assert index[header_version(s)] >= newest_done, (
                 f"worker {instance} answered with {s.header} after it had answered with {published[newest_done]}",
                 s,
             )

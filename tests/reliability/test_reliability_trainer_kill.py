@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.checksums import tree_checksums
+from artifact.checksums import tree_checksums
 from training.publish import list_versions, read_latest
 
 pytestmark = pytest.mark.reliability
@@ -30,7 +30,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {repo!r})
-    import recsys  # noqa: F401
+    import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
     import training.export as export
     from training.config import TrainConfig
     from training.data.synthetic import generate_storefront

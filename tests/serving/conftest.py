@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -135,9 +136,22 @@ def make_client() -> Iterator[Callable[..., contextlib.AbstractContextManager]]:
     from serving.settings import ServiceSettings
 
     @contextlib.contextmanager
-    def make(root: Path, *, wait_ready: bool = True, raise_server_exceptions: bool = True, **overrides: object):
+    def make(
+        root: Path,
+        *,
+        wait_ready: bool = True,
+        raise_server_exceptions: bool = True,
+        execute: Callable[[list[Any]], list[Any]] | None = None,
+        **overrides: Any,
+    ) -> Iterator[TestClient]:
+        """``execute``: the retriever's inference-thread step in place of ``execute_batch`` (a test
+        holding, counting or failing it), given to the app's :class:`Retriever` before it starts."""
+        from serving.retrieval.retriever import Retriever
+
         settings = ServiceSettings(model_root=root, **{"poll_interval_s": 0.1, **overrides})
         app = create_app(settings)
+        if execute is not None:
+            app.state.retriever = Retriever(settings, app.state.metrics, execute=execute)
         with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
             if wait_ready:
                 assert wait_until(lambda: client.get("/readyz").status_code == 200), client.get("/readyz").json()
@@ -165,7 +179,8 @@ class Truth:
     users: pd.DataFrame
     seen: dict[str, set[int]]
     query_inputs: list[dict]
-    query_fn: object
+    query_fn: Callable[..., Any]  # the SavedModel's serving signature
+    _module: object = None  # the loaded SavedModel, kept alive while query_fn is used
 
     def query_vector(self, user_id: str | None = None, features: dict | None = None) -> np.ndarray:
         import tensorflow as tf
@@ -231,7 +246,7 @@ class ServerProcess:
         self.log_path = log_path
         environment = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
         environment.update({"PYTHONPATH": str(REPO), "RECSYS_POLL_INTERVAL_S": "0.2", "RECSYS_LOG_LEVEL": "info", **env})
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115  (the server's log, open for the process's life; closed in stop())
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -253,10 +268,10 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def get(self, path: str, **kw: object) -> httpx.Response:
+    def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10, **kw)
 
-    def post(self, path: str, **kw: object) -> httpx.Response:
+    def post(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.post(self.url + path, timeout=10, **kw)
 
     def wait_ready(self, timeout: float = 120) -> None:

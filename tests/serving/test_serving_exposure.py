@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -80,10 +81,12 @@ def test_with_the_demo_on_the_routes_exist_and_are_documented(keyed_demo_server,
 
 def _app_routes(root: Path) -> list[tuple[str, str]]:
     """(method, path template) of every route of the app built with the keyed server's settings."""
+    from pydantic import SecretStr
+
     from serving.app import create_app
     from serving.settings import ServiceSettings
 
-    app = create_app(ServiceSettings(model_root=root, demo_enabled=True, api_key=KEY))
+    app = create_app(ServiceSettings(model_root=root, demo_enabled=True, api_key=SecretStr(KEY)))
     out: list[tuple[str, str]] = []
 
     def walk(routes: list, prefix: str) -> None:
@@ -108,7 +111,7 @@ def _request(server, method: str, path: str, uid: str, item: str, headers: dict)
         "/v1/recommendations": {"user_id": uid, "k": 3},
         "/v1/recommendations/batch": {"requests": [{"user_id": uid, "k": 3}, {"k": 2}]},
     }
-    kwargs = {"json": bodies.get(path, {})} if method in ("POST", "PUT", "PATCH") else {}
+    kwargs: dict[str, Any] = {"json": bodies.get(path, {})} if method in ("POST", "PUT", "PATCH") else {}
     return httpx.request(method, server.url + url, headers=headers, timeout=30, **kwargs)
 
 
@@ -168,4 +171,5 @@ def test_demo_script_serves_with_the_demo_on(tmp_path: Path) -> None:
     assert "--host 127.0.0.1" in calls[1]
     served = dict(line.split("=", 1) for line in (tmp_path / "calls.serve.env").read_text().splitlines())
     assert served["RECSYS_DEMO_ENABLED"] == "true"
-    assert ServiceSettings(**{k[len("RECSYS_") :].lower(): v for k, v in served.items()}).demo_enabled is True
+    fields: dict[str, Any] = {k[len("RECSYS_") :].lower(): v for k, v in served.items()}  # text, as the environment gives it
+    assert ServiceSettings(**fields).demo_enabled is True

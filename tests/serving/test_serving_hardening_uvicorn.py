@@ -29,9 +29,9 @@ def _post_raw(server, path: str, raw: str):
 
 
 def test_a_huge_integer_filter_is_422_on_both_routes(server) -> None:
-    one = '{"k": 5, "filters": {"price": [%s]}}' % HUGE_INT
+    one = '{"k": 5, "filters": {"price": [' + str(HUGE_INT) + "]}}"
     assert "filters.price" in _error(_post_raw(server, "/v1/recommendations", one), 422, "validation_error")
-    batch = '{"requests": [{"k": 1}, %s]}' % one
+    batch = '{"requests": [{"k": 1}, ' + one + "]}"
     assert "requests.1.filters.price" in _error(_post_raw(server, "/v1/recommendations/batch", batch), 422, "validation_error")
     ranged = '{"k": 5, "filters": {"price": {"min": 1e400}}}'
     assert "filters.price" in _error(_post_raw(server, "/v1/recommendations", ranged), 422, "validation_error")

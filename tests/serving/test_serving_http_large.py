@@ -27,8 +27,10 @@ import concurrent.futures
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -55,8 +57,9 @@ class Large:
     items: pd.DataFrame
     users: pd.DataFrame
     seen: dict[str, np.ndarray]  # user id -> seen item rows
-    query_fn: object
+    query_fn: Callable[..., Any]  # the exported query SavedModel's serving signature
     build_seconds: float
+    _module: object = None  # the loaded SavedModel, kept alive while query_fn is used
 
     def item_rows(self, ids: list[str]) -> np.ndarray:
         index = pd.Index(self.items["item_id"])
@@ -100,9 +103,11 @@ def large(tmp_path_factory) -> Large:
     data = generate_storefront(items=NUM_ITEMS, users=NUM_USERS, interactions=INTERACTIONS, seed=5)
     config = TrainConfig(epochs=1, refit_on_full_train=False, max_eval_queries=500, index_target_recall=INDEX_TARGET)
     result = run_pipeline(data, root, config, publish_version=True, verbose=0)
+    assert result.version is not None
     vdir = root / result.version
     manifest = json.loads((vdir / "manifest.json").read_text())
     seen = pd.read_parquet(vdir / "seen.parquet")
+    module = tf.saved_model.load(str(vdir / "query_model"))
     large = Large(
         root=root,
         version=result.version,
@@ -111,12 +116,10 @@ def large(tmp_path_factory) -> Large:
         items=pd.read_parquet(vdir / "items.parquet"),
         users=pd.read_parquet(vdir / "users.parquet"),
         seen={u: np.asarray(r, dtype=np.int64) for u, r in zip(seen["user_id"], seen["item_rows"], strict=True)},
-        query_fn=None,
+        query_fn=module.signatures["serving_default"],
         build_seconds=0.0,
+        _module=module,
     )
-    module = tf.saved_model.load(str(vdir / "query_model"))
-    large.query_fn = module.signatures["serving_default"]
-    large._module = module  # keep it alive
     large.build_seconds = time.perf_counter() - start
     print(f"\nlarge fixture ({NUM_ITEMS:,} items): trained and published in {large.build_seconds:.1f} s")
     return large
@@ -326,9 +329,9 @@ def test_filters_and_exclusions(large: Large, server) -> None:
     users = known_users(large, KNOWN_USERS)
     vectors = large.user_vectors(users)
     scores_of = large.emb @ vectors.T
-    bodies = []
+    bodies: list[dict[str, Any]] = []
     for i, uid in enumerate(users):
-        body = {"user_id": uid, "k": 10, "filters": choices[i % len(choices)]}
+        body: dict[str, Any] = {"user_id": uid, "k": 10, "filters": choices[i % len(choices)]}
         if i % 3 == 0:  # leave out the exact top 5 of the filtered catalog, and an unknown id
             mask = eligible_mask(large, uid, body)
             best = exact_top(scores_of[:, i], mask, 5)
@@ -382,7 +385,9 @@ def test_a_filter_leaving_few_items_gives_exactly_the_exact_top_k(large: Large, 
     assert all(column in filterable for f in narrow for column in f)
     users = known_users(large, 60)
     vectors = large.user_vectors(users)
-    bodies = [{"user_id": u, "k": k, "filters": narrow[i % len(narrow)]} for i, u in enumerate(users) for k in (5, 10, 50)]
+    bodies: list[dict[str, Any]] = [
+        {"user_id": u, "k": k, "filters": narrow[i % len(narrow)]} for i, u in enumerate(users) for k in (5, 10, 50)
+    ]
     answers = post_batch(server, bodies)
     check = Check()
     for body, answer in zip(bodies, answers, strict=True):
@@ -414,7 +419,7 @@ def test_new_visitors_match_exact_top_k(large: Large, server) -> None:
     vectors = large.query_vectors(visitors)
     answers = post_each(server, [{"user_id": f"visitor-{i}", "features": v, "k": 10} for i, v in enumerate(visitors)])
     check = Check()
-    for v, q, answer in zip(visitors, vectors, answers, strict=True):
+    for q, answer in zip(vectors, answers, strict=True):
         assert answer["strategy"] == "features"
         check_answer(large, answer, q, np.ones(len(large.items), dtype=bool), 10, check)
     print(f"\nnew visitors: recall@10 vs exact {check.recall:.4f}")

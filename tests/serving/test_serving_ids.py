@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from serving.ids import DuplicateIdError, IdIndex
 
-ID_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=12)
+ID_TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=0, max_size=12)
 
 
 @settings(max_examples=150, deadline=None)

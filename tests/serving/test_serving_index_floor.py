@@ -12,6 +12,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.serving.conftest import Versions, edit_manifest, wait_until
 
 FLOOR = 0.9
-PARAMS = {
+PARAMS: dict[str, Any] = {  # training.index.build_searcher's tree + AH parameters (ints and a float)
     "num_leaves": 8,
     "num_leaves_to_search": 2,
     "training_sample_size": 300,
@@ -32,7 +33,7 @@ PARAMS = {
 
 
 def _rechecksum(vdir: Path) -> None:
-    from training.checksums import tree_checksums
+    from artifact.checksums import tree_checksums
 
     manifest = json.loads((vdir / "manifest.json").read_text())
     manifest["files"] = tree_checksums(vdir)
@@ -88,7 +89,7 @@ def _users_recall(searcher, items: np.ndarray, users: np.ndarray, leaves: int | 
 
 @pytest.fixture(scope="module")
 def narrow(base_dir: Path) -> Narrow:
-    from serving.model import load_version
+    from serving.version.loader import load_version
     from training.index import build_searcher
 
     served = load_version(base_dir.parent, base_dir.name, min_index_recall=0)  # the service's own query vectors
@@ -200,7 +201,8 @@ def test_at_the_floor_the_version_loads_and_is_searched_with_exactly_its_paramet
 
 
 def test_the_similar_items_figure_is_held_to_the_floor_too(narrow: Narrow, versions: Versions) -> None:
-    from serving.model import LoadError, load_version
+    from serving.version.errors import LoadError
+    from serving.version.loader import load_version
 
     index = {**narrow.index, "recall_at_10_vs_exact": 0.97, "similar_recall_at_10_vs_exact": 0.61}
     name = narrow.write(versions)
@@ -225,7 +227,8 @@ def test_the_similar_items_figure_is_held_to_the_floor_too(narrow: Narrow, versi
     ids=["no-recall", "recall-text", "recall-above-1", "no-pool", "other-leaves-to-search", "other-leaves", "kind"],
 )
 def test_a_manifest_that_does_not_describe_its_index_is_refused(narrow: Narrow, versions: Versions, change, reason) -> None:
-    from serving.model import LoadError, load_version
+    from serving.version.errors import LoadError
+    from serving.version.loader import load_version
 
     index = json.loads(json.dumps(narrow.index))
     change(index)
@@ -239,7 +242,7 @@ def test_a_manifest_that_does_not_describe_its_index_is_refused(narrow: Narrow, 
 
 
 def test_without_a_floor_a_low_recall_version_loads_and_brute_force_needs_no_figure(narrow: Narrow, versions: Versions) -> None:
-    from serving.model import load_version
+    from serving.version.loader import load_version
 
     assert load_version(versions.root, narrow.write(versions), min_index_recall=0).index.rescore_k == PARAMS["reorder"]
 
@@ -294,7 +297,8 @@ def test_model_info_and_report_show_the_index_and_how_the_version_was_made(
 
 
 def test_versions_without_kind_or_parent_show_null_and_bad_ones_are_refused(versions: Versions, make_client) -> None:
-    from serving.model import LoadError, load_version
+    from serving.version.errors import LoadError
+    from serving.version.loader import load_version
 
     def strip(vdir: Path) -> None:
         manifest = json.loads((vdir / "manifest.json").read_text())
@@ -313,8 +317,13 @@ def test_versions_without_kind_or_parent_show_null_and_bad_ones_are_refused(vers
     assert {"kind", "parent_version", "index"} <= set(model)
     info = schemas["IndexInfo"]["properties"]
     assert {"params", "recall_at_10_vs_exact", "recall_at_100_vs_exact", "us_per_query"} <= set(info)
-    for change in ({"parent_version": "../1"}, {"parent_version": 17}, {"kind": ""}, {"kind": ["training"]}):
-        bad = versions.clone(corrupt=lambda vdir, change=change: edit_manifest(vdir, **change))
+    changes: list[dict[str, object]] = [{"parent_version": "../1"}, {"parent_version": 17}, {"kind": ""}, {"kind": ["training"]}]
+    for change in changes:
+
+        def corrupt(vdir: Path, change: dict[str, object] = change) -> None:
+            edit_manifest(vdir, **change)
+
+        bad = versions.clone(corrupt=corrupt)
         with pytest.raises(LoadError) as err:
             load_version(versions.root, bad)
         assert err.value.reason == "manifest_invalid" and next(iter(change)) in err.value.detail

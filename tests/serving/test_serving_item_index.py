@@ -1,11 +1,11 @@
-"""The index step on its own: item vectors checked at open, exact scoring with its
-tie-break, exact-score detection, filtered search."""
+"""The index step on its own: item vectors checked at open, the full scan with its
+tie-break, detecting distances that are exact dot products, filtered search."""
 
 import numpy as np
 import pytest
 
 from serving.item_index import IndexOpenError, LocalIndex, open_embeddings
-from tests.serving.test_serving_engine import tree_ah_searcher
+from tests.serving.retrieval.test_retrieval_execute import tree_ah_searcher
 
 
 def _brute_force(emb: np.ndarray):
@@ -42,27 +42,29 @@ def test_item_vectors_open_read_only(tmp_path, emb) -> None:
     assert out.dtype == np.float32 and not out.flags.writeable and out.flags.c_contiguous
 
 
-def test_exact_scoring_keeps_the_best_eligible_and_breaks_ties_by_row() -> None:
+def test_full_scan_keeps_the_best_eligible_and_breaks_ties_by_row() -> None:
     emb = np.array([[1.0], [3.0], [2.0], [3.0], [0.5], [3.0]], dtype=np.float32)
-    index = LocalIndex(_brute_force(emb), emb, reorder_k=0, rescore_k=4)
+    index = LocalIndex(_brute_force(emb), emb, rescore_k=4)
     eligible = np.array([True, True, True, False, True, True])
-    rows, scores = index.exact(np.array([1.0], dtype=np.float32), eligible, 3)
+    best = index.scan(np.array([1.0], dtype=np.float32), eligible, 3)
+    assert best is not None  # no still_wanted callback: never stopped
+    rows, scores = best
     assert rows.tolist() == [1, 5, 2]  # 3 is not eligible; 1 and 5 tie, lower row first
     np.testing.assert_allclose(scores, [3.0, 3.0, 2.0])
-    rows, _ = index.exact(np.array([1.0], dtype=np.float32), eligible, 50)
-    assert rows.tolist() == [1, 5, 2, 0, 4]  # every eligible item, no more
+    every = index.scan(np.array([1.0], dtype=np.float32), eligible, 50)
+    assert every is not None and every[0].tolist() == [1, 5, 2, 0, 4]  # every eligible item, no more
 
 
-def test_exact_scores_are_detected_only_for_exact_distances(emb) -> None:
+def test_distances_are_scores_only_for_exact_distances(emb) -> None:
     queries = emb[:4] + 0.1
-    assert LocalIndex(_brute_force(emb), emb, reorder_k=0, rescore_k=50).check_exact_scores(queries)
-    assert not LocalIndex(tree_ah_searcher(emb), emb, reorder_k=0, rescore_k=50).check_exact_scores(queries)
+    assert LocalIndex(_brute_force(emb), emb, rescore_k=50).check_distances_are_scores(queries)
+    assert not LocalIndex(tree_ah_searcher(emb), emb, rescore_k=50).check_distances_are_scores(queries)
 
 
 @pytest.mark.parametrize("searcher", [_brute_force, tree_ah_searcher])
-def test_search_ranked_honours_masks_and_exclusions_with_exact_scores(emb, searcher) -> None:
-    index = LocalIndex(searcher(emb), emb, reorder_k=0, rescore_k=200)
-    index.check_exact_scores(emb[:2])
+def test_search_ranked_honours_masks_and_exclusions_with_distances_as_scores(emb, searcher) -> None:
+    index = LocalIndex(searcher(emb), emb, rescore_k=200)
+    index.check_distances_are_scores(emb[:2])
     queries = np.ascontiguousarray(emb[10:13] * 2.0)
     mask = np.zeros(200, dtype=bool)
     mask[::3] = True

@@ -62,6 +62,7 @@ def test_plain_numbers_become_numpy_and_json_native_types() -> None:
     many = json_ready(pa.array([f"title {i}" for i in range(5_000)]))  # too many distinct values to code
     assert isinstance(many, pa.Array) and many[4_999].as_py() == "title 4999"
     half = json_ready(pa.array(np.array([1.5, np.inf], dtype=np.float16)))
+    assert isinstance(half, np.ndarray)
     assert half[0] == 1.5 and math.isinf(half[1])
 
 

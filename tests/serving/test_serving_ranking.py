@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import recsys  # noqa: F401
+import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 from serving.ranking import rank_candidates
 
 

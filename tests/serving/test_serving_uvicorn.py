@@ -162,11 +162,13 @@ def test_api_conforms_to_its_openapi_document(two_workers) -> None:
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import positive_data_acceptance
+    from schemathesis.core.result import Ok
 
     _, server, _ = two_workers
     api = schemathesis.openapi.from_url(server.url + "/openapi.json")
     checked = []
     for result in api.get_all_operations():
+        assert isinstance(result, Ok), result.err()
         operation = result.ok()
 
         @given(case=operation.as_strategy())

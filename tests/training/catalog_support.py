@@ -26,6 +26,7 @@ def trained_base(tmp_path_factory) -> tuple[Path, str]:
         root = tmp_path_factory.mktemp("catalog_base")
         data = generate_storefront(items=300, users=200, interactions=6000, seed=1)
         result = run_pipeline(data, root, TrainConfig(epochs=2, batch_size=256), verbose=0)
+        assert result.version is not None  # published
         _CACHE["base"] = (root, result.version)
     return _CACHE["base"]
 
@@ -72,7 +73,8 @@ def make_update(base_dir: Path, retire: int = 50, change: int = 10, seed: int = 
     rng = np.random.default_rng(seed)
     users = rng.choice(len(base.users), USERS_WITH_CLONES, replace=False)
     update = Update(frame=items, new_ids=[])
-    rows, sources = [], set()
+    rows: list[pd.Series] = []
+    sources: set[int] = set()
     for u in users:
         order = np.argsort(-scores[u])
         for group, picked in (("top", order[:CLONES]), ("bottom", order[-CLONES:])):
@@ -96,6 +98,6 @@ def make_update(base_dir: Path, retire: int = 50, change: int = 10, seed: int = 
     for r in changed:
         frame.loc[r, "category"] = categories[(categories.index(frame.loc[r, "category"]) + 1) % len(categories)]
         frame.loc[r, "title"] = frame.loc[r, "title"] + " deluxe edition"
-    frame = pd.concat([frame.drop(index=retired), pd.DataFrame(rows)]).reset_index(drop=True)
+    frame = pd.concat([frame.drop(index=frame.index[retired]), pd.DataFrame(rows)]).reset_index(drop=True)
     update.frame = frame
     return update

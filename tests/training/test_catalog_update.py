@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_support import CLONES, USERS_WITH_CLONES, copy_root, make_update, trained_base
 from typer.testing import CliRunner
 
 import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 from recsys.cli import app
+from tests.training.catalog_support import CLONES, USERS_WITH_CLONES, copy_root, make_update, trained_base
 from training.publish import list_versions, read_latest
 from training.saved_tower import SavedTower
 
@@ -73,6 +73,16 @@ def test_the_update_is_published_as_a_catalog_update_of_the_base(world):
         }
     assert manifest["metrics"]["evaluation"] == parent["metrics"]["evaluation"]
     assert manifest["metrics"]["evaluated_version"] == base
+
+
+def test_the_update_tunes_its_index_on_session_queries_as_training_does(world):
+    """Issue 23: every command that builds an index tunes it on the version's own queries; with a
+    history input (the storefront's default spec) those include session queries (recent items only)."""
+    root, base, version = world["root"], world["base"], world["version"]
+    parent = _manifest(root, base)["index"]["tuning"]["queries"]
+    update = _manifest(root, version)["index"]["tuning"]["queries"]
+    assert parent["sessions"] > 0 and "sessions" in parent["source"]
+    assert update["sessions"] > 0 and update["users"] > 0 and update["source"] == parent["source"]
 
 
 def test_known_items_keep_their_vectors_and_new_or_changed_ones_are_embedded_by_the_candidate_tower(world):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from catalog_support import copy_root, make_update, trained_base
 from typer.testing import CliRunner
 
 import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 from recsys.cli import app
+from tests.training.catalog_support import copy_root, make_update, trained_base
 from training.publish import list_versions, read_latest
 
 
@@ -123,6 +123,19 @@ def test_a_base_version_that_fails_verification_is_refused(setup, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no published version" in refused(setup, path, 6, root=empty)
+
+
+def test_a_base_version_of_the_old_manifest_format_or_a_malformed_one_is_refused(setup, tmp_path):
+    path = csv(setup, "ok.csv")
+    root = copy_root(setup["root"], tmp_path / "models")
+    manifest_path = root / setup["base"] / "manifest.json"  # manifest.json is not in its own files list
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "schema_version": 1}))
+    message = " ".join(refused(setup, path, 6, root=root).split())
+    assert "unsupported_format" in message and f"version {setup['base']}" in message and "publish it again" in message
+    manifest_path.write_text(json.dumps({**manifest, "num_items": -3}))
+    message = " ".join(refused(setup, path, 6, root=root).split())
+    assert "manifest.num_items must be greater than 0, got -3" in message
 
 
 def test_an_index_that_misses_its_target_is_not_published_without_allow_low_recall(setup, tmp_path):

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from catalog_support import copy_root, make_update, trained_base
 
 import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
+from tests.training.catalog_support import copy_root, make_update, trained_base
 from training.catalog_base import open_base
 from training.publish import list_versions, read_latest
 
@@ -29,7 +29,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {repo!r})
-    import recsys  # noqa: F401
+    import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
     import training.catalog_update as update
     import training.index as index
 

@@ -1,6 +1,7 @@
 """Two TensorFlow workers on loopback train one model together
 (MultiWorkerMirroredStrategy from TF_CONFIG); only the chief publishes."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,44 +47,44 @@ def test_two_workers_train_one_model_and_publish_once(tmp_path):
     workers = [f"127.0.0.1:{p}" for p in ports]
     root = tmp_path / "models"
     procs, logs = [], []
-    for index in range(2):
-        env = {
-            **os.environ,
-            "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
-        }
-        log = open(tmp_path / f"worker{index}.log", "w+")
-        logs.append(log)
-        procs.append(
-            subprocess.Popen(
-                [
-                    recsys_bin,
-                    "train",
-                    "--data",
-                    "synthetic",
-                    "--items",
-                    "300",
-                    "--users",
-                    "200",
-                    "--interactions",
-                    "6000",
-                    "--epochs",
-                    "2",
-                    "--batch-size",
-                    "256",
-                    "--model-root",
-                    str(root),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
+    with contextlib.ExitStack() as files:  # the workers' logs, read once they exit
+        for index in range(2):
+            env = {
+                **os.environ,
+                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+            }
+            log = files.enter_context(open(tmp_path / f"worker{index}.log", "w+"))
+            logs.append(log)
+            procs.append(
+                subprocess.Popen(
+                    [
+                        recsys_bin,
+                        "train",
+                        "--data",
+                        "synthetic",
+                        "--items",
+                        "300",
+                        "--users",
+                        "200",
+                        "--interactions",
+                        "6000",
+                        "--epochs",
+                        "2",
+                        "--batch-size",
+                        "256",
+                        "--model-root",
+                        str(root),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
             )
-        )
-    codes = [p.wait(timeout=400) for p in procs]
-    outputs = []
-    for log in logs:
-        log.seek(0)
-        outputs.append(log.read())
-        log.close()
+        codes = [p.wait(timeout=400) for p in procs]
+        outputs = []
+        for log in logs:
+            log.seek(0)
+            outputs.append(log.read())
     assert codes == [0, 0], outputs
     for out in outputs:  # both workers ran the epochs
         assert "Epoch 1/2" in out and "Epoch 2/2" in out

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from artifact.manifest import parse_manifest
 from training.config import TrainConfig
 from training.data.synthetic import generate_storefront
 from training.pipeline import run_pipeline
@@ -68,7 +69,8 @@ def test_version_has_every_contract_file_with_checksums(published):
     ):
         assert name in manifest["files"], name
     assert any(f.startswith("index/") for f in manifest["files"])
-    assert manifest["schema_version"] == 1 and manifest["version"] == version
+    assert manifest["schema_version"] == 2 and manifest["version"] == version
+    assert parse_manifest(manifest, version).kind == "training"  # what training writes is the contract's form
     assert manifest["num_items"] == 300 and manifest["embedding_dim"] == 64
     items = pd.read_parquet(vdir / "items.parquet")
     assert len(items) == 300 and items["popularity"].sum() == result.metrics["evaluation"]["num_train_interactions"]
@@ -101,7 +103,7 @@ def test_fresh_process_loads_savedmodel_and_index_and_finds_the_true_top_items(p
     emb = np.array(got["embedding"], dtype=np.float32)
     items = np.load(vdir / "item_embeddings.npy")
     exact = np.argsort(-(emb @ items.T), axis=1, kind="stable")[:, :10]
-    for found, truth in zip(got["neighbors"], exact):
+    for found, truth in zip(got["neighbors"], exact, strict=True):
         assert set(found) == set(truth.tolist())
     # the fresh process's embeddings equal the in-process query tower's
     users = pd.read_parquet(vdir / "users.parquet").iloc[:5]

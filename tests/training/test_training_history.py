@@ -59,8 +59,8 @@ def test_windows_before_cut_test_pairs_from_the_known_rows_only():
     assert got == [[0, 2], [0], [0], [], []]
     same = example_windows(users, times, known, length=2)
     again = windows_before(users, times, known, known, length=2)
-    assert [same.order[a:b].tolist() for a, b in zip(same.start, same.end)] == [
-        again.order[a:b].tolist() for a, b in zip(again.start, again.end)
+    assert [same.order[a:b].tolist() for a, b in zip(same.start, same.end, strict=True)] == [
+        again.order[a:b].tolist() for a, b in zip(again.start, again.end, strict=True)
     ]
 
 
@@ -134,7 +134,10 @@ def test_no_training_example_sees_its_target_or_anything_after_it(split):
     seen = 0
     for batch in ds:
         for uid, item_row, hist in zip(
-            batch[QUERY_PREFIX + "user_id"].numpy(), batch[ITEM_ROW].numpy(), batch[QUERY_PREFIX + "recent_item_ids"].numpy()
+            batch[QUERY_PREFIX + "user_id"].numpy(),
+            batch[ITEM_ROW].numpy(),
+            batch[QUERY_PREFIX + "recent_item_ids"].numpy(),
+            strict=True,
         ):
             u = int(np.flatnonzero(prep.user_ids == uid.decode())[0])
             r = row_of[(u, int(item_row))]
@@ -174,8 +177,8 @@ def _pairs_data(n_users: int, pairs: int, n_keys: int, seed: int, reverse_time: 
         users += [f"u{u:04d}"] * len(seq)
         items += seq
         times += list(range(len(seq)))
-    times = -np.asarray(times) if reverse_time else np.asarray(times)
-    return _data(users, items, times)
+    stamps = np.asarray(times)
+    return _data(users, items, -stamps if reverse_time else stamps)
 
 
 def _x_target_accuracy(data: CanonicalData, k: int = 5) -> float:
@@ -232,7 +235,7 @@ def test_published_users_hold_their_last_training_items_in_time_order(published)
     split, _, _ = split_with_validation(prep, TrainConfig())
     inter = data.interactions
     train = inter.iloc[split.train].assign(pos=split.train).sort_values(["timestamp", "pos"])
-    for uid, hist in zip(users["user_id"], users["recent_item_ids"]):
+    for uid, hist in zip(users["user_id"], users["recent_item_ids"], strict=True):
         expected = train.loc[train["user_id"] == uid, "item_id"].tolist()[-10:]
         assert hist == "|".join(expected)
     assert users["recent_item_ids"].map(len).gt(0).any()
@@ -243,7 +246,7 @@ def test_published_users_hold_their_last_training_items_in_time_order(published)
 
 
 def test_service_query_vectors_equal_the_ones_evaluation_scored(published):
-    from serving.model import load_version
+    from serving.version.loader import load_version
 
     root, result, _ = published
     loaded = load_version(root, result.version)

@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import scann
 
 from training.index import (
     BRUTE_FORCE_BELOW,
@@ -12,7 +13,6 @@ from training.index import (
     build_index,
     index_params,
     index_recall,
-    load_searcher,
     save_searcher,
     search_rescored,
 )
@@ -42,7 +42,7 @@ def test_tree_index_finds_the_exact_neighbours_and_survives_a_move(tmp_path) -> 
     assert info.kind == "tree_ah" and info.recall_at_10_vs_exact is not None and info.recall_at_10_vs_exact >= 0.95
     save_searcher(searcher, tmp_path / "a")
     shutil.move(tmp_path / "a", tmp_path / "b")  # relative paths: the folder may be renamed
-    loaded = load_searcher(tmp_path / "b")
+    loaded = scann.scann_ops_pybind.load_searcher(str(tmp_path / "b"))
     before, _ = searcher.search_batched(queries[:20], final_num_neighbors=10)
     after, _ = loaded.search_batched(queries[:20], final_num_neighbors=10)
     assert np.array_equal(np.asarray(before), np.asarray(after))
@@ -74,7 +74,7 @@ def test_tree_index_keeps_no_float_copy_and_recall_counts_the_re_scored_pool(tmp
     searcher, info = build_index(items, queries, seed=3)
     save_searcher(searcher, tmp_path / "index")
     assert info.kind == "tree_ah" and not (tmp_path / "index" / "dataset.npy").exists()
-    loaded = load_searcher(tmp_path / "index")
+    loaded = scann.scann_ops_pybind.load_searcher(str(tmp_path / "index"))
     checking = sample_queries(queries, items, seed=3).checking  # the same seeded split the build used
     rows, scores = search_rescored(loaded, items, checking, 10, info.params["reorder"])
     np.testing.assert_allclose(scores, np.einsum("qkd,qd->qk", items[rows], checking), rtol=1e-5, atol=1e-5)
@@ -106,6 +106,6 @@ def test_spilled_tree_returns_each_item_once_and_survives_serialisation(tmp_path
     assert (idx >= 0).sum(axis=1).min() == params["reorder"]  # a full pool for every query
     assert index_recall(spilled, items, queries, k=10, pool=params["reorder"]) >= 0.9
     save_searcher(spilled, tmp_path / "index")
-    again, _ = load_searcher(tmp_path / "index").search_batched(queries[:20], final_num_neighbors=10)
+    again, _ = scann.scann_ops_pybind.load_searcher(str(tmp_path / "index")).search_batched(queries[:20], final_num_neighbors=10)
     before, _ = spilled.search_batched(queries[:20], final_num_neighbors=10)
     assert np.array_equal(np.asarray(before), np.asarray(again))

@@ -19,7 +19,7 @@ def _model(negatives: str, temperature: float = 0.5, **kw) -> TwoTowerModel:
     spec = ids_only_spec(4)
     query = build_tower(spec.query, {"user_id": USERS}, 4, "q")
     cand = build_tower(spec.candidate, {"item_id": ITEMS}, 4, "c")
-    config = TrainConfig(negatives=negatives, temperature=temperature, embedding_l2=0.0, **kw)
+    config = TrainConfig(negatives=Negatives(negatives), temperature=temperature, embedding_l2=0.0, **kw)
     p = np.array([0.4, 0.3, 0.1, 0.1, 0.1], np.float32)
     return TwoTowerModel(query, cand, ["user_id"], ["item_id"], config, catalog={"item_id": ITEMS}, sampling_probability=p)
 

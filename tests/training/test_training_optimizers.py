@@ -38,7 +38,7 @@ def _touched(model, batch) -> dict[str, np.ndarray]:
         loss = model.compute_loss(batch, training=True)
     grads = tape.gradient(loss, tables)
     out = {}
-    for table, grad in zip(tables, grads):
+    for table, grad in zip(tables, grads, strict=True):
         assert isinstance(grad, tf.IndexedSlices), f"{table.name}: dense gradient"
         out[table.name] = np.unique(grad.indices.numpy())
     return out

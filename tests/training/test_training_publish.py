@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.checksums import tree_checksums
+from artifact.checksums import tree_checksums
 from training.publish import (
     PublishError,
     clean_stale_staging,
@@ -89,7 +89,7 @@ KILLER = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     from pathlib import Path
     from training.publish import publish
-    from training.checksums import tree_checksums
+    from artifact.checksums import tree_checksums
 
     def write(dest, version):
         for i in range(30):

@@ -4,7 +4,9 @@ import json
 
 from typer.testing import CliRunner
 
+from artifact.manifest import parse_manifest
 from recsys.cli import app
+from tests.artifact.sample import manifest_dict
 from training.publish import publish
 from training.quality_gate import comparison_rows, quality_gate
 
@@ -15,12 +17,9 @@ def metrics(recall10: float, split: str = "temporal") -> dict:
     return {"evaluation": {"split": split, "model": model, "popularity": pop}}
 
 
-def publish_metrics(root, recall10: float) -> str:
+def publish_metrics(root, recall10: float, **changes) -> str:
     def write(dest, version):
-        m = metrics(recall10)
-        (dest / "manifest.json").write_text(
-            json.dumps({"version": version, "metrics": m, "index": {"recall_at_10_vs_exact": 1.0}})
-        )
+        (dest / "manifest.json").write_text(json.dumps(manifest_dict(version, metrics=metrics(recall10), **changes)))
 
     return publish(root, write)
 
@@ -42,11 +41,13 @@ def test_gate_skips_when_the_served_version_used_another_protocol(tmp_path):
 
 
 def test_comparison_rows_show_both_versions_and_the_change():
-    a = {"metrics": metrics(0.10), "index": {"recall_at_10_vs_exact": 1.0}}
-    b = {"metrics": metrics(0.12), "index": {"recall_at_10_vs_exact": 0.98}}
+    index = manifest_dict()["index"]
+    a = parse_manifest(manifest_dict("1", metrics=metrics(0.10), index={**index, "recall_at_10_vs_exact": 1.0}))
+    b = parse_manifest(manifest_dict("2", metrics=metrics(0.12), index={**index, "recall_at_10_vs_exact": 0.98}))
     rows = {r[0]: r for r in comparison_rows(a, b)}
-    name, old, new, change = rows["recall_at_10"]
+    _, old, new, change = rows["recall_at_10"]
     assert (old, new) == (0.10, 0.12) and abs(change - 0.02) < 1e-12
+    assert rows["index recall@10 vs exact"][1:3] == (1.0, 0.98)
 
 
 def test_compare_command_prints_side_by_side_and_fails_on_a_drop(tmp_path):
@@ -60,3 +61,27 @@ def test_compare_command_prints_side_by_side_and_fails_on_a_drop(tmp_path):
     assert gated.exit_code == 4
     bad = runner.invoke(app, ["compare", "--model-root", str(tmp_path), "../etc", v2])
     assert bad.exit_code == 2 and "not a version name" in bad.output
+
+
+def test_the_gate_is_skipped_saying_why_when_the_served_manifest_is_of_another_format(tmp_path):
+    """A version of the current format must be able to replace one published before it."""
+    served = publish_metrics(tmp_path, 0.90, schema_version=1)
+    result = quality_gate(tmp_path, metrics(0.10), 0.01)
+    assert result.passed and f"served version {served}" in result.message and "schema_version 1" in result.message
+
+
+def test_compare_names_the_bad_field_of_a_malformed_manifest_and_exits_2(tmp_path):
+    v1 = publish_metrics(tmp_path, 0.20, embedding_dim=-3)
+    v2 = publish_metrics(tmp_path, 0.10)
+    result = CliRunner().invoke(app, ["compare", "--model-root", str(tmp_path), v1, v2])
+    assert result.exit_code == 2
+    assert "manifest.embedding_dim must be greater than 0, got -3" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_compare_refuses_a_version_of_another_format_and_says_to_publish_again(tmp_path):
+    v1 = publish_metrics(tmp_path, 0.20, schema_version=1)
+    publish_metrics(tmp_path, 0.10)
+    result = CliRunner().invoke(app, ["compare", "--model-root", str(tmp_path)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"version {v1}" in text and "publish it again" in text

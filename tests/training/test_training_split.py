@@ -37,7 +37,7 @@ def test_temporal_split_partitions_and_never_trains_on_the_future(rows):
     frame = pd.DataFrame(rows, columns=["user_id", "timestamp"]).astype({"user_id": str})
     s = temporal_split(frame, 0.2)
     assert sorted(np.r_[s.train, s.test]) == list(range(len(frame)))
-    for user, group in frame.groupby("user_id"):
+    for _, group in frame.groupby("user_id"):
         train_ts = frame.iloc[np.intersect1d(s.train, group.index)].timestamp
         test_ts = frame.iloc[np.intersect1d(s.test, group.index)].timestamp
         assert len(test_ts) >= 1

@@ -13,14 +13,16 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from training.data.files_spec import FilesSpec, TableFile, load_spec
+from training.data.bad_rows import BadRowReport, DataError
+from training.data.files_spec import FilesSpec, InteractionsFile, ItemsFile, TableFile, UsersFile, load_spec
 from training.data.parsing import RowChecker
 from training.data.progress import QUIET, Progress
-from training.data.tables import BadRowReport, CanonicalData, DataError, finalize
+from training.data.tables import CanonicalData, finalize
 
 DEFAULT_NA = [
     "",
@@ -81,7 +83,7 @@ def _undecodable_line(path: Path, encoding: str) -> int | None:
 
 def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport) -> _Read:
     sep = spec.sep or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
-    options = dict(sep=sep, encoding=spec.encoding, engine="c")
+    options: dict[str, Any] = {"sep": sep, "encoding": spec.encoding, "engine": "c"}  # read_csv keywords both reads share
     try:
         header = list(pd.read_csv(path, nrows=0, **options).columns)
     except pd.errors.EmptyDataError as error:
@@ -277,13 +279,13 @@ def _interactions(base: Path, spec: FilesSpec, report: BadRowReport, progress: P
     )
 
 
-def _id_columns(table: TableFile) -> list[str]:
-    mapping = table.columns.mapping()  # type: ignore[attr-defined]
+def _id_columns(table: InteractionsFile) -> list[str]:
+    mapping = table.columns.mapping()
     return [mapping["user_id"], mapping["item_id"]]
 
 
-def _interaction_rows(read: _Read, table: TableFile, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarray, str]:
-    mapping = table.columns.mapping()  # type: ignore[attr-defined]
+def _interaction_rows(read: _Read, table: InteractionsFile, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarray, str]:
+    mapping = table.columns.mapping()
     frame = _rename(read, mapping, "interactions")
     check = RowChecker(read.file, read.lines, report)
     check.flag(frame.isna().all(axis=1).to_numpy(dtype=bool), None, "empty line")
@@ -305,9 +307,9 @@ def _interaction_rows(read: _Read, table: TableFile, report: BadRowReport) -> tu
 
 
 def read_entities(
-    base: Path, table: TableFile, id_column: str, report: BadRowReport, progress: Progress, name: str
+    base: Path, table: ItemsFile | UsersFile, id_column: str, report: BadRowReport, progress: Progress, name: str
 ) -> tuple[pd.DataFrame, np.ndarray, str]:
-    mapping = table.columns.mapping()  # type: ignore[attr-defined]
+    mapping = table.columns.mapping()
     read = _read(_resolve(base, table), table, [mapping[id_column]], report, progress)
     frame = _rename(read, mapping, name)
     frame[id_column] = _ids_to_str(frame[id_column])

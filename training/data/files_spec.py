@@ -27,7 +27,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from training.data.tables import DataError
+from training.data.bad_rows import DataError
 
 
 class _Columns(BaseModel):

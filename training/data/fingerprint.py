@@ -41,10 +41,10 @@ def _column_bytes(series: pd.Series) -> tuple[str, bytes]:
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime", series.astype(str).str.cat(sep=_ROW).encode()
     if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        values = series.astype(object).where(series.notna(), _NULL).tolist()
+        cells = series.astype(object).where(series.notna(), _NULL).tolist()
     else:
-        values = ["[" + _SEP.join(map(_cell_text, v)) + "]" if isinstance(v, list) else _cell_text(v) for v in series.tolist()]
-    return "text", _ROW.join(values).encode("utf-8", "surrogatepass")
+        cells = ["[" + _SEP.join(map(_cell_text, v)) + "]" if isinstance(v, list) else _cell_text(v) for v in series.tolist()]
+    return "text", _ROW.join(cells).encode("utf-8", "surrogatepass")
 
 
 def fingerprint_tables(tables: Mapping[str, pd.DataFrame]) -> str:

@@ -20,14 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from training.data import movielens_formats as formats
+from training.data.bad_rows import DataError
 from training.data.progress import QUIET, Progress
-from training.data.tables import CanonicalData, DataError, finalize
+from training.data.tables import CanonicalData, finalize
 
 # (layout name, file that identifies it, other required files, reader)
 LAYOUTS: list[tuple[str, str, tuple[str, ...], Callable[[Path, Progress], CanonicalData]]] = [
     ("100k", "u.data", ("u.item",), formats.read_100k),
     ("1m", "ratings.dat", ("movies.dat",), formats.read_1m),
-    ("latest", "ratings.csv", ("movies.csv",), formats.read_latest),
+    ("latest", "ratings.csv", ("movies.csv",), formats.read_movielens_latest),
 ]
 
 

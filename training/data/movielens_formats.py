@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.data.bad_rows import BadRowReport, DataError
 from training.data.parsing import RowChecker, read_lines, split_fields
 from training.data.progress import QUIET, Progress
-from training.data.tables import BadRowReport, CanonicalData, DataError
+from training.data.tables import CanonicalData
 
 GENRES_100K = [
     "unknown",
@@ -332,7 +333,7 @@ def _items_csv(path: Path, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarr
     return frame.loc[good].reset_index(drop=True), check.lines[good]
 
 
-def read_latest(path: Path, progress: Progress = QUIET) -> CanonicalData:
+def read_movielens_latest(path: Path, progress: Progress = QUIET) -> CanonicalData:
     """MovieLens latest/20M/25M: ``ratings.csv`` and ``movies.csv`` (UTF-8, with headers).
 
     There is no user table in these releases: users get a bare ``user_id`` row.

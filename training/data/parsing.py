@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training.data.tables import BadRowReport, DataError
+from training.data.bad_rows import BadRowReport, DataError
 
 _PADDING = " \t"  # stripped around fields; other control characters make a field invalid
 _INT_RE = r"[+-]?\d{1,18}"

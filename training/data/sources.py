@@ -15,11 +15,12 @@ Every source goes through :func:`training.data.tables.validate_canonical` and
 
 from __future__ import annotations
 
+from training.data.bad_rows import DataError
 from training.data.files import read_files
 from training.data.movielens import read_movielens
 from training.data.progress import Progress, console_progress
 from training.data.synthetic import generate_storefront
-from training.data.tables import CanonicalData, DataError, finalize
+from training.data.tables import CanonicalData, finalize
 from training.data.tfds_source import read_tfds
 
 ACCEPTED = (

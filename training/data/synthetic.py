@@ -200,7 +200,9 @@ def _items_table(rng: np.random.Generator, catalog: _Catalog, vocabs: list[Categ
     tag_idx = np.argsort(rng.random((n, N_TAGS)), axis=1)[:, :3]
     tag_rows = tags[cat[:, None], tag_idx].tolist()
     best = catalog.popularity >= np.quantile(catalog.popularity, 0.98)
-    tag_lists = [row[:k] + ["bestseller"] if b else row[:k] for row, k, b in zip(tag_rows, n_tags.tolist(), best.tolist())]
+    tag_lists = [
+        row[:k] + ["bestseller"] if b else row[:k] for row, k, b in zip(tag_rows, n_tags.tolist(), best.tolist(), strict=True)
+    ]
     median = np.array([v.median_price for v in vocabs])
     premium = rng.normal(0.0, 0.35, size=(len(vocabs), N_BRANDS))
     log_price = np.log(median[cat]) + premium[cat, brand_idx] + rng.normal(0.0, 0.45, size=n)

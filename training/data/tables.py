@@ -1,7 +1,7 @@
 """The canonical tables every data source is turned into, and their validation.
 
 A source reader produces a :class:`CanonicalData` (three pandas DataFrames plus a
-:class:`BadRowReport`); :func:`validate_canonical` then enforces the contract of
+:class:`~training.data.bad_rows.BadRowReport`); :func:`validate_canonical` then enforces the contract of
 ``docs/CONTRACTS.md`` section 1 and returns a cleaned copy. Rows that break it in
 a recoverable way (a NaN weight, a negative timestamp, a reference to an unknown
 item) become *bad rows*: counted, reported with file and line, and left out.
@@ -11,8 +11,6 @@ table) raise :class:`DataError`.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from training.data.bad_rows import BadRowReport, DataError
 from training.data.fingerprint import fingerprint_tables
 
 TABLES = ("interactions", "items", "users")
@@ -29,122 +28,6 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
 }
 _ID_COLUMN = {"items": "item_id", "users": "user_id"}
-_SHOW_BAD_ROWS = 10
-
-
-class DataError(Exception):
-    """A hard error in the input data, located by file, line and column where known."""
-
-    def __init__(
-        self,
-        message: str,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        self.message = message
-        self.file = None if file is None else str(file)
-        self.line = line
-        self.column = column
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        where = _location(self.file, self.line, self.column)
-        return f"{where}: {self.message}" if where else self.message
-
-
-def _location(file: str | None, line: int | None, column: str | None) -> str:
-    """``file:line: column 'c'`` with the parts that are known."""
-    parts = []
-    if file is not None:
-        parts.append(file if line is None else f"{file}:{line}")
-    elif line is not None:
-        parts.append(f"line {line}")
-    if column is not None:
-        parts.append(f"column '{column}'")
-    return ": ".join(parts)
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """One input row that was skipped: where it was and why."""
-
-    file: str
-    line: int | None  # 1-based line (or record/row number for non-text sources)
-    column: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{_location(self.file, self.line, self.column)}: {self.reason}"
-
-
-class BadRowReport:
-    """Every skipped row of a load, in the order they were found."""
-
-    def __init__(self, rows: Iterable[BadRow] = ()) -> None:
-        self.rows: list[BadRow] = list(rows)
-
-    def add(self, file: str, line: int | None, column: str | None, reason: str) -> None:
-        """Record one bad row."""
-        self.rows.append(BadRow(str(file), None if line is None else int(line), column, reason))
-
-    def add_many(
-        self,
-        file: str,
-        lines: Sequence[int] | np.ndarray,
-        column: str | None,
-        reasons: str | Sequence[str],
-    ) -> None:
-        """Record several bad rows of one file and column (one reason, or one per line)."""
-        file = str(file)
-        if isinstance(reasons, str):
-            reasons = [reasons] * len(lines)
-        for line, reason in zip(np.asarray(lines).tolist(), reasons):
-            self.rows.append(BadRow(file, int(line), column, reason))
-
-    def extend(self, other: BadRowReport) -> None:
-        """Append the rows of another report."""
-        self.rows.extend(other.rows)
-
-    @property
-    def count(self) -> int:
-        """How many rows were skipped."""
-        return len(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def by_file(self) -> dict[str, int]:
-        """Number of bad rows per file, in first-seen order."""
-        return dict(Counter(row.file for row in self.rows))
-
-    def summary(self, show: int = _SHOW_BAD_ROWS) -> str:
-        """A human-readable summary: counts per file and the first ``show`` rows."""
-        if not self.rows:
-            return "no bad rows"
-        per_file = ", ".join(f"{f}: {n}" for f, n in self.by_file().items())
-        lines = [f"{self.count} bad row(s) ({per_file})"]
-        lines += [f"  {row}" for row in self.rows[:show]]
-        if self.count > show:
-            lines.append(f"  ... and {self.count - show} more")
-        return "\n".join(lines)
-
-    def check(self, max_bad_rows: int = 0) -> None:
-        """Raise :class:`DataError` when more than ``max_bad_rows`` rows were skipped."""
-        if max_bad_rows < 0:
-            raise ValueError("max_bad_rows must be >= 0")
-        if self.count <= max_bad_rows:
-            return
-        error = DataError(
-            f"{self.summary()}\nmore bad rows than the limit of {max_bad_rows}; "
-            "fix the input or raise the limit (max_bad_rows) to skip them"
-        )
-        first = self.rows[0]  # the attributes locate the first bad row
-        error.file, error.line, error.column = first.file, first.line, first.column
-        raise error
-
-    def __repr__(self) -> str:
-        return f"BadRowReport(count={self.count}, by_file={self.by_file()})"
 
 
 @dataclass(eq=False)
@@ -260,7 +143,7 @@ def _mark(
     mask: np.ndarray,
     column: str | None,
     reasons: str | list[str] | None = None,
-    values: np.ndarray | None = None,
+    values: np.ndarray | pd.Series | None = None,
     template: str = "",
 ) -> None:
     """Report rows where ``mask`` holds that are not yet bad, then mark them bad."""

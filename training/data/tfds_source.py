@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.data.bad_rows import BadRowReport, DataError
 from training.data.progress import QUIET, Progress
-from training.data.tables import BadRowReport, CanonicalData, DataError, finalize
+from training.data.tables import CanonicalData, finalize
 
 SUPPORTED = ("movielens/100k-ratings", "movielens/1m-ratings")
 # The ClassLabel names of tfds' movielens ``movie_genres`` feature, in label order.

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.data.bad_rows import BadRowReport
 from training.data.parsing import RowChecker, read_lines, split_fields
-from training.data.tables import BadRowReport
 
 
 def test_read_lines_keeps_blank_lines_and_strips_line_breaks(tmp_path: Path) -> None:

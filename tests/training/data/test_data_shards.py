@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from training.config import TrainConfig
+from training.data.bad_rows import DataError
 from training.data.files import load_files, read_files
 from training.data.synthetic import generate_storefront
-from training.data.tables import DataError
 from training.pipeline import default_spec, split_with_validation
 from training.prepared import prepare
 from training.trainer import train

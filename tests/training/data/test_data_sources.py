@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
-from training.data.progress import Progress
+from training.data.bad_rows import DataError
+from training.data.progress import Done, Progress
 from training.data.sources import load_source
-from training.data.tables import DataError
 
 
 def write_100k(directory: Path, data_lines: list[str]) -> Path:
@@ -48,11 +50,19 @@ def test_files_scheme(tmp_path: Path) -> None:
 
 
 def test_tfds_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("tensorflow_datasets")
-    module.load = lambda name, split, data_dir=None: [
-        {"user_id": b"1", "movie_id": b"2", "user_rating": 3.0, "timestamp": 4, "movie_title": b"T (1999)", "movie_genres": [1]}
-    ]
-    module.as_numpy = lambda ds: ds
+    module = types.SimpleNamespace(  # `import tensorflow_datasets` returns whatever sys.modules holds
+        load=lambda name, split, data_dir=None: [
+            {
+                "user_id": b"1",
+                "movie_id": b"2",
+                "user_rating": 3.0,
+                "timestamp": 4,
+                "movie_title": b"T (1999)",
+                "movie_genres": [1],
+            }
+        ],
+        as_numpy=lambda ds: ds,
+    )
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", module)
     data = load_source("tfds:movielens/100k-ratings", progress=False)
     assert data.items["genres"].tolist() == [["Adventure"]]
@@ -79,9 +89,11 @@ def test_progress_lines_and_quiet(capsys: pytest.CaptureFixture[str], tmp_path: 
         def __init__(self) -> None:
             self.titles: list[str] = []
 
-        def step(self, title: str):  # type: ignore[override]
+        @contextmanager
+        def step(self, title: str) -> Iterator[Done]:
             self.titles.append(title)
-            return super().step(title)
+            with super().step(title) as done:
+                yield done
 
     recorder = Recorder()
     load_source(f"movielens:{directory}", progress=recorder)

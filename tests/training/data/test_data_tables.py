@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.data.bad_rows import BadRow
 from training.data.tables import (
-    BadRow,
     BadRowReport,
     CanonicalData,
     DataError,
@@ -127,7 +127,7 @@ def test_unknown_references_are_bad_rows_with_file_and_line() -> None:
     result = validate_canonical(data)
     rows = {(r.file, r.line, r.column) for r in result.report.rows}
     assert rows == {("events.csv", 3, "user_id"), ("events.csv", 4, "item_id")}
-    assert "'zz'" in [r.reason for r in result.report.rows if r.line == 4][0]
+    assert "'zz'" in next(r.reason for r in result.report.rows if r.line == 4)
     assert result.interactions["item_id"].tolist() == ["a", "b"]
     assert result.lines["interactions"].tolist() == [2, 5]
     with pytest.raises(DataError, match="limit of 1"):
@@ -188,7 +188,7 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
     assert first.fingerprint() == second.fingerprint()
     assert len(first.fingerprint()) == 64
     changed = make()
-    changed.items.at[1, "genres"] = ["x", "z"]
+    changed.items.at[1, "genres"] = ["x", "z"]  # type: ignore[assignment]  # pandas-stubs types a cell as a scalar; this object column holds lists
     assert changed.fingerprint() != first.fingerprint()
     changed = make()
     changed.interactions.loc[0, "weight"] = 1.5

@@ -8,7 +8,8 @@ import types
 import numpy as np
 import pytest
 
-from training.data.tables import DataError, validate_canonical
+from training.data.bad_rows import DataError
+from training.data.tables import validate_canonical
 from training.data.tfds_source import (
     TFDS_GENRES,
     load_tfds,
@@ -132,11 +133,9 @@ def test_missing_package_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
         load_tfds("movielens/100k-ratings")
 
 
-def _fake_tfds(load) -> types.ModuleType:
-    module = types.ModuleType("tensorflow_datasets")
-    module.load = load
-    module.as_numpy = lambda dataset: iter(dataset)
-    return module
+def _fake_tfds(load) -> types.SimpleNamespace:
+    """Stands in for the module: ``import tensorflow_datasets`` returns whatever ``sys.modules`` holds."""
+    return types.SimpleNamespace(load=load, as_numpy=lambda dataset: iter(dataset))
 
 
 def test_download_failure_is_a_data_error(monkeypatch: pytest.MonkeyPatch) -> None:
