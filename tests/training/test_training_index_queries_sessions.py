@@ -13,30 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-CLUSTERS, PER_CLUSTER, USERS, PER_USER = 4, 50, 240, 30
+from tests.taste_clusters import USERS, taste_clusters
+
 TUNING_QUERIES = 400  # a quarter of them (100) sessions
-
-
-def _taste_data():
-    from training.data.tables import CanonicalData
-
-    rng = np.random.default_rng(11)
-    items = [f"i{r:04d}" for r in range(CLUSTERS * PER_CLUSTER)]
-    users, picked, times = [], [], []
-    for u in range(USERS):
-        own = rng.random(PER_USER) < 0.9
-        home = (u % CLUSTERS) * PER_CLUSTER + rng.integers(0, PER_CLUSTER, PER_USER)
-        rows = np.where(own, home, rng.integers(0, len(items), PER_USER))
-        users += [f"u{u:04d}"] * PER_USER
-        picked += [items[r] for r in rows]
-        times += list(1_000_000 + u + 1000 * np.arange(PER_USER))
-    inter = pd.DataFrame({"user_id": users, "item_id": picked, "timestamp": np.asarray(times, dtype=np.int64)})
-    return CanonicalData(
-        interactions=inter,
-        items=pd.DataFrame({"item_id": items}),
-        users=pd.DataFrame({"user_id": sorted(set(users))}),
-        source="taste-clusters",
-    )
 
 
 def _train(root: Path, spec):
@@ -44,7 +23,7 @@ def _train(root: Path, spec):
     from training.pipeline import run_pipeline
 
     config = TrainConfig(epochs=3, batch_size=256, seed=5, index_tuning_queries=TUNING_QUERIES)
-    result = run_pipeline(_taste_data(), root, config, spec=spec, verbose=0)
+    result = run_pipeline(taste_clusters(11), root, config, spec=spec, verbose=0)
     assert result.version is not None
     manifest = json.loads((root / result.version / "manifest.json").read_text())
     return result, manifest

@@ -12,28 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-CLUSTERS, PER_CLUSTER, USERS, PER_USER = 4, 50, 240, 30
-
-
-def _data():
-    from training.data.tables import CanonicalData
-
-    rng = np.random.default_rng(21)
-    items = [f"i{r:04d}" for r in range(CLUSTERS * PER_CLUSTER)]
-    users, picked, times = [], [], []
-    for u in range(USERS):
-        own = rng.random(PER_USER) < 0.9
-        home = (u % CLUSTERS) * PER_CLUSTER + rng.integers(0, PER_CLUSTER, PER_USER)
-        rows = np.where(own, home, rng.integers(0, len(items), PER_USER))
-        users += [f"u{u:04d}"] * PER_USER
-        picked += [items[r] for r in rows]
-        times += list(1_000_000 + u + 1000 * np.arange(PER_USER))
-    return CanonicalData(
-        interactions=pd.DataFrame({"user_id": users, "item_id": picked, "timestamp": np.asarray(times, dtype=np.int64)}),
-        items=pd.DataFrame({"item_id": items, "category": [f"c{r // PER_CLUSTER}" for r in range(len(items))]}),
-        users=pd.DataFrame({"user_id": sorted(set(users))}),
-        source="taste-clusters",
-    )
+from tests.taste_clusters import CLUSTERS, PER_CLUSTER, taste_clusters
 
 
 def _spec(cold_path: bool = False):
@@ -66,7 +45,7 @@ def test_the_oov_row_trains_only_with_item_id_dropout(dropout: float) -> None:
     from training.prepared import prepare
     from training.trainer import build_model, train
 
-    prep = prepare(_data(), _spec())
+    prep = prepare(taste_clusters(21, categories=True), _spec())
     rows = np.arange(len(prep.user_rows))
     config = TrainConfig(epochs=2, batch_size=256, seed=9, item_id_dropout=dropout, validation_fraction=0)
     tf.keras.utils.set_random_seed(config.seed)
@@ -87,7 +66,7 @@ def test_dropout_draws_are_seeded_per_step() -> None:
     from training.prepared import prepare
     from training.trainer import build_model
 
-    prep = prepare(_data(), _spec())
+    prep = prepare(taste_clusters(21, categories=True), _spec())
     model = build_model(prep, _spec(), TrainConfig(item_id_dropout=0.5, seed=3), np.arange(len(prep.user_rows)))
     seen: list[tf.Tensor] = []
     real = model.candidate_tower
@@ -117,7 +96,7 @@ def test_the_cold_loss_trains_the_cold_projection_and_nothing_else() -> None:
     from training.prepared import make_dataset, prepare, sampling_probabilities
     from training.trainer import build_model
 
-    prep = prepare(_data(), _spec(cold_path=True))
+    prep = prepare(taste_clusters(21, categories=True), _spec(cold_path=True))
     rows = np.arange(len(prep.user_rows))
     config = TrainConfig(batch_size=128, seed=2)
     model = build_model(prep, _spec(cold_path=True), config, rows)
@@ -147,7 +126,7 @@ def version(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("dropout_version")
     config = TrainConfig(epochs=6, batch_size=256, seed=4, item_id_dropout=0.3)
-    result = run_pipeline(_data(), root, config, spec=_spec(cold_path=True), verbose=0)
+    result = run_pipeline(taste_clusters(21, categories=True), root, config, spec=_spec(cold_path=True), verbose=0)
     vdir = root / result.version
     manifest = json.loads((vdir / "manifest.json").read_text())
     assert manifest["training"]["item_id_dropout"] == 0.3  # recorded in the version's config

@@ -3,8 +3,6 @@
 search), full scans in chunks that stop when the request is no longer wanted."""
 
 import threading
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,21 +13,8 @@ from serving.retrieval.execute import Ranked, execute_batch
 from serving.retrieval.plan import plan_recommendation
 from tests.serving.api.test_api_limits import assert_error
 from tests.serving.conftest import wait_until
+from tests.serving.retrieval.support import req
 from tests.serving.retrieval.test_retrieval_execute import CountingSearcher, answered, only_two, planned, with_searcher
-
-
-def req(**kw) -> SimpleNamespace:
-    base: dict[str, Any] = {
-        "user_id": None,
-        "features": None,
-        "k": 10,
-        "exclude_seen": True,
-        "exclude_item_ids": [],
-        "filters": None,
-        "recent_item_ids": None,
-    }
-    return SimpleNamespace(**{**base, **kw})
-
 
 # --------------------------------------------------------------------------- the per-call budget
 

@@ -2,7 +2,6 @@
 ScaNN over-fetch, a full scan when filters leave too few items or the index's candidates run short."""
 
 import dataclasses
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ from serving.retrieval.execute import Ranked, Searched, execute_batch
 from serving.retrieval.job import Job, SearchPlan
 from serving.retrieval.plan import plan_recommendation, plan_similar
 from serving.retrieval.retriever import rank_jobs
+from tests.serving.retrieval.support import req
 
 AnswerItems = list[dict[str, Any]]
 
@@ -75,19 +75,6 @@ def only_two(idx, dist):
     dist = dist.copy()
     dist[:, 2:] = np.nan
     return idx, dist
-
-
-def req(**kw) -> SimpleNamespace:
-    base: dict[str, Any] = {
-        "user_id": None,
-        "features": None,
-        "k": 10,
-        "exclude_seen": True,
-        "exclude_item_ids": [],
-        "filters": None,
-        "recent_item_ids": None,
-    }
-    return SimpleNamespace(**{**base, **kw})
 
 
 @pytest.fixture

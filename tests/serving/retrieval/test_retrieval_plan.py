@@ -2,7 +2,6 @@
 errors that name the bad value, the strategy chosen, and the Strategy enum shared with the schema."""
 
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
@@ -10,19 +9,7 @@ import pytest
 from serving.retrieval.errors import InvalidQuery
 from serving.retrieval.plan import UserQuery, plan_recommendation, plan_similar
 from serving.retrieval.strategy import QUERY_TOWER_STRATEGIES, Strategy
-
-
-def req(**kw) -> SimpleNamespace:
-    base: dict[str, Any] = {
-        "user_id": None,
-        "features": None,
-        "k": 10,
-        "exclude_seen": True,
-        "exclude_item_ids": [],
-        "filters": None,
-        "recent_item_ids": None,
-    }
-    return SimpleNamespace(**{**base, **kw})
+from tests.serving.retrieval.support import req
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,34 +20,7 @@ from serving.retrieval.execute import query_columns
 from serving.retrieval.plan import plan_recommendation
 from serving.version.loader import load_version
 from tests.serving.retrieval.test_retrieval_execute import answered
-
-CLUSTERS, PER_CLUSTER, USERS, PER_USER = 4, 50, 240, 30
-
-
-def _cluster_of(item_id: str) -> int:
-    return int(item_id[1:]) // PER_CLUSTER
-
-
-def _taste_data():
-    from training.data.tables import CanonicalData
-
-    rng = np.random.default_rng(7)
-    items = [f"i{r:04d}" for r in range(CLUSTERS * PER_CLUSTER)]
-    users, picked, times = [], [], []
-    for u in range(USERS):
-        home = u % CLUSTERS
-        own = rng.random(PER_USER) < 0.9
-        rows = np.where(own, home * PER_CLUSTER + rng.integers(0, PER_CLUSTER, PER_USER), rng.integers(0, len(items), PER_USER))
-        users += [f"u{u:04d}"] * PER_USER
-        picked += [items[r] for r in rows]
-        times += list(1_000_000 + u + 1000 * np.arange(PER_USER))
-    inter = pd.DataFrame({"user_id": users, "item_id": picked, "timestamp": np.asarray(times, dtype=np.int64)})
-    return CanonicalData(
-        interactions=inter,
-        items=pd.DataFrame({"item_id": items}),
-        users=pd.DataFrame({"user_id": sorted(set(users))}),
-        source="taste-clusters",
-    )
+from tests.taste_clusters import CLUSTERS, PER_CLUSTER, USERS, cluster_of, taste_clusters
 
 
 class Taste(tuple):
@@ -65,7 +37,7 @@ def taste(tmp_path_factory: pytest.TempPathFactory) -> Taste:
     from training.pipeline import run_pipeline
 
     root: Path = tmp_path_factory.mktemp("taste_models")
-    data = _taste_data()
+    data = taste_clusters(7)
     spec = spec_for_columns(storefront_spec(32), {"user_id"}, {"item_id"})
     assert [f.kind for f in spec.query.features] == [FeatureKind.ID, FeatureKind.HISTORY]
     result = run_pipeline(data, root, TrainConfig(epochs=8, batch_size=256, seed=3), spec=spec, verbose=0)
@@ -79,7 +51,7 @@ def _req(**kw):
 
 
 def _share(items: list[dict], cluster: int) -> float:
-    return sum(_cluster_of(i["item_id"]) == cluster for i in items) / len(items)
+    return sum(cluster_of(i["item_id"]) == cluster for i in items) / len(items)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -99,8 +71,8 @@ def _cluster_means(items: list[dict]) -> np.ndarray:
     scores = np.zeros(CLUSTERS)
     counts = np.zeros(CLUSTERS)
     for i in items:
-        scores[_cluster_of(i["item_id"])] += i["score"]
-        counts[_cluster_of(i["item_id"])] += 1
+        scores[cluster_of(i["item_id"])] += i["score"]
+        counts[cluster_of(i["item_id"])] += 1
     return scores / counts
 
 
@@ -129,7 +101,7 @@ def test_a_known_users_answer_moves_towards_what_they_clicked(taste, user, shift
 
     # and its best item climbs (or stays first)
     def best(items: list) -> int:
-        return min(i["rank"] for i in items if _cluster_of(i["item_id"]) == other)
+        return min(i["rank"] for i in items if cluster_of(i["item_id"]) == other)
 
     assert best(after) <= best(before)
 
