@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from training.data.bad_rows import BadRowReport, DataError
+from training.data.file_values import ids_to_str, split_multi, tidy_metadata, timestamps
 from training.data.files_spec import FilesSpec, InteractionsFile, ItemsFile, TableFile, UsersFile, load_spec
 from training.data.parsing import RowChecker
 from training.data.progress import QUIET, Progress
@@ -152,83 +153,6 @@ def _rename(read: _Read, mapping: dict[str, str], table: str) -> pd.DataFrame:
     return frame
 
 
-def _ids_to_str(series: pd.Series) -> pd.Series:
-    """Ids as str (ints without ``.0``); missing stay missing."""
-    if pd.api.types.is_float_dtype(series):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = np.isfinite(values)
-        with np.errstate(invalid="ignore"):
-            integral = finite & (np.floor(values) == values)
-        if integral[finite].all():
-            series = series.astype("Int64")
-    if pd.api.types.is_string_dtype(series) and not pd.api.types.is_object_dtype(series):
-        return series
-    missing = series.isna()
-    return series.astype(str).where(~missing.to_numpy(), None).astype("str")
-
-
-def _epoch_seconds(stamps: pd.Series) -> np.ndarray:
-    """Whole seconds since the epoch of tz-aware datetimes (NaN for NaT)."""
-    delta = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return delta.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _timestamps(series: pd.Series, check: RowChecker) -> np.ndarray:
-    """Epoch seconds as float64 (NaN in bad rows, which are reported)."""
-    if pd.api.types.is_datetime64_any_dtype(series):
-        stamps = series.dt.tz_localize("UTC") if series.dt.tz is None else series
-        valid = stamps.notna().to_numpy()
-        check.flag(~valid, "timestamp", "missing timestamp")
-        return np.where(valid, _epoch_seconds(stamps), np.nan)
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    text = series.astype("str").str.strip()
-    missing = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
-    check.flag(missing, "timestamp", "missing timestamp")
-    numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))  # a writable copy
-    needs_date = ~missing & np.isnan(numbers)
-    if needs_date.any():
-        dates = pd.to_datetime(text[needs_date], utc=True, errors="coerce", format="mixed")
-        ok = dates.notna().to_numpy()
-        numbers[np.flatnonzero(needs_date)[ok]] = _epoch_seconds(dates[ok])
-        bad = np.zeros(len(text), dtype=bool)
-        bad[np.flatnonzero(needs_date)[~ok]] = True
-        check.flag(bad, "timestamp", lambda v: f"timestamp {v!r} is neither epoch seconds nor a date", text)
-    return np.where(check.good, numbers, np.nan)
-
-
-def _split_multi(series: pd.Series, sep: str) -> pd.Series:
-    def split(value: object) -> list[str]:
-        if isinstance(value, (list, tuple, np.ndarray)):
-            return [str(v) for v in value]
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return []
-        return [part.strip() for part in str(value).split(sep) if part.strip()]
-
-    return pd.Series([split(v) for v in series.tolist()], index=series.index, dtype=object)
-
-
-def _tidy_metadata(frame: pd.DataFrame, id_column: str, multi: dict[str, str], file: str) -> pd.DataFrame:
-    """Split multi-valued columns, turn Parquet lists into lists and missing strings into ""."""
-    frame = frame.copy()
-    for column, sep in multi.items():
-        if column not in frame.columns:
-            raise DataError(f"multi_valued column '{column}' is not in the file", file=file, column=column)
-        frame[column] = _split_multi(frame[column], sep)
-    for column in frame.columns:
-        if column == id_column or column in multi:
-            continue
-        series = frame[column]
-        if pd.api.types.is_object_dtype(series) and len(series):
-            first = series.dropna()
-            if len(first) and isinstance(first.iloc[0], (list, tuple, np.ndarray)):
-                frame[column] = _split_multi(series, "\x00")  # Parquet lists → Python lists
-                continue
-        if pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series):
-            frame[column] = series.fillna("")
-    return frame
-
-
 def _resolve(base: Path, spec: TableFile) -> Path:
     path = Path(spec.path).expanduser()
     return path if path.is_absolute() else base / path
@@ -290,18 +214,18 @@ def _interaction_rows(read: _Read, table: InteractionsFile, report: BadRowReport
     check = RowChecker(read.file, read.lines, report)
     check.flag(frame.isna().all(axis=1).to_numpy(dtype=bool), None, "empty line")
     for column in ("user_id", "item_id"):
-        frame[column] = _ids_to_str(frame[column])
+        frame[column] = ids_to_str(frame[column])
         check.flag(
             (frame[column].isna() | (frame[column] == "")).to_numpy(dtype=bool, na_value=True), column, f"missing {column}"
         )
     if "timestamp" in mapping:
-        frame["timestamp"] = _timestamps(frame["timestamp"], check)
+        frame["timestamp"] = timestamps(frame["timestamp"], check)
     if "weight" in mapping and not pd.api.types.is_numeric_dtype(frame["weight"]):
         frame["weight"] = check.floats(frame["weight"].astype("str"), "weight")
     for column, sep in table.multi_valued.items():
         if column not in frame.columns:
             raise DataError(f"multi_valued column '{column}' is not in the file", file=read.file, column=column)
-        frame[column] = _split_multi(frame[column], sep)
+        frame[column] = split_multi(frame[column], sep)
     good = check.good
     return frame.loc[good].reset_index(drop=True), read.lines[good], read.file
 
@@ -312,9 +236,9 @@ def read_entities(
     mapping = table.columns.mapping()
     read = _read(_resolve(base, table), table, [mapping[id_column]], report, progress)
     frame = _rename(read, mapping, name)
-    frame[id_column] = _ids_to_str(frame[id_column])
+    frame[id_column] = ids_to_str(frame[id_column])
     frame = frame[[id_column] + [c for c in frame.columns if c != id_column]]
-    return _tidy_metadata(frame, id_column, table.multi_valued, read.file), read.lines, read.file
+    return tidy_metadata(frame, id_column, table.multi_valued, read.file), read.lines, read.file
 
 
 def _bare(interactions: pd.DataFrame, column: str) -> pd.DataFrame:
