@@ -40,9 +40,9 @@ def former_rule_version(source_root: Path, dest_root: Path, seed: int = 0) -> di
     """The copy (see the module docstring); returns its model root, version and index record."""
     import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
     from artifact.checksums import tree_checksums
+    from artifact.latest import write_latest
     from serving.version.loader import load_version
     from training.index import build_searcher, index_params, index_recall, save_searcher
-    from training.publish import write_latest
 
     source_root, dest_root = Path(source_root), Path(dest_root)
     name = (source_root / "LATEST").read_text().strip()

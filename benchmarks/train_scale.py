@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -34,14 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, fmt_table, machine_description, median, write_results
+from benchmarks.common import RESULTS_DIR, fmt_table, load_average, machine_description, median, write_results
+from benchmarks.common import log as _log
 
 DEFAULT_SIZES = "20000x5000x1000000,1000000x200000x5000000"
 DEFAULT_OPTIMIZERS = "adam,lazy_adam,adam_adagrad"
 
 
 def log(msg: str) -> None:
-    print(f"[train_scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    _log("train_scale", msg)
 
 
 def _bytes(variables) -> int:
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stderr.write(done.stderr[-4000:])
                 raise SystemExit(f"{size}:{optimizer} failed with exit code {done.returncode}")
             run = json.loads(done.stdout.strip().splitlines()[-1])
-            run["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+            run["load_average_after"] = load_average()
             runs.append(run)
             log(
                 f"{size} {optimizer}: {run['examples_per_second']:,.0f} ex/s ({run['median_step_seconds'] * 1000:.1f} ms/step), "

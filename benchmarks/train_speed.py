@@ -33,7 +33,6 @@ published 3 epochs in round 1).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -41,13 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, machine_description, movielens_dir, require_movielens, write_results
+from benchmarks.common import log as _log
 from benchmarks.train_speed_report import ratios_to_tutorial, summary_md, variant_figures
 
 VARIANTS = ("tutorial", "tutorial_no_topk", "project_ids", "project_default")
 
 
 def log(msg: str) -> None:
-    print(f"[train_speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    _log("train_speed", msg)
 
 
 def epoch_clock():

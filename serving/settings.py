@@ -125,6 +125,11 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"default_k ({self.default_k}) must not exceed max_items_per_call ({self.max_items_per_call})")
         return self
 
+    @property
+    def largest_k(self) -> int:
+        """The largest ``k`` one request may ask for: ``max_k``, within a call's ``max_items_per_call``."""
+        return min(self.max_k, self.max_items_per_call)
+
     def to_env(self) -> dict[str, str]:
         """The settings as ``RECSYS_*`` variables (to hand them to worker processes)."""
         out: dict[str, str] = {}

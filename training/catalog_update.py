@@ -33,7 +33,7 @@ from training.catalog_base import BaseVersion, open_base
 from training.config import TrainConfig
 from training.export import VersionArtifact, write_version
 from training.index import build_index
-from training.index_queries import session_queries
+from training.index_queries import index_session_queries
 from training.item_table import ItemTable, read_item_table
 from training.publish import publish
 from training.quality_gate import index_gate
@@ -182,26 +182,23 @@ def _index_settings(base: BaseVersion) -> dict:
 
 
 def _session_queries(base: BaseVersion, query: SavedTower, users: pd.DataFrame) -> dict:
-    """The session queries the index is tuned on, as training tunes it (``training.pipeline.index_session_queries``):
+    """The session queries the index is tuned on, as training tunes it (``training.index_queries.index_session_queries``):
     visits cut from the re-mapped users' histories, embedded by the served query tower with every other input at
     its manifest default. Nothing without a history input."""
+    if not len(users):
+        return {}
     training = base.contract.training or {}
     share = float(training.get("index_session_share", 0.0) or 0.0)
-    separators = base.history_separators()
-    if not separators or share <= 0 or not len(users):
-        return {}
-    feature, separator = next(iter(separators.items()))  # the one the service feeds recent items into
-    count = round(share * int(training.get("index_tuning_queries") or TrainConfig().index_tuning_queries))
-    found = session_queries(
+    found = index_session_queries(
         query.embed,
+        base.spec,
+        {name: users[name].to_numpy() for name in base.history_separators()},
         base.defaults("query"),
-        feature,
-        separator,
-        users[feature].to_numpy(),
-        count,
+        share,
+        int(training.get("index_tuning_queries") or TrainConfig().index_tuning_queries),
         int(training.get("seed", 0) or 0),
     )
-    return {"sessions": found.vectors, "session_share": share}
+    return {} if found is None else {"sessions": found.vectors, "session_share": share}
 
 
 def _metrics(base: BaseVersion, table: ItemTable, diff: CatalogDiff, index: dict, seconds: dict) -> dict:

@@ -29,8 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from towers.spec import ModelSpec
 
 SAMPLE_SIZE = 2_000  # tuning + checking queries, when that many users exist
 MIN_USERS = 300  # fewer known users than this: item vectors top the sample up to 2 * MIN_USERS
@@ -83,6 +87,26 @@ def session_queries(
     if not len(histories):
         return SessionQueries(histories, np.zeros((0, 0), np.float32))
     return SessionQueries(histories, np.asarray(embed(session_inputs(defaults, feature, histories)), dtype=np.float32))
+
+
+def index_session_queries(
+    embed: Callable[[dict[str, np.ndarray]], np.ndarray],
+    spec: ModelSpec,
+    stored_inputs: Mapping[str, np.ndarray],
+    defaults: Mapping[str, str | float],
+    share: float,
+    tuning_queries: int,
+    seed: int,
+) -> SessionQueries | None:
+    """The session queries an index is tuned on (``round(share * tuning_queries)`` of them): visits cut from
+    the known users' stored histories (``stored_inputs``: users.parquet's columns), fed with every other input
+    at its manifest default, as the service answers ``"strategy": "session"``. None without a history input."""
+    if not spec.history_features or share <= 0:
+        return None
+    feature = spec.history_features[0]  # the one the service feeds recent items into
+    return session_queries(
+        embed, defaults, feature.name, feature.separator, stored_inputs[feature.name], round(share * tuning_queries), seed
+    )
 
 
 @dataclass

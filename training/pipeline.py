@@ -23,7 +23,7 @@ from training.data.tables import CanonicalData
 from training.evaluate import evaluate_split
 from training.export import VersionArtifact, write_version
 from training.index import build_index
-from training.index_queries import SessionQueries, session_queries
+from training.index_queries import SessionQueries, index_session_queries
 from training.model import embed
 from training.prepared import PreparedData, make_dataset, prepare, sampling_probabilities, subset_inputs
 from training.publish import publish
@@ -140,31 +140,6 @@ def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, ite
     return {k.split("/")[-1]: float(v) for k, v in out.items() if "factorized_top_k" in k}
 
 
-def index_session_queries(
-    query_tower: tf.keras.Model,
-    spec: ModelSpec,
-    stored_inputs: dict[str, np.ndarray],
-    defaults: dict[str, str | float],
-    config: TrainConfig,
-) -> SessionQueries | None:
-    """The session queries the index is tuned on (``training.index_queries``): visits cut from the known
-    users' stored histories (``stored_inputs``: users.parquet's columns), fed with every other input at its
-    manifest default, as the service answers ``"strategy": "session"``. None without a history input."""
-    if not spec.history_features or config.index_session_share <= 0:
-        return None
-    feature = spec.history_features[0]  # the one the service feeds recent items into
-    count = round(config.index_session_share * config.index_tuning_queries)
-    return session_queries(
-        lambda columns: embed(query_tower, columns),
-        defaults,
-        feature.name,
-        feature.separator,
-        stored_inputs[feature.name],
-        count,
-        config.seed,
-    )
-
-
 def run_pipeline(
     data: CanonicalData,
     model_root: Path,
@@ -215,7 +190,15 @@ def run_pipeline(
     query_defaults = input_defaults(spec.query, subset_inputs(prep.user_inputs, np.unique(prep.user_rows[final_rows])))
     with step(f"building the ScaNN index over {prep.num_items:,} items"):
         # tuned on a seeded sample of the known users' query vectors and session queries (training.index_tuning)
-        sessions = index_session_queries(result.model.query_tower, spec, stored_inputs, query_defaults, config)
+        sessions = index_session_queries(
+            lambda columns: embed(result.model.query_tower, columns),
+            spec,
+            stored_inputs,
+            query_defaults,
+            config.index_session_share,
+            config.index_tuning_queries,
+            config.seed,
+        )
         searcher, index_info = build_index(
             item_emb,
             user_emb,

@@ -23,8 +23,6 @@ from artifact.latest import fsync_dir, list_versions, next_version, read_latest,
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".staging-"
-# the LATEST helpers are artifact.latest's, named here too because publishing is where training uses them
-__all__ = ["LatestMovedError", "PublishError", "list_versions", "prune", "publish", "read_latest", "write_latest"]
 
 
 class PublishError(RuntimeError):

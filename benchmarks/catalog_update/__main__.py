@@ -6,15 +6,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS)
 from benchmarks.catalog_update.cold import cold
 from benchmarks.catalog_update.scale import scale
-from benchmarks.common import load_average
-
-REPO = Path(__file__).resolve().parents[2]
+from benchmarks.common import DEFAULT_MOVIELENS, load_average
 
 
 def summary_md(mode: str, r: dict[str, Any]) -> str:
@@ -78,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.add_argument("--work-dir", default="/tmp/catalog_update_bench")
     c = sub.add_parser("cold")
-    c.add_argument("--movielens", default=str(REPO.parent / "shared" / "data" / "ml-100k"))
+    c.add_argument("--movielens", default=str(DEFAULT_MOVIELENS))
     c.add_argument("--withhold", type=float, default=0.1)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--epochs", type=int, default=30)

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from functools import partial
@@ -20,15 +19,16 @@ import pandas as pd
 import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS)
 from benchmarks import common
 from benchmarks.common import load_average
+from benchmarks.serving.constants import REPO
+from benchmarks.serving.servers import recsys_exe
 
-REPO = Path(__file__).resolve().parents[2]
 log = partial(common.log, "catalog_update")
 
 
 def run_update(root: Path, items: Path, log_path: Path, *extra: str) -> dict[str, Any]:
     """One real ``recsys update-catalog`` process: wall seconds, peak RSS, its summary and step seconds."""
-    exe = Path(sys.executable).parent / "recsys"
-    cmd = [str(exe), "update-catalog", "--model-root", str(root), "--items", str(items), *extra]
+    args = ["update-catalog", "--model-root", str(root), "--items", str(items), *extra]
+    cmd = [*recsys_exe(), *args]
     load = load_average()
     start = time.perf_counter()
     with open(log_path, "wb") as err:
@@ -42,7 +42,7 @@ def run_update(root: Path, items: Path, log_path: Path, *extra: str) -> dict[str
     summary = json.loads(out[out.index("{") :])
     manifest = json.loads((root / summary["version"] / "manifest.json").read_text())
     return {
-        "command": " ".join(cmd[1:]),
+        "command": " ".join(args),
         "seconds": round(seconds, 1),
         "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
         "load_average_before": load,
@@ -61,8 +61,8 @@ def run_update(root: Path, items: Path, log_path: Path, *extra: str) -> dict[str
 def _base_version(root: Path, args: argparse.Namespace) -> str:
     """The version to update: LATEST of ``--base-root`` copied in, else a ``benchmarks.catalog``
     version (generated 64-d catalog, towers set from it, tuned index) built here."""
+    from artifact.latest import read_latest, write_latest
     from benchmarks.catalog import publish_catalog
-    from training.publish import read_latest, write_latest
 
     current = read_latest(root)
     if current:

@@ -86,7 +86,7 @@ def swap_run(size: int, work_dir: Path, workers: int, args: argparse.Namespace, 
                 time.sleep(args.swap_delay)
             result["go_at"] = time.time() - t0
             if ahead is not None:
-                from training.publish import write_latest
+                from artifact.latest import write_latest
 
                 start = time.perf_counter()
                 os.rename(ahead / pub["version"], root / pub["version"])

@@ -14,8 +14,9 @@ key in OpenAPI.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -31,32 +32,25 @@ from serving.version.holder import ModelHolder
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="required on every route but the probes when the service has a key"
 )
+T = TypeVar("T")
 
 
-async def get_settings(request: Request) -> ServiceSettings:
-    settings: ServiceSettings = request.app.state.settings
-    return settings
+def _from_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency returning ``app.state.<name>`` (an object made once per app); ``kind`` types it."""
+
+    async def get(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
+
+    get.__name__ = get.__qualname__ = f"get_{name}"
+    return get
 
 
-async def get_metrics(request: Request) -> ServiceMetrics:
-    metrics: ServiceMetrics = request.app.state.metrics
-    return metrics
-
-
-async def get_holder(request: Request) -> ModelHolder:
-    holder: ModelHolder = request.app.state.holder
-    return holder
-
-
-async def get_pressure(request: Request) -> Pressure:
-    pressure: Pressure = request.app.state.pressure
-    return pressure
-
-
-async def get_instance(request: Request) -> str:
-    """This worker's random id (``/readyz`` reports it: which process answered)."""
-    instance: str = request.app.state.instance
-    return instance
+get_settings = _from_state("settings", ServiceSettings)
+get_metrics = _from_state("metrics", ServiceMetrics)
+get_holder = _from_state("holder", ModelHolder)
+get_pressure = _from_state("pressure", Pressure)
+get_instance = _from_state("instance", str)  # this worker's random id (``/readyz`` reports it: which process answered)
 
 
 def _served(request: Request) -> LoadedModel:

@@ -167,7 +167,7 @@ def request_models(settings: ServiceSettings) -> RequestModels:
     """The request models with ``settings``' bounds (``max_k``, ``max_list_items``, ...)."""
     max_list, budget = settings.max_list_items, settings.max_items_per_call
     max_recent = settings.max_recent_items
-    max_k = min(settings.max_k, budget)  # one request is a call too
+    max_k = settings.largest_k  # one request is a call too
     FeatureValue = Annotated[  # noqa: N806  # a type alias (local: its bounds are the settings), named as one
         Annotated[FeatureText, Tag("text")]
         | Annotated[Float32, Tag("number")]

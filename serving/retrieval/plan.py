@@ -86,7 +86,7 @@ def resolve_features(model: LoadedModel, features: Mapping[str, Any] | None) -> 
         if qi.dtype == "float32":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not _fits_float32(value):
                 raise InvalidQuery(
-                    "invalid_features", f"feature {name!r} must be a finite number a float32 can hold, not {_shown(value)}"
+                    "invalid_features", f"feature {name!r} must be a finite number a float32 can hold, not {_repr_cut(value)}"
                 )
             out[name] = float(value)
         elif isinstance(value, str):
@@ -94,11 +94,11 @@ def resolve_features(model: LoadedModel, features: Mapping[str, Any] | None) -> 
         elif isinstance(value, list) and qi.kind == "multi_categorical" and all(isinstance(v, str) for v in value):
             out[name] = qi.separator.join(value)
         else:
-            raise InvalidQuery("invalid_features", f"feature {name!r} must be a string, not {_shown(value)}")
+            raise InvalidQuery("invalid_features", f"feature {name!r} must be a string, not {_repr_cut(value)}")
     return out
 
 
-def _shown(value: Any, limit: int = 60) -> str:
+def _repr_cut(value: Any, limit: int = 60) -> str:
     """A bad value as a message shows it: its repr, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -136,18 +136,20 @@ def resolve_filters(model: LoadedModel, filters: Mapping[str, Any] | None) -> tu
                 raise InvalidQuery("invalid_filter", f"{column!r} is not numeric; give a list of values, not a range")
             bounds = [None if b is None else _finite(b) for b in (lo, hi)]
             if any(b is None and given is not None for b, given in zip(bounds, (lo, hi), strict=True)):
-                raise InvalidQuery("invalid_filter", f"the bounds of {column!r} must be finite numbers, not {_shown([lo, hi])}")
+                raise InvalidQuery(
+                    "invalid_filter", f"the bounds of {column!r} must be finite numbers, not {_repr_cut([lo, hi])}"
+                )
             out.append((column, RangeFilter(*bounds)))
             continue
         values = list(spec)
         if fc.kind == "numeric":
             text = next((v for v in values if isinstance(v, str)), None)
             if text is not None:
-                raise InvalidQuery("invalid_filter", f"{column!r} is numeric; its values must be numbers, not {_shown(text)}")
+                raise InvalidQuery("invalid_filter", f"{column!r} is numeric; its values must be numbers, not {_repr_cut(text)}")
             numbers = [_finite(v) for v in values]
             bad = next((v for v, n in zip(values, numbers, strict=True) if n is None), None)
             if bad is not None:
-                raise InvalidQuery("invalid_filter", f"the values of {column!r} must be finite numbers, not {_shown(bad)}")
+                raise InvalidQuery("invalid_filter", f"the values of {column!r} must be finite numbers, not {_repr_cut(bad)}")
             out.append((column, tuple(dict.fromkeys(numbers))))
         else:
             out.append((column, tuple(dict.fromkeys(v if isinstance(v, str) else _as_text(v) for v in values))))

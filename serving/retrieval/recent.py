@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.model import LoadedModel, QueryInput
+from serving.model import LoadedModel
 from serving.retrieval.errors import InvalidQuery
 
 
@@ -46,15 +46,9 @@ class RecentItems:
         return len(self.rows) > 0
 
 
-def history_input(model: LoadedModel) -> tuple[QueryInput, int] | None:
-    """The version's history query input and the number of recent items its tower keeps; None without one
-    (read from the manifest once, at load: ``LoadedModel.history``)."""
-    return model.history
-
-
 def resolve_recent(model: LoadedModel, user_row: int | None, recent_item_ids: Sequence[str]) -> RecentItems:
     """The history input for a request giving ``recent_item_ids`` (non-empty, oldest first)."""
-    found = history_input(model)
+    found = model.history  # read from the manifest once, at load
     if found is None:
         names = [q.name for q in model.query_inputs]
         raise InvalidQuery(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from artifact.checksums import MANIFEST, sha256_of
+from artifact.latest import shown
 
 MAX_ENTRIES = 10_000  # a version holds a few dozen files; a walk never goes on for ever
 _ASSET_PATH = re.compile(r'asset_path:\s*"((?:[^"\\]|\\.)*)"')
@@ -54,7 +55,7 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def _shown(text: str) -> str:
-    return text[:120].encode("unicode_escape").decode("ascii")
+    return shown(text, limit=120)
 
 
 def check_version_folder(path: Path) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from artifact.latest import list_versions, read_latest
 from recsys.cli import app
-from training.publish import list_versions, read_latest
 
 runner = CliRunner()
 

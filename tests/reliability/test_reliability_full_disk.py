@@ -30,7 +30,8 @@ from pathlib import Path
 import pytest
 
 from artifact.checksums import tree_checksums
-from training.publish import PublishError, list_versions, publish, read_latest
+from artifact.latest import list_versions, read_latest
+from training.publish import PublishError, publish
 
 pytestmark = pytest.mark.reliability
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from training.publish import list_versions, read_latest
+from artifact.latest import list_versions, read_latest
 
 pytestmark = pytest.mark.reliability
 

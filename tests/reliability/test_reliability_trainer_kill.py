@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from artifact.checksums import tree_checksums
-from training.publish import list_versions, read_latest
+from artifact.latest import list_versions, read_latest
 
 pytestmark = pytest.mark.reliability
 

@@ -81,7 +81,7 @@ class Versions:
         return name
 
     def set_latest(self, text: str) -> None:
-        from training.publish import write_latest
+        from artifact.latest import write_latest
 
         write_latest(self.root, text)
 

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
+from artifact.latest import list_versions, read_latest
 from recsys.cli import app
 from tests.training.catalog_support import CLONES, USERS_WITH_CLONES, copy_root, make_update, trained_base
-from training.publish import list_versions, read_latest
 from training.saved_tower import SavedTower
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

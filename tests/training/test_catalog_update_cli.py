@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
+from artifact.latest import list_versions, read_latest
 from recsys.cli import app
 from tests.training.catalog_support import copy_root, make_update, trained_base
-from training.publish import list_versions, read_latest
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_an_update_does_not_replace_a_version_published_while_it_ran(setup, tmp_
     import shutil
 
     import training.catalog_update as catalog_update
-    from training.publish import write_latest
+    from artifact.latest import write_latest
 
     root = copy_root(setup["root"], tmp_path / "models")
     retrained = str(int(setup["base"]) + 1)

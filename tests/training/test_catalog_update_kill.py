@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import recsys  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
+from artifact.latest import list_versions, read_latest
 from tests.training.catalog_support import copy_root, make_update, trained_base
 from training.catalog_base import open_base
-from training.publish import list_versions, read_latest
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")]
 

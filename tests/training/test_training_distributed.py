@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from artifact.latest import list_versions, read_latest
 from training.distribute import cluster_from_environment
-from training.publish import list_versions, read_latest
 
 
 def free_ports(n: int) -> list[int]:

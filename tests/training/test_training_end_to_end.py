@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from artifact.latest import read_latest
 from artifact.manifest import parse_manifest
 from training.config import TrainConfig
 from training.data.synthetic import generate_storefront
 from training.pipeline import run_pipeline
-from training.publish import read_latest
 from training.trainer import train
 
 FRESH_PROCESS = textwrap.dedent(

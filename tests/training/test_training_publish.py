@@ -14,15 +14,8 @@ import numpy as np
 import pytest
 
 from artifact.checksums import tree_checksums
-from training.publish import (
-    PublishError,
-    clean_stale_staging,
-    list_versions,
-    prune,
-    publish,
-    read_latest,
-    write_latest,
-)
+from artifact.latest import list_versions, read_latest, write_latest
+from training.publish import PublishError, clean_stale_staging, prune, publish
 
 
 def write_small(dest: Path, version: str) -> None:

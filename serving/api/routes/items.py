@@ -19,7 +19,7 @@ from serving.settings import ServiceSettings
 
 def router(settings: ServiceSettings) -> APIRouter:
     """The item routes with ``settings``' bound on ``k``."""
-    max_k = min(settings.max_k, settings.max_items_per_call)
+    max_k = settings.largest_k
     routes = APIRouter(tags=["items"])
 
     @routes.get(

@@ -63,7 +63,7 @@ async def _ranked(retriever: Retriever, i: int, job: Job) -> Ranking:
 def router(settings: ServiceSettings) -> APIRouter:
     """The recommendation routes with ``settings``' bounds."""
     models = request_models(settings)
-    max_k = min(settings.max_k, settings.max_items_per_call)
+    max_k = settings.largest_k
     routes = APIRouter(tags=["recommendations"])
 
     @routes.post(

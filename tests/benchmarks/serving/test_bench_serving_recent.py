@@ -25,14 +25,14 @@ def test_generated_version_with_history_runs_the_tower_for_recent_items(tmp_path
     from benchmarks.catalog import publish_catalog
     from serving.retrieval.execute import query_columns
     from serving.retrieval.plan import plan_recommendation
-    from serving.retrieval.recent import history_input
     from serving.retrieval.retriever import rank_jobs
     from serving.version.loader import load_version
 
     info = publish_catalog(tmp_path, num_items=3_000, num_users=300, dim=64, seed=0, history_length=50)
     assert info["history_length"] == 50
     model = load_version(tmp_path, info["version"])
-    qi, length = history_input(model)
+    assert model.history is not None
+    qi, length = model.history
     assert qi.name == "recent_item_ids" and length == 50
     cat = generate_catalog(3_000, 300, dim=64, seed=0)
     users = pd.read_parquet(tmp_path / info["version"] / "users.parquet")

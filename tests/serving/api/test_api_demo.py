@@ -7,12 +7,13 @@ browser, is ``test_api_demo_browser.py``; the same switches against a real
 import base64
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.serving.conftest import wait_until
 
 DEMO_ONLY = ("/", "/static/demo.js", "/static/demo.css", "/v1/users", "/v1/users/u000001/history")
 
@@ -21,15 +22,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def _ids(body: dict) -> list[str]:
     return [item["item_id"] for item in body["items"]]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +233,7 @@ def test_report_png_missing_or_changed_is_404(versions, make_client) -> None:
 
         bare = versions.clone(corrupt=drop_report)
         versions.set_latest(bare)
-        assert wait_until(lambda: c.get("/v1/model").json()["model_version"] == bare)
+        assert wait_until(lambda: c.get("/v1/model").json()["model_version"] == bare, timeout=30.0)
         r = c.get("/v1/model/report.png")
         assert r.status_code == 404 and r.json()["error"]["message"] == "the served version has no report.png"
         page = c.get("/v1/model/report")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from serving.retrieval.plan import plan_recommendation
-from serving.retrieval.recent import history_input, resolve_recent
+from serving.retrieval.recent import resolve_recent
 from serving.retrieval.strategy import Strategy
 from serving.version.loader import load_version
 from tests.serving.conftest import edit_manifest
@@ -202,7 +202,7 @@ def test_a_version_without_a_history_feature_refuses_recent_items(versions, make
     name = versions.clone(corrupt=no_history)
     versions.set_latest(name)
     model = load_version(versions.root, name)
-    assert history_input(model) is None
+    assert model.history is None
     with make_client(versions.root) as c:
         r = c.post("/v1/recommendations", json={"k": 3, "recent_item_ids": _given(truth, 2)})
         assert r.status_code == 422 and r.json()["error"]["code"] == "history_not_supported"
