@@ -43,8 +43,10 @@ INTERACTIONS = 30_000
 KNOWN_USERS = 320
 MIN_RECALL = 0.95
 # the index is built to a higher target than the checks' threshold: what the service answers is
-# compared with exact search over a few hundred queries, whose sampling noise is about 0.01
-INDEX_TARGET = 0.97
+# compared with exact search over a few hundred queries, whose sampling noise is about 0.01, and the
+# tuning sample holds no filtered queries (at 0.97 the filtered check read 0.945 in one run of four:
+# the operating point is the cheapest one found by timing, so it moves between runs)
+INDEX_TARGET = 0.98
 SCORE_TOL = 1e-4
 
 
