@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scann
 
+from tests.training.index_costs import modelled_costs
 from training.index import (
     BRUTE_FORCE_BELOW,
     LARGE_CATALOG,
@@ -16,6 +17,13 @@ from training.index import (
     save_searcher,
     search_rescored,
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _modelled_costs():
+    """The tuner's choices asserted here must not ride on a shared machine's timing noise."""
+    with modelled_costs():
+        yield
 
 
 def test_parameters_by_catalog_size() -> None:

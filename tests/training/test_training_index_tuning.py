@@ -11,6 +11,7 @@ import pytest
 import scann
 from typer.testing import CliRunner
 
+from tests.training.index_costs import modelled_costs
 from training.index import (
     build_index,
     build_searcher,
@@ -22,6 +23,13 @@ from training.index import (
 from training.index_queries import MIN_USERS, sample_queries
 from training.index_space import MIN_TREE_ITEMS
 from training.quality_gate import index_gate
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _modelled_costs():
+    """The tuner's choices asserted here must not ride on a shared machine's timing noise."""
+    with modelled_costs():
+        yield
 
 
 def mixture(

@@ -175,14 +175,18 @@ def fuzz_target(trained: tuple[Path, str]):
     # 413 (body over max_body_bytes, documented) is a rejection too
     rejected = [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413"]
     config = schemathesis.Config.from_dict({"checks": {"negative_data_rejection": {"expected-statuses": rejected}}})
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)  # starts the lifespan
     client = asgi.get_client(app)  # type: ignore[arg-type]  # schemathesis types the ASGI app with its own narrower callable
-    with client:
+    with client:  # starts the lifespan (shared with the schema's requests below)
         deadline = time.monotonic() + 120
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, client.get("/readyz").json()
             time.sleep(0.1)
         assert client.get("/readyz").json()["model_version"] == version
+        # The schema only once the model is loaded: loading it in the lifespan's thread builds Python ASTs
+        # while schemathesis imports its OpenAPI modules lazily here, which pytest rewrites, that is parses,
+        # too. CPython 3.11's AST constructor keeps its recursion depth in state shared by the threads and
+        # then fails with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
         yield schema, client, version
     asgi.shutdown_lifespans()
 
