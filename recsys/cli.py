@@ -122,6 +122,7 @@ def train(
             spec=spec,
             publish_version=cluster.is_chief and not no_publish,
             strategy=cluster.strategy(),
+            chief=cluster.is_chief,
         )
     summary = {"version": result.version, "evaluation": result.metrics["evaluation"]["model"]}
     typer.echo(json.dumps(summary, indent=2))

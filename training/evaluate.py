@@ -71,10 +71,12 @@ def evaluate_split(
     """
     pairs = split.test[_sample(len(split.test), config.max_eval_queries, config.seed)]
     pair_users, pair_items = prep.user_rows[pairs], prep.item_rows[pairs]
-    test_by_user = prep.items_by_user(split.test)
-    train_by_user = prep.items_by_user(split.train)
-    users = np.array([u for u in range(prep.num_users) if len(test_by_user[u])], dtype=np.int64)
+    users = np.unique(prep.user_rows[split.test])  # the users with test items
     users = users[_sample(len(users), config.max_eval_queries, config.seed)]
+    sampled = np.zeros(prep.num_users, dtype=bool)
+    sampled[users] = True  # per-user lists for the scored users only (not one per user of a large log)
+    test_by_user = prep.items_by_user(split.test[sampled[prep.user_rows[split.test]]])
+    train_by_user = prep.items_by_user(split.train[sampled[prep.user_rows[split.train]]])
     test_items = [test_by_user[u] for u in users]
     train_items = [train_by_user[u] for u in users]
 

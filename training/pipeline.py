@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,10 @@ from training.prepared import PreparedData, make_dataset, prepare, sampling_prob
 from training.publish import publish
 from training.quality_gate import index_gate, quality_gate
 from training.report import write_report
-from training.split import Split, make_split
+from training.split import Split
+from training.stream.inputs import workers_of
+from training.stream.prepare import FIT, VALIDATION
+from training.stream.run import ExampleSource, prepare_run, split_of
 from training.trainer import TrainResult, train
 
 console = Console(stderr=True)
@@ -64,13 +68,11 @@ def default_spec(source: str, data: CanonicalData, embedding_dim: int = 64) -> M
 
 
 def split_with_validation(prep: PreparedData, config: TrainConfig) -> tuple[Split, np.ndarray, np.ndarray]:
-    """Test split as configured, then a validation split carved from train the same way."""
-    inter = prep.data.interactions
-    split = make_split(inter, config.split, config.test_fraction, config.seed)
-    if config.validation_fraction <= 0:
-        return split, split.train, np.zeros(0, dtype=np.int64)
-    inner = make_split(inter.iloc[split.train].reset_index(drop=True), config.split, config.validation_fraction, config.seed + 1)
-    return split, split.train[inner.train], split.train[inner.test]
+    """(split, fit rows, validation rows) of ``prep`` by ``config``'s split rules, computed as
+    ``recsys train`` computes them (:func:`training.stream.prepare.prepare_shards`), for
+    callers without a run folder (the benchmarks' baselines share the run's split)."""
+    with tempfile.TemporaryDirectory(prefix="recsys-split-") as tmp:
+        return split_of(prepare_run(prep, config, Path(tmp) / "prepared"))
 
 
 def run_fingerprint(data: CanonicalData, spec: ModelSpec, config: TrainConfig) -> str:
@@ -103,7 +105,7 @@ def _tables_for_export(prep: PreparedData, train_rows: np.ndarray) -> tuple[pd.D
     seen = pd.DataFrame(
         {
             "user_id": prep.user_ids,
-            "item_rows": [s.astype(np.int32).tolist() for s in seen_lists],
+            "item_rows": [s.astype(np.int32) for s in seen_lists],  # arrays: Arrow writes list<int32>, no Python ints
         }
     )
     return items, users, seen[[len(s) > 0 for s in seen_lists]]
@@ -148,17 +150,33 @@ def run_pipeline(
     publish_version: bool = True,
     strategy: tf.distribute.Strategy | None = None,
     verbose: int | str = "auto",
+    chief: bool = True,
 ) -> PipelineResult:
-    """Train, evaluate and (unless told not to) publish one version of ``data``."""
+    """Train, evaluate and (unless told not to) publish one version of ``data``.
+    ``chief``: False on the other workers of a cluster (they wait for the chief's preparation)."""
     model_root = Path(model_root)
     spec = spec or default_spec(data.source, data)
+    run_dir = model_root / ".runs" / run_fingerprint(data, spec, config)
     with step(f"preparing {len(data.interactions):,} interactions, {len(data.items):,} items, {len(data.users):,} users"):
         prep = prepare(data, spec)
-        split, fit_rows, val_rows = split_with_validation(prep, config)
-    console.log(f"split={config.split.value}: fit {len(fit_rows):,}, validation {len(val_rows):,}, test {len(split.test):,}")
-
-    run_dir = model_root / ".runs" / run_fingerprint(data, spec, config)
-    result = train(prep, spec, config, fit_rows, val_rows, run_dir=run_dir, verbose=verbose, strategy=strategy)
+        # the split and the examples' shards, written once beside the run (by the chief) and read by every worker
+        prepared = prepare_run(prep, config, run_dir / "prepared", chief=chief, workers=workers_of(strategy))
+        split, fit_rows, val_rows = split_of(prepared)
+    console.log(
+        f"split={config.split.value}: fit {len(fit_rows):,}, validation {len(val_rows):,}, test {len(split.test):,}; "
+        f"{len(prepared.shards)} shard(s) in {prepared.root}"
+    )
+    result = train(
+        prep,
+        spec,
+        config,
+        fit_rows,
+        val_rows,
+        run_dir=run_dir,
+        verbose=verbose,
+        strategy=strategy,
+        source=ExampleSource(prepared, (FIT,)),
+    )
     console.log(f"trained {result.best_epoch} best epoch(s); {result.examples_per_second:,.0f} examples/s")
     selection = result
     if config.refit_on_full_train and len(val_rows):
@@ -175,6 +193,7 @@ def run_pipeline(
             run_dir=run_dir / "refit",
             verbose=verbose,
             strategy=strategy,
+            source=ExampleSource(prepared, (FIT, VALIDATION)),
         )
         result.history = selection.history
         result.best_epoch = selection.best_epoch
@@ -267,6 +286,8 @@ def run_pipeline(
             version = publish(model_root, lambda dest, v: write_version(dest, artifact, v), retain=config.retain_versions)
         console.log(f"published version {version}")
         shutil.rmtree(run_dir, ignore_errors=True)
+    elif chief:
+        shutil.rmtree(run_dir / "prepared", ignore_errors=True)  # the shards are the run's only large files
     return PipelineResult(
         version=version, metrics=metrics, train=result, spec=spec, query_embeddings=user_emb, session_queries=sessions
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -64,12 +65,13 @@ class PreparedData:
 
     def items_by_user(self, rows: np.ndarray) -> list[np.ndarray]:
         """For each user row, the distinct item rows among interactions ``rows``."""
-        frame = pd.DataFrame({"u": self.user_rows[rows], "i": self.item_rows[rows]}).drop_duplicates()
-        grouped = frame.groupby("u")["i"].apply(lambda s: np.sort(s.to_numpy()))
-        out = [np.zeros(0, dtype=np.int64)] * self.num_users
-        for u, items in zip(grouped.index.to_numpy(np.int64), grouped.to_list(), strict=True):
-            out[u] = items.astype(np.int64)
-        return out
+        users, items = self.user_rows[rows], self.item_rows[rows]
+        order = np.lexsort((items, users))
+        users, items = users[order], items[order]
+        distinct = np.r_[True, (users[1:] != users[:-1]) | (items[1:] != items[:-1])] if len(users) else np.zeros(0, bool)
+        users, items = users[distinct], items[distinct].astype(np.int64)
+        bounds = np.searchsorted(users, np.arange(1, self.num_users))
+        return np.split(items, bounds)  # views into one array, sorted per user
 
 
 def prepare(data: CanonicalData, spec: ModelSpec) -> PreparedData:
@@ -136,9 +138,6 @@ def make_dataset(
     catalog rows + 1, newest first, 0 = nothing (what
     ``towers.tower.training_tower`` reads; no strings are joined or split)."""
     known = rows if query_rows is None else query_rows
-    user_tables = {n: as_tensor(v) for n, v in prep.user_inputs.items() if n not in {f.name for f in prep.history}}
-    item_tables = {n: as_tensor(v) for n, v in prep.item_inputs.items()}
-    p_table = tf.constant(sampling_p)
     windows = {f.name: windows_before(prep.user_rows, prep.times, known, rows, f.history_length) for f in prep.history}
     sequence = (
         tf.constant(np.r_[0, prep.item_rows[next(iter(windows.values())).order] + 1].astype(np.int32)) if windows else None
@@ -149,15 +148,35 @@ def make_dataset(
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     lengths = {f.name: f.history_length for f in prep.history}
+    features = batch_features(prep, sampling_p)
 
     def gather(u: tf.Tensor, i: tf.Tensor, b: dict[str, tuple[tf.Tensor, tf.Tensor]]) -> dict[str, tf.Tensor]:
-        feats = {QUERY_PREFIX + n: tf.gather(t, u) for n, t in user_tables.items()}
+        histories = {}
         for n, (start, end) in b.items():
             at = end[:, tf.newaxis] - 1 - tf.range(lengths[n], dtype=end.dtype)[tf.newaxis, :]  # newest first
-            feats[QUERY_PREFIX + n] = tf.gather(sequence, tf.where(at >= start[:, tf.newaxis], at + 1, 0))
+            histories[n] = tf.gather(sequence, tf.where(at >= start[:, tf.newaxis], at + 1, 0))
+        return features(u, i, histories)
+
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def batch_features(
+    prep: PreparedData, sampling_p: np.ndarray
+) -> Callable[[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]], dict[str, tf.Tensor]]:
+    """The map from a batch's (user rows, item rows, history matrices) to the towers'
+    inputs: each tower's raw inputs gathered from constant per-user/per-item tables;
+    histories as int32 ``[batch, history_length]`` catalog rows + 1, newest first,
+    0 = nothing (what ``towers.tower.training_tower`` reads)."""
+    user_tables = {n: as_tensor(v) for n, v in prep.user_inputs.items() if n not in {f.name for f in prep.history}}
+    item_tables = {n: as_tensor(v) for n, v in prep.item_inputs.items()}
+    p_table = tf.constant(sampling_p)
+
+    def features(u: tf.Tensor, i: tf.Tensor, histories: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        feats = {QUERY_PREFIX + n: tf.gather(t, u) for n, t in user_tables.items()}
+        feats.update({QUERY_PREFIX + n: h for n, h in histories.items()})
         feats.update({CANDIDATE_PREFIX + n: tf.gather(t, i) for n, t in item_tables.items()})
         feats[ITEM_ROW] = i
         feats[SAMPLING_PROBABILITY] = tf.gather(p_table, i)
         return feats
 
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return features

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +17,13 @@ from towers.spec import ModelSpec
 from towers.tower import build_tower, training_tower
 from training.config import SplitKind, TrainConfig
 from training.evaluate import pair_query_inputs
+from training.fit_progress import keras_verbose, progress_callbacks
 from training.metrics import embedding_score_fn, ranking_metrics, top_k_accuracy
 from training.model import TwoTowerModel, embed
 from training.optimizers import make_optimizer
-from training.prepared import PreparedData, make_dataset, sampling_probabilities, subset_inputs
+from training.prepared import PreparedData, sampling_probabilities, subset_inputs
+from training.stream.inputs import examples_of, training_input
+from training.stream.run import ExampleSource
 
 
 @dataclass
@@ -55,6 +59,12 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
     Temporal split (P2): Recall@K per user, training items excluded.
     Random split (P1): top-K accuracy per validation pair, nothing excluded,
     each pair queried with its user's fit rows before it (as evaluation does).
+
+    Known items only, for every model: the ranking holds the items of the fit
+    rows, and a validation pair whose item is not among them does not count.
+    An item the fit rows never show is embedded by the id's out-of-vocabulary
+    path (or a cold path); where it lands measures that path, not the epoch's
+    training, and would otherwise move the epoch early stopping picks.
     """
 
     def __init__(
@@ -67,6 +77,10 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.prep = prep
+        self.known_items = np.unique(prep.item_rows[fit_rows])
+        position = np.full(prep.num_items, -1, dtype=np.int64)  # item row -> its place among the known items
+        position[self.known_items] = np.arange(len(self.known_items))
+        val_rows = val_rows[position[prep.item_rows[val_rows]] >= 0]
         self.query_inputs = prep.query_inputs(fit_rows)  # validation queries know the fit rows, as test queries know train
         self.k = k = config.validation_metric_k
         self.per_pair = config.split is SplitKind.RANDOM
@@ -77,7 +91,7 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         if self.per_pair:
             rows = val_rows if len(val_rows) <= cap else rng.choice(val_rows, cap, replace=False)
             self.query_inputs = pair_query_inputs(prep, fit_rows, rows)  # each pair: the fit rows before it
-            self.pairs = (np.arange(len(rows)), prep.item_rows[rows])
+            self.pairs = (np.arange(len(rows)), position[prep.item_rows[rows]])
             self.active = len(rows) > 0
         else:
             val_by_user = prep.items_by_user(val_rows)
@@ -86,8 +100,8 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
             if len(users) > cap:
                 users = np.sort(rng.choice(users, cap, replace=False))
             self.users = users
-            self.val_items = [val_by_user[u] for u in users]
-            self.seen = [seen_by_user[u] for u in users]
+            self.val_items = [position[val_by_user[u]] for u in users]
+            self.seen = [position[seen_by_user[u]] for u in users]
             self.active = len(users) > 0
         self.history_file = history_file
         self.history: dict[str, list[float]] = {"loss": [], self.log_key: []}
@@ -95,12 +109,11 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
             self.history = json.loads(history_file.read_text())
 
     def compute(self, model: TwoTowerModel) -> float:
-        score = embedding_score_fn(
-            embed(model.query_tower, self.query_inputs), embed(model.candidate_tower, self.prep.item_inputs)
-        )
+        known = subset_inputs(self.prep.item_inputs, self.known_items)
+        score = embedding_score_fn(embed(model.query_tower, self.query_inputs), embed(model.candidate_tower, known))
         if self.per_pair:
             return top_k_accuracy(score, *self.pairs, ks=(self.k,))[self.metric]
-        found = ranking_metrics(score, self.users, self.val_items, self.seen, self.prep.num_items, recall_ks=(self.k,))
+        found = ranking_metrics(score, self.users, self.val_items, self.seen, len(self.known_items), recall_ks=(self.k,))
         return found[self.metric]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -162,8 +175,10 @@ def train(
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    source: ExampleSource | None = None,
 ) -> TrainResult:
-    """Train on ``fit_rows``; early-stop on Recall@K over ``val_rows``.
+    """Train on ``fit_rows`` (read as prepared shards: ``source`` when the caller has
+    them, :mod:`training.stream`); early-stop on Recall@K over ``val_rows``.
 
     With ``run_dir`` set, ``BackupAndRestore`` checkpoints every
     ``config.checkpoint_every_steps`` steps into it, and a later call with the
@@ -174,11 +189,15 @@ def train(
     with strategy.scope():
         model = build_model(prep, spec, config, fit_rows)
     p = sampling_probabilities(prep, fit_rows, config.logq_strength)
-    dataset = make_dataset(prep, fit_rows, p, config.batch_size, config.seed)
 
     timer = _EpochTimer()
     validation = _ValidationMetric(prep, fit_rows, val_rows, config, run_dir / "history.json" if run_dir else None)
-    callbacks: list[tf.keras.callbacks.Callback] = [timer, validation, *extra_callbacks]
+    callbacks: list[tf.keras.callbacks.Callback] = [
+        timer,
+        validation,
+        *progress_callbacks(verbose, config.batch_size),
+        *extra_callbacks,
+    ]
     if validation.active:
         callbacks.append(
             tf.keras.callbacks.EarlyStopping(
@@ -194,9 +213,12 @@ def train(
                 str(run_dir / "backup"), save_freq=config.checkpoint_every_steps, delete_checkpoint=True
             )
         )
-    start = time.perf_counter()
-    model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
-    seconds = time.perf_counter() - start
+    # the examples as prepared shards (``source``: the run's own preparation; else ``fit_rows`` prepared here)
+    with nullcontext(source) if source else examples_of(prep, fit_rows, run_dir, config.seed) as examples:
+        dataset, steps = training_input(prep, examples, p, config.batch_size, config.seed, strategy)
+        start = time.perf_counter()
+        model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=keras_verbose(verbose))
+        seconds = time.perf_counter() - start
     hist = validation.history
     val_curve = hist.get(validation.log_key, [])
     best = int(np.argmax(val_curve)) + 1 if val_curve else len(hist["loss"])

@@ -11,11 +11,15 @@ from typing import Any
 import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS)
 from benchmarks.catalog_update.cold import cold
 from benchmarks.catalog_update.scale import scale
+from benchmarks.catalog_update.unseen import summary_md as unseen_md
+from benchmarks.catalog_update.unseen import unseen
 from benchmarks.common import DEFAULT_MOVIELENS, load_average
 
 
 def summary_md(mode: str, r: dict[str, Any]) -> str:
     """The figures of one result for a person."""
+    if mode == "unseen":
+        return unseen_md(r)
     if mode == "cold":
         u = r["update"]
         return (
@@ -86,10 +90,18 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-path", choices=("on", "off"), default=None, help="the candidate tower's cold path (default: the default spec's)"
     )
     c.add_argument("--work-dir", default="/tmp/catalog_update_cold")
+    n = sub.add_parser("unseen", help="P2: how many top-10 places the items training never saw take, per model variant")
+    n.add_argument("--movielens", default=str(DEFAULT_MOVIELENS))
+    n.add_argument("--seed", type=int, default=42)
+    n.add_argument(
+        "--variants",
+        default="default,default+cold_path=on,default+cold_path=on+item_id_dropout=0.1",
+        help="comma-separated benchmarks.quality variant names",
+    )
     args = p.parse_args(argv)
     started = time.perf_counter()
     machine = {**machine_description(), "load_average_at_start": load_average()}
-    result = scale(args) if args.mode == "scale" else cold(args)
+    result = {"scale": scale, "cold": cold, "unseen": unseen}[args.mode](args)
     name = args.out or f"catalog_update_{args.mode}"
     write_results(name, result, summary_md(args.mode, result), machine=machine, started=started)
     print(json.dumps({k: v for k, v in result.items() if k not in ("grow", "daily", "swap", "update")}, default=float))

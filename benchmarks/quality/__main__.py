@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         "--variants",
         default="",
         help="further variants of the project's model, comma-separated, each reported as project[<variant>]: "
-        "+-joined tokens userid|history|both, own|shared, mean|recency|attention, N=<history length>, <TrainConfig field>=<value>",
+        "+-joined tokens userid|history|both, own|shared, mean|recency|attention, N=<history length>, cold_path=on|off, "
+        "<TrainConfig field>=<value>; 'default+...' applies cold_path and TrainConfig tokens to the default spec",
     )
     args = ap.parse_args(argv)
     started = time.perf_counter()

@@ -36,24 +36,47 @@ def project_variant(data, name: str, kind) -> tuple[Any, Any]:
     the query side ``userid`` (no history), ``history`` (history, no user id)
     or ``both``; the history's table ``own`` or ``shared`` (the candidate
     tower's item_id table); its pooling ``mean``, ``recency`` or
-    ``attention``; ``N=<int>`` its length; any other ``key=value`` is a
-    ``TrainConfig`` field. ``default`` is ``training.pipeline.default_spec``
-    with the default ``TrainConfig``.
+    ``attention``; ``N=<int>`` its length; ``cold_path=on|off`` the candidate
+    tower's cold path; any other ``key=value`` is a ``TrainConfig`` field.
+    ``default`` is ``training.pipeline.default_spec`` with the default
+    ``TrainConfig``; joined with other tokens (``default+cold_path=off``) it is
+    the base they apply to, which then takes ``cold_path`` and ``TrainConfig``
+    tokens only.
     """
-    from towers.spec import FeatureKind, history_feature, movielens_spec, spec_for_columns
+    from towers.spec import FeatureKind, ModelSpec, history_feature, movielens_spec, spec_for_columns
     from training.config import TrainConfig
     from training.pipeline import default_spec
 
     config = TrainConfig(split=kind)
-    if name == "default":
-        return default_spec(data.source, data), config
+    tokens = name.split("+")
+    if "default" in tokens:
+        spec, overrides, cold_path = default_spec(data.source, data), {}, None
+        for token in tokens:
+            key, _, value = token.partition("=")
+            if key == "cold_path":
+                cold_path = _on_off(value, name)
+            elif key in TrainConfig.model_fields and value:
+                overrides[key] = _config_value(key, value)
+            elif token != "default":
+                raise ValueError(f"variant {name!r}: 'default' takes cold_path=on|off and TrainConfig tokens only, not {token!r}")
+        if cold_path is not None:
+            spec = ModelSpec.model_validate(
+                spec.model_copy(update={"candidate": spec.candidate.model_copy(update={"cold_path": cold_path})}).model_dump()
+            )
+        return spec, TrainConfig.model_validate({**config.model_dump(), **overrides})
     base = spec_for_columns(movielens_spec(), set(data.users.columns), set(data.items.columns))
     static = [f for f in base.query.features if f.kind is not FeatureKind.HISTORY]
     hist: dict[str, Any] = {}
     query, overrides = "both", {}
-    for token in name.split("+"):
+    for token in tokens:
         key, _, value = token.partition("=")
-        if token in ("userid", "history", "both"):
+        if key == "cold_path":
+            base = ModelSpec.model_validate(
+                base.model_copy(
+                    update={"candidate": base.candidate.model_copy(update={"cold_path": _on_off(value, name)})}
+                ).model_dump()
+            )
+        elif token in ("userid", "history", "both"):
             query = token
         elif token in ("own", "shared"):
             hist["shared_embedding"] = token == "shared"
@@ -62,8 +85,7 @@ def project_variant(data, name: str, kind) -> tuple[Any, Any]:
         elif key == "N":
             hist["history_length"] = int(value)
         elif value:
-            field = TrainConfig.model_fields[key]
-            overrides[key] = value if field.annotation is not bool else value.lower() in ("1", "true", "yes")
+            overrides[key] = _config_value(key, value)
         else:
             raise ValueError(f"unknown variant token {token!r} in {name!r}")
     features = [f for f in static if query != "history" or f.name != "user_id"]
@@ -71,6 +93,20 @@ def project_variant(data, name: str, kind) -> tuple[Any, Any]:
         features.append(history_feature(base.embedding_dim, **hist))
     spec = base.model_copy(update={"query": base.query.model_copy(update={"features": features})})
     return spec, TrainConfig.model_validate({**config.model_dump(), **overrides})
+
+
+def _on_off(value: str, name: str) -> bool:
+    if value not in ("on", "off"):
+        raise ValueError(f"variant {name!r}: cold_path takes on or off, not {value!r}")
+    return value == "on"
+
+
+def _config_value(key: str, value: str) -> Any:
+    """A ``TrainConfig`` field's value from its token (booleans as 1/true/yes)."""
+    from training.config import TrainConfig
+
+    field = TrainConfig.model_fields[key]
+    return value if field.annotation is not bool else value.lower() in ("1", "true", "yes")
 
 
 def run_project(data, prep, proto, seeds: list[int], work: Path, variant: str = "default") -> dict[str, Any]:

@@ -4,6 +4,7 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -88,6 +89,13 @@ def test_two_workers_train_one_model_and_publish_once(tmp_path):
     assert codes == [0, 0], outputs
     for out in outputs:  # both workers ran the epochs
         assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    # one preparation (the chief's), and each worker read its own half of its shards
+    shares = [re.search(r"worker (\d) of 2 reads (\d+) of (\d+) shards", " ".join(out.split())) for out in outputs]
+    assert all(shares), outputs
+    assert [int(m.group(1)) for m in shares] == [0, 1]
+    total = int(shares[0].group(3))
+    assert total >= 8 and [int(m.group(2)) for m in shares] == [total - total // 2, total // 2]  # shards 0, 2, ... and 1, 3, ...
+    assert "waiting for the chief's preparation" in outputs[1] or "using the run's preparation" in outputs[1]
     # raw_decode: TensorFlow may log after the summary at exit (a worker's coordination-service shutdown message)
     summaries = [json.JSONDecoder().raw_decode(out[out.rindex('{\n  "version"') :])[0] for out in outputs]
     assert summaries[0]["version"] is not None and summaries[1]["version"] is None

@@ -1,0 +1,1 @@
+"""Out-of-core training input: user-partitioned Parquet shards prepared by DuckDB, read through tf.data."""
