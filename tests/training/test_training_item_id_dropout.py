@@ -13,22 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.taste_clusters import CLUSTERS, PER_CLUSTER, taste_clusters
-
-
-def _spec(cold_path: bool = False):
-    from towers.spec import FeatureKind, FeatureSpec, ModelSpec, TowerSpec
-
-    return ModelSpec(
-        embedding_dim=16,
-        query=TowerSpec(features=[FeatureSpec(name="user_id", kind=FeatureKind.ID, embedding_dim=16)]),
-        candidate=TowerSpec(
-            features=[
-                FeatureSpec(name="item_id", kind=FeatureKind.ID, embedding_dim=16),
-                FeatureSpec(name="category", kind=FeatureKind.CATEGORICAL, embedding_dim=8),
-            ],
-            cold_path=cold_path,
-        ),
-    )
+from tests.training.small_specs import category_spec
 
 
 def _oov_row(model) -> np.ndarray:
@@ -45,12 +30,12 @@ def test_the_oov_row_trains_only_with_item_id_dropout(dropout: float) -> None:
     from training.prepared import prepare
     from training.trainer import build_model, train
 
-    prep = prepare(taste_clusters(21, categories=True), _spec())
+    prep = prepare(taste_clusters(21, categories=True), category_spec())
     rows = np.arange(len(prep.user_rows))
     config = TrainConfig(epochs=2, batch_size=256, seed=9, item_id_dropout=dropout, validation_fraction=0)
     tf.keras.utils.set_random_seed(config.seed)
-    initial = _oov_row(build_model(prep, _spec(), config, rows))  # train() builds the same model from the same seed
-    trained = train(prep, _spec(), config, rows, np.zeros(0, np.int64), verbose=0).model
+    initial = _oov_row(build_model(prep, category_spec(), config, rows))  # train() builds the same model from the same seed
+    trained = train(prep, category_spec(), config, rows, np.zeros(0, np.int64), verbose=0).model
     moved = float(np.abs(_oov_row(trained) - initial).max())
     if dropout:
         assert moved > 1e-3
@@ -66,8 +51,8 @@ def test_dropout_draws_are_seeded_per_step() -> None:
     from training.prepared import prepare
     from training.trainer import build_model
 
-    prep = prepare(taste_clusters(21, categories=True), _spec())
-    model = build_model(prep, _spec(), TrainConfig(item_id_dropout=0.5, seed=3), np.arange(len(prep.user_rows)))
+    prep = prepare(taste_clusters(21, categories=True), category_spec())
+    model = build_model(prep, category_spec(), TrainConfig(item_id_dropout=0.5, seed=3), np.arange(len(prep.user_rows)))
     seen: list[tf.Tensor] = []
     real = model.candidate_tower
 
@@ -96,10 +81,10 @@ def test_the_cold_loss_trains_the_cold_projection_and_nothing_else() -> None:
     from training.prepared import make_dataset, prepare, sampling_probabilities
     from training.trainer import build_model
 
-    prep = prepare(taste_clusters(21, categories=True), _spec(cold_path=True))
+    prep = prepare(taste_clusters(21, categories=True), category_spec(cold_path=True))
     rows = np.arange(len(prep.user_rows))
     config = TrainConfig(batch_size=128, seed=2)
-    model = build_model(prep, _spec(cold_path=True), config, rows)
+    model = build_model(prep, category_spec(cold_path=True), config, rows)
     assert model.cold_path
     batch = next(iter(make_dataset(prep, rows, sampling_probabilities(prep, rows), 128, 2)))
     with tf.GradientTape(persistent=True) as tape:
@@ -111,7 +96,7 @@ def test_the_cold_loss_trains_the_cold_projection_and_nothing_else() -> None:
     moved = {v.name for v, g in zip(variables, grads, strict=True) if g is not None and np.abs(tf.convert_to_tensor(g)).max() > 0}
     assert moved == {v.name for v in variables if "cold_projection" in v.name} and len(moved) == 2, moved
     assert float(cold) > 0 and np.isfinite(float(total))
-    plain = build_model(prep, _spec(cold_path=False), config, rows)
+    plain = build_model(prep, category_spec(cold_path=False), config, rows)
     assert not plain.cold_path
 
 
@@ -126,7 +111,7 @@ def version(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("dropout_version")
     config = TrainConfig(epochs=6, batch_size=256, seed=4, item_id_dropout=0.3)
-    result = run_pipeline(taste_clusters(21, categories=True), root, config, spec=_spec(cold_path=True), verbose=0)
+    result = run_pipeline(taste_clusters(21, categories=True), root, config, spec=category_spec(cold_path=True), verbose=0)
     vdir = root / result.version
     manifest = json.loads((vdir / "manifest.json").read_text())
     assert manifest["training"]["item_id_dropout"] == 0.3  # recorded in the version's config

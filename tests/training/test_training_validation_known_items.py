@@ -9,23 +9,9 @@ import numpy as np
 import pytest
 
 from tests.taste_clusters import taste_clusters
+from tests.training.small_specs import category_spec
 
 UNKNOWN = 20  # item rows below this are absent from the fit rows
-
-
-def _spec():
-    from towers.spec import FeatureKind, FeatureSpec, ModelSpec, TowerSpec
-
-    return ModelSpec(
-        embedding_dim=16,
-        query=TowerSpec(features=[FeatureSpec(name="user_id", kind=FeatureKind.ID, embedding_dim=16)]),
-        candidate=TowerSpec(
-            features=[
-                FeatureSpec(name="item_id", kind=FeatureKind.ID, embedding_dim=16),
-                FeatureSpec(name="category", kind=FeatureKind.CATEGORICAL, embedding_dim=8),
-            ]
-        ),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +21,7 @@ def setting():
     from training.prepared import prepare
     from training.trainer import build_model
 
-    prep = prepare(taste_clusters(5, categories=True), _spec())
+    prep = prepare(taste_clusters(5, categories=True), category_spec())
     rows = np.arange(len(prep.user_rows))
     unknown = prep.item_rows < UNKNOWN
     order = np.lexsort((prep.times, prep.user_rows))
@@ -44,7 +30,7 @@ def setting():
     late = rank >= 24  # each user's last 6 interactions validate
     fit = rows[~late & ~unknown]
     config = TrainConfig(split=SplitKind.TEMPORAL, validation_metric_k=10, seed=4)
-    model = build_model(prep, _spec(), config, fit)
+    model = build_model(prep, category_spec(), config, fit)
     known_items = set(np.unique(prep.item_rows[fit]).tolist())
     val_known = rows[late & ~unknown & np.isin(prep.item_rows, list(known_items))]
     val_unknown = rows[late & unknown]

@@ -96,5 +96,8 @@ def rows_source(prep: PreparedData, rows: np.ndarray, folder: Path, seed: int) -
     parts = np.full(len(prep.user_rows), -1, dtype=np.int8)
     parts[np.asarray(rows, dtype=np.int64)] = FIT
     shutil.rmtree(folder, ignore_errors=True)
-    prepared = prepare_shards(rows_table(prep), prep.user_ids, prep.item_ids, folder, seed=seed, parts=parts)
+    # as many shards as a single machine's run has, so that the same rows give the same batches as ``recsys train``
+    prepared = prepare_shards(
+        rows_table(prep), prep.user_ids, prep.item_ids, folder, seed=seed, parts=parts, min_shards=SHARDS_PER_WORKER
+    )
     return ExampleSource(prepared, (FIT,))
