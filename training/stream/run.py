@@ -68,6 +68,7 @@ def prepare_run(
             validation_fraction=config.validation_fraction,
             seed=config.seed,
             min_shards=SHARDS_PER_WORKER * workers,
+            memory_limit=config.prepare_memory_limit,
         )
     start = last = time.monotonic()
     while not (folder / "prepared.json").exists():

@@ -111,3 +111,20 @@ def test_given_parts_leave_out_the_rest(tmp_path) -> None:
     assert np.array_equal(got[parts >= 0], parts[parts >= 0]) and (got[parts < 0] == -1).all()
     meta = json.loads((prepared.root / "prepared.json").read_text())
     assert meta["format"] == 1 and not (prepared.root / ".spill").exists()
+
+
+def test_duckdb_holds_at_most_the_memory_limit_given(tmp_path) -> None:
+    from training.config import TrainConfig
+    from training.stream.prepare import _connect
+
+    con = _connect("64MB", tmp_path / "spill")
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone() == ("61.0 MiB",)  # 64 MB in MiB
+    con.close()
+    frame = interactions()
+    prepared = prepare_shards(
+        pa.Table.from_pandas(frame, preserve_index=False), USERS, ITEMS, tmp_path / "p", memory_limit="64MB"
+    )
+    assert sum(prepared.rows.values()) == len(frame)
+    assert TrainConfig().prepare_memory_limit == "2GB"
+    with pytest.raises(ValueError, match="prepare_memory_limit"):
+        TrainConfig(prepare_memory_limit="lots")
