@@ -10,9 +10,9 @@ own): generated storefront data (``training.data.synthetic``, USERSxITEMSxINTERA
 ``training.prepared.prepare`` with the product's default spec (ids, metadata,
 the history feature), ``training.trainer.build_model`` (tables fitted on every
 interaction: the sizes of the full run) and Keras fit on
-``training.prepared.make_dataset`` batches of 1,024 for ``--warmup`` +
+the trainer's batches of 1,024 (``training.stream``: prepared shards through ``tf.data``) for ``--warmup`` +
 ``--steps`` steps. Examples/s = batch size / median step time over the steps
-after the warm-up (graph tracing, the shuffle buffer's first fill). The
+after the warm-up (graph tracing, the first shards read). The
 figure is per step, so it does not depend on how many interactions there are,
 only on the tables' sizes; the target is the large catalog within 1.5x of the
 small one.
@@ -63,7 +63,8 @@ def measure(users: int, items: int, interactions: int, optimizer: str, steps: in
     from training.data.synthetic import generate_storefront
     from training.optimizers import embedding_tables
     from training.pipeline import default_spec
-    from training.prepared import make_dataset, prepare, sampling_probabilities
+    from training.prepared import prepare, sampling_probabilities
+    from training.stream.inputs import examples_of, training_input
     from training.trainer import build_model
 
     t0 = time.perf_counter()
@@ -77,17 +78,19 @@ def measure(users: int, items: int, interactions: int, optimizer: str, steps: in
     t0 = time.perf_counter()
     model = build_model(prep, spec, config, rows)
     build_seconds = time.perf_counter() - t0
-    dataset = make_dataset(prep, rows, sampling_probabilities(prep, rows), config.batch_size, seed)
-
     stamps: list[float] = []
 
     class Clock(tf.keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             stamps.append(time.perf_counter())
 
-    t0 = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[Clock()], verbose=0)
-    fit_seconds = time.perf_counter() - t0
+    with examples_of(prep, rows, None, seed) as source:  # the trainer's input: prepared shards through tf.data
+        dataset, _ = training_input(
+            prep, source, sampling_probabilities(prep, rows), config.batch_size, seed, tf.distribute.get_strategy()
+        )
+        t0 = time.perf_counter()
+        model.fit(dataset.repeat(), epochs=1, steps_per_epoch=warmup + steps, callbacks=[Clock()], verbose=0)
+        fit_seconds = time.perf_counter() - t0
     step_seconds = [b - a for a, b in zip(stamps[warmup - 1 : -1], stamps[warmup:], strict=True)]
     tables = embedding_tables(model.query_tower, model.candidate_tower)
     return {

@@ -60,7 +60,7 @@ def run(workers: int, seed: int, args: argparse.Namespace, root: Path) -> dict[s
         if p.returncode != 0:
             raise RuntimeError(f"recsys train exited {p.returncode}:\n{out[-3000:]}")
     shares = [
-        re.search(r"worker (\d+) of (\d+) reads (\d+) of (\d+) shards \(([\d,]+) fit rows\)", " ".join(o.split()))
+        re.search(r"worker (\d+) of (\d+) reads (\d+) of (\d+) shards \(([\d,]+) examples\)", " ".join(o.split()))
         for o in outputs
     ]
     chief = _summary(outputs[0])

@@ -5,7 +5,7 @@ Two inputs mean the same history:
 - at the serving signature (and in evaluation), one string per query, the
   user's recent item ids joined by the feature's separator, oldest first;
 - in training, an int32 [batch, history_length] tensor of catalog rows + 1,
-  newest first, 0 = nothing (:func:`training.prepared.make_dataset` cuts it
+  newest first, 0 = nothing (:meth:`training.stream.shard.Examples.histories` cuts it
   from the time-ordered interactions once per batch: no strings are joined or
   split in the training step). :class:`CatalogRowIds` maps those rows to the
   table's ids, and :func:`towers.tower.training_tower` feeds them.

@@ -13,7 +13,7 @@ alone). A history is a window of that order over a set of *known* rows:
 
 Windows are offsets ``[start, end)`` into the time-ordered rows, so a million
 examples need two integer arrays, not a million strings; the strings are
-cut into catalog rows per batch (``training.prepared.make_dataset``) or
+cut into catalog rows per batch (``training.stream.shard.Examples.histories``) or
 joined into strings once per user or test pair.
 """
 

@@ -73,7 +73,7 @@ class TwoTowerModel(tfrs.Model):
         item row) and ``sampling_probability`` the logQ table; both are needed
         by the full and mixed softmax only. ``training_query_tower``: the query
         tower's layers fed a history as catalog rows (``towers.tower.training_tower``),
-        used for batches that carry it so (``training.prepared.make_dataset``)."""
+        used for batches that carry it so (``training.stream.shard.Examples.histories``)."""
         super().__init__()
         self.query_tower = query_tower
         self.training_query_tower = query_tower if training_query_tower is None else training_query_tower

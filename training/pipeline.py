@@ -133,8 +133,6 @@ def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, ite
         rows,
         sampling_probabilities(prep, split.train),
         cross_check_batch(config.batch_size, prep.num_items),
-        config.seed,
-        shuffle=False,
         query_rows=split.train,
     )
     out = result.model.evaluate(ds, return_dict=True, verbose=0)

@@ -14,8 +14,10 @@ from towers.features import as_tensor
 from towers.spec import FeatureSpec, ModelSpec
 from towers.tower import tower_inputs
 from training.data.tables import CanonicalData
-from training.history import joined, user_windows, windows_before
+from training.history import joined, user_windows
 from training.model import CANDIDATE_PREFIX, ITEM_ROW, QUERY_PREFIX, SAMPLING_PROBABILITY
+from training.stream.dataset import examples_dataset
+from training.stream.shard import cut_examples
 
 
 @dataclass
@@ -124,40 +126,19 @@ def make_dataset(
     rows: np.ndarray,
     sampling_p: np.ndarray,
     batch_size: int,
-    seed: int,
-    shuffle: bool = True,
     query_rows: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of interaction features: shuffle (user row, item row) pairs, batch,
-    then gather each tower's raw inputs from constant per-user/per-item tables.
-
-    History features: each example's history is its user's known rows
-    strictly before it in time (:func:`training.history.windows_before`; known:
-    ``rows`` themselves in training, ``query_rows`` when given, as for a test
-    pair), cut per batch from offsets as int32 ``[batch, history_length]``
-    catalog rows + 1, newest first, 0 = nothing (what
-    ``towers.tower.training_tower`` reads; no strings are joined or split)."""
-    known = rows if query_rows is None else query_rows
-    windows = {f.name: windows_before(prep.user_rows, prep.times, known, rows, f.history_length) for f in prep.history}
-    sequence = (
-        tf.constant(np.r_[0, prep.item_rows[next(iter(windows.values())).order] + 1].astype(np.int32)) if windows else None
-    )  # 0, then the known rows' catalog rows + 1 by (user, time, position): window offset j is at j + 1
-    bounds = {n: (w.start, w.end) for n, w in windows.items()}
-    ds = tf.data.Dataset.from_tensor_slices((prep.user_rows[rows], prep.item_rows[rows], bounds))
-    if shuffle:
-        ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    lengths = {f.name: f.history_length for f in prep.history}
-    features = batch_features(prep, sampling_p)
-
-    def gather(u: tf.Tensor, i: tf.Tensor, b: dict[str, tuple[tf.Tensor, tf.Tensor]]) -> dict[str, tf.Tensor]:
-        histories = {}
-        for n, (start, end) in b.items():
-            at = end[:, tf.newaxis] - 1 - tf.range(lengths[n], dtype=end.dtype)[tf.newaxis, :]  # newest first
-            histories[n] = tf.gather(sequence, tf.where(at >= start[:, tf.newaxis], at + 1, 0))
-        return features(u, i, histories)
-
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    """Batches of the interactions ``rows``, in their order, mapped to the towers' inputs
+    (:func:`batch_features`): what the top-K cross-check scores. Each example's history is
+    its user's known rows strictly before it (known: ``query_rows``, as for a test pair,
+    else ``rows`` themselves), cut by the code that cuts training examples from the
+    prepared shards (:func:`training.stream.shard.cut_examples`; training reads its
+    batches from the shards, :mod:`training.stream`)."""
+    histories = {f.name: f.history_length for f in prep.history}
+    rows = np.asarray(rows, dtype=np.int64)
+    known = rows if query_rows is None else np.asarray(query_rows, dtype=np.int64)
+    examples = cut_examples(prep.user_rows, prep.item_rows, prep.times, rows, known, histories)
+    return examples_dataset(lambda: examples.batches(batch_size), histories, batch_features(prep, sampling_p))
 
 
 def batch_features(

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.training.batches import training_batches
 from towers.spec import FeatureKind, ModelSpec, TowerSpec, history_feature, ids_only_spec, storefront_spec
 from training.config import SplitKind, TrainConfig
 from training.data.synthetic import generate_storefront
@@ -127,12 +128,12 @@ def test_no_training_example_sees_its_target_or_anything_after_it(split):
     spec = _with_history(ids_only_spec(8), history_length=length)
     prep = prepare(data, spec)
     _, fit_rows, _ = split_with_validation(prep, TrainConfig(split=split))
-    ds = make_dataset(prep, fit_rows, sampling_probabilities(prep, fit_rows), 16, seed=1, shuffle=True)
-
     t = prep.times
     row_of = {(prep.user_rows[r], prep.item_rows[r]): r for r in fit_rows}
     seen = 0
-    for batch in ds:
+    with training_batches(prep, fit_rows, 16, seed=1) as ds:  # the trainer's input path
+        batches = list(ds)
+    for batch in batches:
         for uid, item_row, hist in zip(
             batch[QUERY_PREFIX + "user_id"].numpy(),
             batch[ITEM_ROW].numpy(),
@@ -197,7 +198,7 @@ def _x_target_accuracy(data: CanonicalData, k: int = 5) -> float:
     config = TrainConfig(epochs=8, batch_size=128, learning_rate=0.02, embedding_l2=0.0, seed=3)
     model = train(prep, spec, config, fit_rows, np.zeros(0, np.int64), verbose=0).model
     item_emb = embed(model.candidate_tower, prep.item_inputs)
-    ds = make_dataset(prep, test_rows, sampling_probabilities(prep, fit_rows), 512, seed=0, shuffle=False)
+    ds = make_dataset(prep, test_rows, sampling_probabilities(prep, fit_rows), 512)
     hits = total = 0
     for batch in ds:
         q = model.training_query_tower({"recent_item_ids": batch[QUERY_PREFIX + "recent_item_ids"]}).numpy()

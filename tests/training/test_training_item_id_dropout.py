@@ -76,9 +76,10 @@ def test_the_cold_loss_trains_the_cold_projection_and_nothing_else() -> None:
     the main loss's alone, so known items and queries train exactly as without it."""
     import tensorflow as tf
 
+    from tests.training.batches import training_batches
     from training.config import TrainConfig
     from training.model import ITEM_ROW, QUERY_PREFIX
-    from training.prepared import make_dataset, prepare, sampling_probabilities
+    from training.prepared import prepare
     from training.trainer import build_model
 
     prep = prepare(taste_clusters(21, categories=True), category_spec(cold_path=True))
@@ -86,7 +87,8 @@ def test_the_cold_loss_trains_the_cold_projection_and_nothing_else() -> None:
     config = TrainConfig(batch_size=128, seed=2)
     model = build_model(prep, category_spec(cold_path=True), config, rows)
     assert model.cold_path
-    batch = next(iter(make_dataset(prep, rows, sampling_probabilities(prep, rows), 128, 2)))
+    with training_batches(prep, rows, 128, seed=2) as ds:
+        batch = next(iter(ds))
     with tf.GradientTape(persistent=True) as tape:
         query = model.query_tower({n: batch[QUERY_PREFIX + n] for n in model.query_names}, training=True)
         cold = model._cold_loss(query, batch, batch[ITEM_ROW])

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.training.batches import training_batches
 from training.config import OptimizerKind, TrainConfig
 from training.data.synthetic import generate_storefront
 from training.optimizers import LazyAdam, embedding_tables
 from training.pipeline import default_spec
-from training.prepared import make_dataset, prepare, sampling_probabilities
+from training.prepared import prepare
 from training.trainer import build_model
 
 
@@ -26,9 +27,9 @@ def prep():
 def _two_batches(prep_and_spec):
     prep, _ = prep_and_spec
     rows = np.arange(len(prep.user_rows))
-    ds = make_dataset(prep, rows, sampling_probabilities(prep, rows), 64, seed=1)
-    it = iter(ds)
-    return next(it), next(it)
+    with training_batches(prep, rows, 64, seed=1) as ds:
+        it = iter(ds)
+        return next(it), next(it)
 
 
 def _touched(model, batch) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ is short. Memory: ``mix`` shards' examples, whatever the size of the log.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,9 +52,8 @@ def epoch_batches(
         pooled = Examples.concat(([carry] if carry is not None else []) + group)
         pooled = pooled.take(rng.permutation(len(pooled)))
         full = len(pooled) - len(pooled) % batch_size
-        for at in range(0, full, batch_size):
-            yield pooled.take(np.arange(at, at + batch_size))
-        carry = pooled.take(np.arange(full, len(pooled))).compact()
+        yield from pooled.take(slice(0, full)).batches(batch_size)
+        carry = pooled.take(slice(full, len(pooled))).compact()
     if carry is not None and len(carry):
         yield carry
 
@@ -75,14 +75,32 @@ def shard_dataset(
     shards = worker_shards(prepared, worker, workers)
     console.log(
         f"worker {worker} of {workers} reads {len(shards)} of {len(prepared.shards)} shards "
-        f"({sum(s.rows['fit'] for s in shards):,} fit rows): {', '.join(s.file for s in shards[:4])}{' ...' if len(shards) > 4 else ''}"
+        f"({prepared.rows_of(parts, shards):,} examples): "
+        f"{', '.join(s.file for s in shards[:4])}{' ...' if len(shards) > 4 else ''}"
     )
     if not shards:
         raise ValueError(f"worker {worker} of {workers} has no shard: the preparation has {len(prepared.shards)}")
-    epochs = iter(range(1 << 30))
+    epochs = itertools.count()
+
+    def batches() -> Iterator[Examples]:
+        return epoch_batches(prepared.root, shards, parts, histories, batch_size, seed, next(epochs), mix)
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # workers read their own
+    return examples_dataset(batches, histories, features, options)
+
+
+def examples_dataset(
+    batches: Callable[[], Iterator[Examples]],
+    histories: dict[str, int],
+    features: Callable[[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]], dict[str, tf.Tensor]],
+    options: tf.data.Options | None = None,
+) -> tf.data.Dataset:
+    """``tf.data`` over the batches ``batches()`` yields (called once per pass), each as
+    (user rows, item rows, history matrices) mapped to the towers' inputs by ``features``."""
 
     def generate() -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
-        for batch in epoch_batches(prepared.root, shards, parts, histories, batch_size, seed, next(epochs), mix):
+        for batch in batches():
             yield batch.user_rows, batch.item_rows, batch.histories()
 
     signature = (
@@ -91,6 +109,6 @@ def shard_dataset(
         {name: tf.TensorSpec([None, length], tf.int32) for name, length in histories.items()},
     )
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # workers read their own
-    return ds.with_options(options).map(features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    if options is not None:
+        ds = ds.with_options(options)
+    return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

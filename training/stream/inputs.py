@@ -19,8 +19,7 @@ import tensorflow as tf
 from rich.console import Console
 
 from training.prepared import PreparedData, batch_features
-from training.stream.dataset import shard_dataset
-from training.stream.prepare import PARTS, Prepared
+from training.stream.dataset import shard_dataset, worker_shards
 from training.stream.run import ExampleSource, rows_source
 
 console = Console(stderr=True)
@@ -35,11 +34,6 @@ def examples_of(prep: PreparedData, rows: np.ndarray, run_dir: Path | None, seed
         return
     with tempfile.TemporaryDirectory(prefix="recsys-examples-") as tmp:
         yield rows_source(prep, rows, Path(tmp) / "prepared", seed)
-
-
-def _rows_of(prepared: Prepared, parts: tuple[int, ...], worker: int, workers: int) -> int:
-    names = [name for name, value in PARTS.items() if value in parts]
-    return sum(s.rows[n] for s in prepared.shards[worker::workers] for n in names)
 
 
 def workers_of(strategy: tf.distribute.Strategy | None) -> int:
@@ -63,11 +57,11 @@ def training_input(
     workers = workers_of(strategy)
     if workers <= 1:
         features = batch_features(prep, sampling_p)
-        batches = -(-_rows_of(source.prepared, source.parts, 0, 1) // batch_size)  # the last one short
+        batches = -(-source.prepared.rows_of(source.parts) // batch_size)  # the last one short
         ds = shard_dataset(source.prepared, source.parts, histories, batch_size, seed, features)
         return ds.apply(tf.data.experimental.assert_cardinality(batches)), None
     per_replica = max(1, batch_size // strategy.num_replicas_in_sync)
-    shares = [_rows_of(source.prepared, source.parts, w, workers) for w in range(workers)]
+    shares = [source.prepared.rows_of(source.parts, worker_shards(source.prepared, w, workers)) for w in range(workers)]
     steps = max(1, min(shares) // per_replica)
     console.log(f"{workers} workers, examples per worker {shares}: {steps} steps of {per_replica} per replica per epoch")
 

@@ -72,6 +72,11 @@ class Prepared:
     interactions: int  # in the source (positions 0..interactions-1); rows left out by given parts are in no shard
     rows: dict[str, int] = field(default_factory=dict)
 
+    def rows_of(self, parts: tuple[int, ...], shards: list[ShardInfo] | None = None) -> int:
+        """The rows of ``parts`` in ``shards`` (default: every shard)."""
+        names = [name for name, value in PARTS.items() if value in parts]
+        return sum(s.rows[n] for s in (self.shards if shards is None else shards) for n in names)
+
     def files(self) -> list[Path]:
         return [self.root / s.file for s in self.shards]
 

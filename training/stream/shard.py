@@ -7,6 +7,7 @@ history computed inside it is the history computed over the whole log."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,15 @@ class Examples:
             out[name] = np.where(valid, taken, 0).astype(np.int32)
         return out
 
-    def take(self, index: np.ndarray) -> Examples:
+    def take(self, index: np.ndarray | slice) -> Examples:
         """The examples ``index`` (sharing this sequence)."""
         windows = {n: (start[index], end[index]) for n, (start, end) in self.windows.items()}
         return Examples(self.user_rows[index], self.item_rows[index], windows, self.lengths, self.sequence)
+
+    def batches(self, batch_size: int) -> Iterator[Examples]:
+        """Consecutive batches in this order, the last one short."""
+        for at in range(0, len(self), batch_size):
+            yield self.take(slice(at, at + batch_size))
 
     def compact(self) -> Examples:
         """The same examples over a sequence of their own windows only (what a carried
@@ -108,8 +114,8 @@ class Examples:
             np.concatenate([p.item_rows for p in parts]),
             {
                 n: (
-                    np.concatenate([p.windows[n][0] + shift for p, shift in zip(parts, shifts, strict=False)]),
-                    np.concatenate([p.windows[n][1] + shift for p, shift in zip(parts, shifts, strict=False)]),
+                    np.concatenate([p.windows[n][0] + shift for p, shift in zip(parts, shifts[:-1], strict=True)]),
+                    np.concatenate([p.windows[n][1] + shift for p, shift in zip(parts, shifts[:-1], strict=True)]),
                 )
                 for n in names
             },
@@ -118,16 +124,27 @@ class Examples:
         )
 
 
-def shard_examples(shard: ShardRows, parts: tuple[int, ...], histories: dict[str, int]) -> Examples:
-    """The training examples of ``parts`` (FIT; FIT and VALIDATION for a refit on the
-    whole training split) with their history windows: each example sees the same user's
-    rows of ``parts`` strictly before it, the last ``length`` of them, as
-    :func:`training.prepared.make_dataset` cuts them."""
-    rows = shard.rows_of(*parts)
+def cut_examples(
+    user_rows: np.ndarray,
+    item_rows: np.ndarray,
+    times: np.ndarray,
+    rows: np.ndarray,
+    known: np.ndarray,
+    histories: dict[str, int],
+) -> Examples:
+    """The examples ``rows`` (indices into the arrays, in the order given), each history
+    window the same user's ``known`` rows strictly before it, the last ``length``
+    (:func:`training.history.windows_before`; ties in time broken by index)."""
     windows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     order = np.zeros(0, dtype=np.int64)
     for name, length in histories.items():
-        w = windows_before(shard.user_rows, shard.times, rows, rows, length)
+        w = windows_before(user_rows, times, known, rows, length)
         windows[name], order = (w.start, w.end), w.order  # the same order for every length
-    sequence = (shard.item_rows[order] + 1).astype(np.int32)
-    return Examples(shard.user_rows[rows], shard.item_rows[rows], windows, dict(histories), sequence)
+    return Examples(user_rows[rows], item_rows[rows], windows, dict(histories), (item_rows[order] + 1).astype(np.int32))
+
+
+def shard_examples(shard: ShardRows, parts: tuple[int, ...], histories: dict[str, int]) -> Examples:
+    """The training examples of ``parts`` (FIT; FIT and VALIDATION for a refit on the
+    whole training split), each seeing the same user's rows of ``parts`` before it."""
+    rows = shard.rows_of(*parts)
+    return cut_examples(shard.user_rows, shard.item_rows, shard.times, rows, rows, histories)
