@@ -86,7 +86,7 @@ def measure(users: int, items: int, interactions: int, optimizer: str, steps: in
 
     with examples_of(prep, rows, None, seed) as source:  # the trainer's input: prepared shards through tf.data
         dataset, _ = training_input(
-            prep, source, sampling_probabilities(prep, rows), config.batch_size, seed, tf.distribute.get_strategy()
+            prep, source, sampling_probabilities(prep.item_counts(rows)), config.batch_size, seed, tf.distribute.get_strategy()
         )
         t0 = time.perf_counter()
         model.fit(dataset.repeat(), epochs=1, steps_per_epoch=warmup + steps, callbacks=[Clock()], verbose=0)

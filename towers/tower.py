@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from towers.features import build_encoder, input_dtype, raw_column
+from towers.features import TokenCounts, build_encoder, input_dtype, raw_column
 from towers.history import CatalogRowIds
 from towers.spec import FeatureKind, TowerSpec
 
@@ -51,7 +51,7 @@ def input_defaults(spec: TowerSpec, train_inputs: Mapping[str, np.ndarray]) -> d
 
 def build_tower(
     spec: TowerSpec,
-    train_inputs: Mapping[str, np.ndarray],
+    train_inputs: Mapping[str, np.ndarray | TokenCounts],
     output_dim: int,
     name: str,
     normalize: bool = False,

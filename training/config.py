@@ -86,7 +86,7 @@ class TrainConfig(BaseModel):
         default=1000.0, gt=0, description="the index's time budget per query (search + exact re-scoring, batches of 12)"
     )
     prepare_memory_limit: str = Field(
-        default="2GB",
+        default="1GB",
         pattern=r"^[1-9][0-9]*(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="memory DuckDB may hold while preparing the run's shards (its buffer manager; past it, it spills "
         "to disk beside the shards); DuckDB's own default is 80% of the RAM it detects",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+SCORES_BYTES = 64 << 20  # float32 scores per batch of users in the per-user metrics (the top-K selection takes 3x more)
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -69,6 +70,7 @@ def ranking_metrics_per_user(
     ndcg: list[float] = []
     covered = np.zeros(num_items, dtype=bool)
     discounts = 1.0 / np.log2(np.arange(2, kmax + 2))
+    batch = max(1, min(batch, SCORES_BYTES // (4 * max(1, num_items))))  # a batch's scores and its top-K work stay small
     for start in range(0, len(users), batch):
         u = users[start : start + batch]
         scores = np.array(score_fn(u), dtype=np.float32, copy=True)
@@ -135,10 +137,15 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: 
 
 def popularity_score_fn(train_item_rows: np.ndarray, num_items: int) -> ScoreFn:
     """The popularity baseline: every user gets the training interaction counts."""
-    counts = np.bincount(train_item_rows, minlength=num_items).astype(np.float32)
+    return counts_score_fn(np.bincount(train_item_rows, minlength=num_items))
+
+
+def counts_score_fn(item_counts: np.ndarray) -> ScoreFn:
+    """The popularity baseline from its counts (per item row): every user gets them."""
+    counts = np.asarray(item_counts, dtype=np.float32)
 
     def score(users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(counts, (len(users), num_items))
+        return np.broadcast_to(counts, (len(users), len(counts)))
 
     return score
 

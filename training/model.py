@@ -206,10 +206,9 @@ class TwoTowerModel(tfrs.Model):
 def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 8192) -> np.ndarray:
     """Run a tower over raw input arrays in batches; float32 [n, dim]."""
     n = len(next(iter(inputs.values())))
-    tensors = {k: as_tensor(v) for k, v in inputs.items()}
     outs = []
-    for start in range(0, n, batch_size):
-        chunk = {k: t[start : start + batch_size] for k, t in tensors.items()}
+    for start in range(0, n, batch_size):  # tensors per batch: a million users' histories are never one tensor
+        chunk = {k: as_tensor(v[start : start + batch_size]) for k, v in inputs.items()}
         outs.append(tower(chunk, training=False).numpy())
     dim = tower.output_shape[-1]
     return np.concatenate(outs, axis=0).astype(np.float32) if outs else np.zeros((0, dim), np.float32)

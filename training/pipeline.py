@@ -21,7 +21,7 @@ from towers.spec import ModelSpec, ids_only_spec, movielens_spec, spec_for_colum
 from towers.tower import input_defaults
 from training.config import TrainConfig
 from training.data.tables import CanonicalData
-from training.evaluate import evaluate_split
+from training.evaluate import EvalSample, eval_sample, evaluate_sample
 from training.export import VersionArtifact, write_version
 from training.index import build_index
 from training.index_queries import SessionQueries, index_session_queries
@@ -32,11 +32,14 @@ from training.quality_gate import index_gate, quality_gate
 from training.report import write_report
 from training.split import Split
 from training.stream.inputs import workers_of
-from training.stream.prepare import FIT, VALIDATION
+from training.stream.prepare import FIT, TEST, VALIDATION, Prepared
+from training.stream.reduce import item_counts, latest_items, seen_items, user_counts
 from training.stream.run import ExampleSource, prepare_run, split_of
 from training.trainer import TrainResult, train
 
 console = Console(stderr=True)
+
+TRAIN = (FIT, VALIDATION)  # the training split: what evaluation's queries know, and the refit's examples
 
 
 class QualityGateError(RuntimeError):
@@ -94,21 +97,20 @@ class PipelineResult:
     session_queries: SessionQueries | None = None  # the session queries the index was tuned on (history versions)
 
 
-def _tables_for_export(prep: PreparedData, train_rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _tables_for_export(
+    prep: PreparedData, prepared: Prepared, train_parts: tuple[int, ...], stored_inputs: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """items.parquet (with the training popularity), users.parquet (the query inputs served
+    for known users: ``stored_inputs``) and seen.parquet, from the prepared shards."""
     items = prep.data.items.reset_index(drop=True).copy()
     items["item_id"] = prep.item_ids
-    items["popularity"] = np.bincount(prep.item_rows[train_rows], minlength=prep.num_items).astype(np.int64)
-    users = pd.DataFrame({"user_id": prep.user_ids})
-    for name, values in prep.query_inputs(train_rows).items():  # history: each user's last training items
-        users[name] = values.astype(str) if values.dtype == object else values
-    seen_lists = prep.items_by_user(train_rows)
-    seen = pd.DataFrame(
-        {
-            "user_id": prep.user_ids,
-            "item_rows": [s.astype(np.int32) for s in seen_lists],  # arrays: Arrow writes list<int32>, no Python ints
-        }
-    )
-    return items, users, seen[[len(s) > 0 for s in seen_lists]]
+    items["popularity"] = item_counts(prepared, train_parts)
+    users = pd.DataFrame({"user_id": prep.user_ids, **stored_inputs})
+    seen = seen_items(prepared, train_parts)
+    has = np.flatnonzero(seen.lengths)
+    # arrays: Arrow writes list<int32>, no Python ints
+    seen_frame = pd.DataFrame({"user_id": prep.user_ids[has], "item_rows": [s.astype(np.int32) for s in seen.of(has)]})
+    return items, users, seen_frame
 
 
 TOP_K_SCORES_BYTES = 256 << 20  # the scores one cross-check batch holds: batch x catalog, float32
@@ -121,19 +123,17 @@ def cross_check_batch(batch_size: int, num_items: int) -> int:
     return int(max(1, min(batch_size, TOP_K_SCORES_BYTES // (4 * max(1, num_items)))))
 
 
-def top_k_cross_check(result: TrainResult, prep: PreparedData, split: Split, item_emb: np.ndarray, config: TrainConfig) -> dict:
-    """FactorizedTopK over the whole catalog on (a sample of) the test pairs:
+def top_k_cross_check(result: TrainResult, sample: EvalSample, item_emb: np.ndarray, config: TrainConfig) -> dict:
+    """FactorizedTopK over the whole catalog on the evaluation's sampled test pairs:
     TFRS's own number, reported beside ours so the two can be compared."""
-    rows = split.test
-    if len(rows) > config.max_eval_queries:
-        rows = np.sort(np.random.default_rng(config.seed).choice(rows, config.max_eval_queries, replace=False))
+    view = sample.view
     result.model.attach_top_k_metrics(item_emb)
     ds = make_dataset(
-        prep,
-        rows,
-        sampling_probabilities(prep, split.train),
-        cross_check_batch(config.batch_size, prep.num_items),
-        query_rows=split.train,
+        view,
+        sample.pairs,
+        sampling_probabilities(sample.train_item_counts),
+        cross_check_batch(config.batch_size, view.num_items),
+        query_rows=sample.train,
     )
     out = result.model.evaluate(ds, return_dict=True, verbose=0)
     result.model.task.factorized_metrics = []
@@ -159,25 +159,17 @@ def run_pipeline(
         prep = prepare(data, spec)
         # the split and the examples' shards, written once beside the run (by the chief) and read by every worker
         prepared = prepare_run(prep, config, run_dir / "prepared", chief=chief, workers=workers_of(strategy))
-        split, fit_rows, val_rows = split_of(prepared)
+    rows = prepared.rows
     console.log(
-        f"split={config.split.value}: fit {len(fit_rows):,}, validation {len(val_rows):,}, test {len(split.test):,}; "
+        f"split={config.split.value}: fit {rows['fit']:,}, validation {rows['validation']:,}, test {rows['test']:,}; "
         f"{len(prepared.shards)} shard(s) in {prepared.root}"
     )
     result = train(
-        prep,
-        spec,
-        config,
-        fit_rows,
-        val_rows,
-        run_dir=run_dir,
-        verbose=verbose,
-        strategy=strategy,
-        source=ExampleSource(prepared, (FIT,)),
+        prep, spec, config, run_dir=run_dir, verbose=verbose, strategy=strategy, source=ExampleSource(prepared, (FIT,))
     )
     console.log(f"trained {result.best_epoch} best epoch(s); {result.examples_per_second:,.0f} examples/s")
     selection = result
-    if config.refit_on_full_train and len(val_rows):
+    if config.refit_on_full_train and rows["validation"]:
         # The validation rows are the most recent training data: once they have
         # chosen the epoch count, train again on all of the training split.
         console.log(f"refitting on the whole training split for {result.best_epoch} epoch(s)")
@@ -186,25 +178,27 @@ def run_pipeline(
             prep,
             spec,
             refit_config,
-            split.train,
-            np.zeros(0, dtype=np.int64),
             run_dir=run_dir / "refit",
             verbose=verbose,
             strategy=strategy,
-            source=ExampleSource(prepared, (FIT, VALIDATION)),
+            source=ExampleSource(prepared, TRAIN, validation=()),
         )
         result.history = selection.history
         result.best_epoch = selection.best_epoch
         result.validation_metric = selection.validation_metric
+    final_parts = (FIT,) if selection is result else TRAIN  # what the published towers were fitted on
 
     with step("evaluating on the test split"):
-        stored_inputs = prep.query_inputs(split.train)  # = users.parquet's columns
+        # what users.parquet serves known users: each user's latest training items
+        longest = max((f.history_length for f in prep.history), default=0)
+        stored_inputs = prep.latest_query_inputs(latest_items(prepared, TRAIN, longest)) if longest else dict(prep.user_inputs)
         user_emb = embed(result.model.query_tower, stored_inputs)
         item_emb = embed(result.model.candidate_tower, prep.item_inputs)
-        evaluation = evaluate_split(prep, split, user_emb, item_emb, config, query_tower=result.model.query_tower)
-        evaluation["factorized_top_k"] = top_k_cross_check(result, prep, split, item_emb, config)
-    final_rows = fit_rows if selection is result else split.train  # what the published towers were fitted on
-    query_defaults = input_defaults(spec.query, subset_inputs(prep.user_inputs, np.unique(prep.user_rows[final_rows])))
+        sample = eval_sample(prep, prepared, TRAIN, (TEST,), config.max_eval_queries, config.seed)
+        evaluation = evaluate_sample(sample, user_emb, item_emb, config, query_tower=result.model.query_tower)
+        evaluation["factorized_top_k"] = top_k_cross_check(result, sample, item_emb, config)
+    known_users = np.flatnonzero(user_counts(prepared, final_parts))
+    query_defaults = input_defaults(spec.query, subset_inputs(prep.user_inputs, known_users))
     with step(f"building the ScaNN index over {prep.num_items:,} items"):
         # tuned on a seeded sample of the known users' query vectors and session queries (training.index_tuning)
         sessions = index_session_queries(
@@ -254,8 +248,8 @@ def run_pipeline(
         if not gate.passed:
             raise QualityGateError(f"quality gate refused the new version: {gate.message}")
     if publish_version:
-        items, users, seen = _tables_for_export(prep, split.train)
-        train_items = np.unique(prep.item_rows[final_rows])
+        items, users, seen = _tables_for_export(prep, prepared, TRAIN, stored_inputs)
+        train_items = np.flatnonzero(item_counts(prepared, final_parts))
         artifact = VersionArtifact(
             spec=spec,
             query_tower=result.model.query_tower,

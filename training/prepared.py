@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -14,10 +14,11 @@ from towers.features import as_tensor
 from towers.spec import FeatureSpec, ModelSpec
 from towers.tower import tower_inputs
 from training.data.tables import CanonicalData
-from training.history import joined, user_windows
+from training.history import Windows, joined, user_windows
 from training.model import CANDIDATE_PREFIX, ITEM_ROW, QUERY_PREFIX, SAMPLING_PROBABILITY
 from training.stream.dataset import examples_dataset
-from training.stream.shard import cut_examples
+from training.stream.reduce import UserLists
+from training.stream.shard import ShardRows, cut_examples
 
 
 @dataclass
@@ -31,11 +32,10 @@ class PreparedData:
     data: CanonicalData
     user_ids: np.ndarray
     item_ids: np.ndarray
-    user_rows: np.ndarray  # per interaction
-    item_rows: np.ndarray  # per interaction
-    user_inputs: dict[str, np.ndarray]  # raw query-tower inputs, one row per user (history: every interaction known)
+    user_inputs: dict[str, np.ndarray]  # raw query-tower inputs, one row per user, history features left out
     item_inputs: dict[str, np.ndarray]  # raw candidate-tower inputs, one row per item
     history: list[FeatureSpec] = field(default_factory=list)  # the query tower's history features
+    rows: InteractionRows | None = None  # a view's interactions (:meth:`view`); else the data's, on first use
 
     @property
     def num_users(self) -> int:
@@ -46,12 +46,40 @@ class PreparedData:
         return len(self.item_ids)
 
     @cached_property
+    def _interactions(self) -> InteractionRows:
+        if self.rows is not None:
+            return self.rows
+        return interaction_rows(self.data, self.user_ids, self.item_ids)
+
+    @property
+    def user_rows(self) -> np.ndarray:
+        """Per interaction, its user row. The arrays of every interaction are built on first use (the
+        benchmarks' and tests' small data); ``recsys train`` reads the prepared shards instead."""
+        return self._interactions.user_rows
+
+    @property
+    def item_rows(self) -> np.ndarray:
+        """Per interaction, its item row."""
+        return self._interactions.item_rows
+
+    @property
     def times(self) -> np.ndarray:
         """Per interaction, its time (the timestamp column, else its position)."""
-        inter = self.data.interactions
-        if "timestamp" in inter.columns:
-            return inter["timestamp"].to_numpy(dtype=np.int64)
-        return np.arange(len(inter), dtype=np.int64)
+        return self._interactions.times
+
+    def item_counts(self, rows: np.ndarray) -> np.ndarray:
+        """Per item row, its interactions among ``rows``."""
+        return np.bincount(self.item_rows[rows], minlength=self.num_items)
+
+    def user_counts(self, rows: np.ndarray) -> np.ndarray:
+        """Per user row, its interactions among ``rows``."""
+        return np.bincount(self.user_rows[rows], minlength=self.num_users)
+
+    def view(self, rows: ShardRows) -> PreparedData:
+        """The same tables over the interactions ``rows`` only (in position order; positions
+        become 0..len-1): what the evaluation and the validation metric score, the rows of
+        their users gathered from the shards (:func:`training.stream.reduce.gather`)."""
+        return replace(self, rows=InteractionRows(rows.user_rows, rows.item_rows, rows.times))
 
     def query_inputs(self, known_rows: np.ndarray) -> dict[str, np.ndarray]:
         """The query tower's raw inputs per user row when the interactions
@@ -65,57 +93,100 @@ class PreparedData:
             out[f.name] = joined(self.item_ids, self.item_rows, windows, f.separator)
         return out
 
-    def items_by_user(self, rows: np.ndarray) -> list[np.ndarray]:
-        """For each user row, the distinct item rows among interactions ``rows``."""
-        users, items = self.user_rows[rows], self.item_rows[rows]
-        order = np.lexsort((items, users))
-        users, items = users[order], items[order]
-        distinct = np.r_[True, (users[1:] != users[:-1]) | (items[1:] != items[:-1])] if len(users) else np.zeros(0, bool)
-        users, items = users[distinct], items[distinct].astype(np.int64)
-        bounds = np.searchsorted(users, np.arange(1, self.num_users))
-        return np.split(items, bounds)  # views into one array, sorted per user
+    def latest_query_inputs(self, latest: UserLists) -> dict[str, np.ndarray]:
+        """:meth:`query_inputs` from each user's latest items (``latest``: per user row, oldest
+        first, at least as many as any history feature takes; computed from the prepared
+        shards by :func:`training.stream.reduce.latest_items`)."""
+        out = dict(self.user_inputs)
+        end = latest.offsets[1:]
+        for f in self.history:
+            start = np.maximum(latest.offsets[:-1], end - f.history_length)
+            windows = Windows(order=np.arange(len(latest.items), dtype=np.int64), start=start, end=end)
+            out[f.name] = joined(self.item_ids, latest.items, windows, f.separator)
+        return out
+
+    def items_by_user(self, rows: np.ndarray, users: np.ndarray | None = None) -> list[np.ndarray]:
+        """For each user row of ``users`` (default: every user row), the distinct item rows
+        among interactions ``rows``, ascending."""
+        row_users, items = self.user_rows[rows], self.item_rows[rows]
+        order = np.lexsort((items, row_users))
+        row_users, items = row_users[order], items[order]
+        distinct = (
+            np.r_[True, (row_users[1:] != row_users[:-1]) | (items[1:] != items[:-1])] if len(row_users) else np.zeros(0, bool)
+        )
+        row_users, items = row_users[distinct], items[distinct].astype(np.int64)
+        if users is None:
+            bounds = np.searchsorted(row_users, np.arange(1, self.num_users))
+            return np.split(items, bounds)  # views into one array, sorted per user
+        users = np.asarray(users, dtype=np.int64)
+        lo, hi = np.searchsorted(row_users, users, side="left"), np.searchsorted(row_users, users, side="right")
+        return [items[a:b] for a, b in zip(lo, hi, strict=True)]
+
+
+@dataclass(frozen=True)
+class InteractionRows:
+    """Interactions as rows of the user and item tables, in position order."""
+
+    user_rows: np.ndarray  # int64
+    item_rows: np.ndarray  # int64
+    times: np.ndarray  # int64: the timestamp, else the position
+
+
+ROWS_CHUNK = 1 << 20  # interactions mapped to rows at a time (the ids' temporary index stays small)
+
+
+def interaction_rows(data: CanonicalData, user_ids: np.ndarray, item_ids: np.ndarray, dtype: type = np.int64) -> InteractionRows:
+    """The interactions of ``data`` as rows of ``user_ids`` / ``item_ids``, mapped a chunk at a time."""
+    inter = data.interactions
+    n = len(inter)
+    user_pos, item_pos = pd.Index(user_ids), pd.Index(item_ids)
+    user_rows: np.ndarray = np.empty(n, dtype=dtype)
+    item_rows: np.ndarray = np.empty(n, dtype=dtype)
+    for start in range(0, n, ROWS_CHUNK):
+        chunk = inter.iloc[start : start + ROWS_CHUNK]
+        user_rows[start : start + len(chunk)] = user_pos.get_indexer(chunk["user_id"].astype(str))
+        item_rows[start : start + len(chunk)] = item_pos.get_indexer(chunk["item_id"].astype(str))
+    if n and (user_rows.min() < 0 or item_rows.min() < 0):
+        raise ValueError("interactions reference unknown users or items (validate_canonical should have caught it)")
+    if "timestamp" in inter.columns:
+        times = inter["timestamp"].to_numpy(dtype=np.int64)
+    else:
+        times = np.arange(n, dtype=np.int64)
+    return InteractionRows(user_rows, item_rows, times)
 
 
 def prepare(data: CanonicalData, spec: ModelSpec) -> PreparedData:
+    """The vocabularies (user and item rows) and the towers' raw inputs per row. The
+    interactions stay where they are: ``recsys train`` prepares them into shards
+    (:func:`training.stream.run.prepare_run`)."""
     users = data.users.reset_index(drop=True)
     items = data.items.reset_index(drop=True)
     user_ids = users["user_id"].astype(str).to_numpy()
     item_ids = items["item_id"].astype(str).to_numpy()
-    user_pos = pd.Index(user_ids)
-    item_pos = pd.Index(item_ids)
-    inter = data.interactions
-    user_rows = user_pos.get_indexer(pd.Index(inter["user_id"].astype(str)))
-    item_rows = item_pos.get_indexer(pd.Index(inter["item_id"].astype(str)))
-    if (user_rows < 0).any() or (item_rows < 0).any():
-        raise ValueError("interactions reference unknown users or items (validate_canonical should have caught it)")
     for f in spec.history_features:
         clash = [i for i in item_ids if f.separator in i][:3]
         if clash:
             raise ValueError(f"history feature {f.name}: item ids contain its separator {f.separator!r}: {clash}")
-    prep = PreparedData(
+    history = {f.name for f in spec.history_features}
+    return PreparedData(
         data=data,
         user_ids=user_ids,
         item_ids=item_ids,
-        user_rows=user_rows.astype(np.int64),
-        item_rows=item_rows.astype(np.int64),
-        user_inputs=tower_inputs(spec.query, users),
+        user_inputs={n: v for n, v in tower_inputs(spec.query, users).items() if n not in history},
         item_inputs=tower_inputs(spec.candidate, items),
         history=spec.history_features,
     )
-    if prep.history:
-        prep.user_inputs = prep.query_inputs(np.arange(len(inter)))
-    return prep
 
 
 def subset_inputs(inputs: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[rows] for k, v in inputs.items()}
 
 
-def sampling_probabilities(prep: PreparedData, train_rows: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Each item's share of training interactions (logQ correction), raised to
-    ``strength`` (1 = the full correction, 0 = none); unseen items get the
-    smallest nonzero share so log(p) stays finite."""
-    counts = np.bincount(prep.item_rows[train_rows], minlength=prep.num_items).astype(np.float64)
+def sampling_probabilities(item_counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Each item's share of training interactions (``item_counts``: per item row; logQ
+    correction), raised to ``strength`` (1 = the full correction, 0 = none); unseen
+    items get the smallest nonzero share so log(p) stays finite."""
+    counts = np.asarray(item_counts, dtype=np.float64)
     p = counts / max(counts.sum(), 1.0)
     floor = 1.0 / max(counts.sum(), 1.0)
     return (np.maximum(p, floor) ** strength).astype(np.float32)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from towers.features import TokenCounts
 from towers.spec import ModelSpec
 from towers.tower import build_tower, training_tower
 from training.config import SplitKind, TrainConfig
@@ -23,6 +23,7 @@ from training.model import TwoTowerModel, embed
 from training.optimizers import make_optimizer
 from training.prepared import PreparedData, sampling_probabilities, subset_inputs
 from training.stream.inputs import examples_of, training_input
+from training.stream.reduce import gather, item_counts, part_rows, user_counts
 from training.stream.run import ExampleSource
 
 
@@ -67,21 +68,15 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
     training, and would otherwise move the epoch early stopping picks.
     """
 
-    def __init__(
-        self,
-        prep: PreparedData,
-        fit_rows: np.ndarray,
-        val_rows: np.ndarray,
-        config: TrainConfig,
-        history_file: Path | None,
-    ) -> None:
+    def __init__(self, prep: PreparedData, source: ExampleSource, config: TrainConfig, history_file: Path | None) -> None:
         super().__init__()
         self.prep = prep
-        self.known_items = np.unique(prep.item_rows[fit_rows])
+        prepared = source.prepared
+        self.known_items = np.flatnonzero(item_counts(prepared, source.parts))
         position = np.full(prep.num_items, -1, dtype=np.int64)  # item row -> its place among the known items
         position[self.known_items] = np.arange(len(self.known_items))
-        val_rows = val_rows[position[prep.item_rows[val_rows]] >= 0]
-        self.query_inputs = prep.query_inputs(fit_rows)  # validation queries know the fit rows, as test queries know train
+        val = part_rows(prepared, source.validation)
+        scored = np.flatnonzero(position[val.item_rows] >= 0)  # validation pairs whose item the fit rows know
         self.k = k = config.validation_metric_k
         self.per_pair = config.split is SplitKind.RANDOM
         self.metric = f"top_{k}_accuracy" if self.per_pair else f"recall_at_{k}"
@@ -89,20 +84,27 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         rng = np.random.default_rng(config.seed)
         cap = config.max_eval_queries
         if self.per_pair:
-            rows = val_rows if len(val_rows) <= cap else rng.choice(val_rows, cap, replace=False)
-            self.query_inputs = pair_query_inputs(prep, fit_rows, rows)  # each pair: the fit rows before it
-            self.pairs = (np.arange(len(rows)), position[prep.item_rows[rows]])
-            self.active = len(rows) > 0
+            pairs = scored if len(scored) <= cap else rng.choice(scored, cap, replace=False)
+            users = np.unique(val.user_rows[pairs])
         else:
-            val_by_user = prep.items_by_user(val_rows)
-            seen_by_user = prep.items_by_user(fit_rows)
-            users = np.array([u for u in range(prep.num_users) if len(val_by_user[u])], dtype=np.int64)
+            users = np.unique(val.user_rows[scored])
             if len(users) > cap:
                 users = np.sort(rng.choice(users, cap, replace=False))
-            self.users = users
-            self.val_items = [position[val_by_user[u]] for u in users]
-            self.seen = [position[seen_by_user[u]] for u in users]
-            self.active = len(users) > 0
+        # the rows of the scored users: their validation pairs and the fit rows their queries know
+        rows = gather(prepared, users)
+        view = prep.view(rows)
+        fit = np.flatnonzero(np.isin(rows.parts, source.parts))
+        if self.per_pair:
+            local = np.searchsorted(rows.positions, val.positions[pairs])
+            self.query_inputs = pair_query_inputs(view, fit, local)  # each pair: the fit rows before it
+            self.pairs = (np.arange(len(pairs)), position[val.item_rows[pairs]])
+        else:
+            known_val = np.flatnonzero(np.isin(rows.parts, source.validation) & (position[rows.item_rows] >= 0))
+            self.query_inputs = subset_inputs(view.query_inputs(fit), users)  # validation queries know the fit rows
+            self.val_items = [position[items] for items in view.items_by_user(known_val, users)]
+            self.seen = [position[items] for items in view.items_by_user(fit, users)]
+            self.users = np.arange(len(users))  # rows of query_inputs
+        self.active = len(users) > 0
         self.history_file = history_file
         self.history: dict[str, list[float]] = {"loss": [], self.log_key: []}
         if history_file and history_file.exists():
@@ -132,12 +134,17 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
             self.history_file.write_text(json.dumps(self.history))
 
 
-def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_rows: np.ndarray) -> TwoTowerModel:
-    """Towers whose vocabularies and statistics come from the fit rows only
-    (a history's own vocabulary: the items of the fit rows). The candidate
-    tower is built first: a shared history embedding is its item_id table."""
-    train_users = np.unique(prep.user_rows[fit_rows])
-    train_items = np.unique(prep.item_rows[fit_rows])
+def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit: ExampleSource | np.ndarray) -> TwoTowerModel:
+    """Towers whose vocabularies and statistics come from the fit rows (``fit``: a
+    source's example parts, or rows of ``prep``) only (a history's own vocabulary: the
+    items of the fit rows, by their count). The candidate tower is built first: a
+    shared history embedding is its item_id table."""
+    if isinstance(fit, ExampleSource):
+        counts, users = item_counts(fit.prepared, fit.parts), user_counts(fit.prepared, fit.parts)
+    else:
+        counts, users = prep.item_counts(fit), prep.user_counts(fit)
+    train_users = np.flatnonzero(users)
+    train_items = np.flatnonzero(counts)
     candidate_tower = build_tower(
         spec.candidate,
         subset_inputs(prep.item_inputs, train_items),
@@ -145,8 +152,8 @@ def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_ro
         "candidate_tower",
         spec.normalize_embeddings,
     )
-    query_train = subset_inputs(prep.user_inputs, train_users)
-    query_train.update({f.name: prep.item_ids[prep.item_rows[fit_rows]] for f in spec.history_features})
+    query_train: dict[str, np.ndarray | TokenCounts] = dict(subset_inputs(prep.user_inputs, train_users))
+    query_train.update({f.name: TokenCounts(prep.item_ids[train_items], counts[train_items]) for f in spec.history_features})
     shared = candidate_tower.get_layer("item_id_id") if any(f.shared_embedding for f in spec.history_features) else None
     query_tower = build_tower(
         spec.query, query_train, spec.embedding_dim, "query_tower", spec.normalize_embeddings, shared_item_ids=shared
@@ -158,7 +165,7 @@ def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit_ro
         spec.candidate.names,
         config,
         catalog=prep.item_inputs,
-        sampling_probability=sampling_probabilities(prep, fit_rows, config.logq_strength),
+        sampling_probability=sampling_probabilities(counts, config.logq_strength),
         training_query_tower=training_tower(query_tower, spec.query, prep.item_ids),
     )
     model.compile(optimizer=make_optimizer(config, model))
@@ -169,29 +176,50 @@ def train(
     prep: PreparedData,
     spec: ModelSpec,
     config: TrainConfig,
-    fit_rows: np.ndarray,
-    val_rows: np.ndarray,
+    fit_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
     run_dir: Path | None = None,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     source: ExampleSource | None = None,
 ) -> TrainResult:
-    """Train on ``fit_rows`` (read as prepared shards: ``source`` when the caller has
-    them, :mod:`training.stream`); early-stop on Recall@K over ``val_rows``.
+    """Train on the examples of ``source`` (prepared shards, :mod:`training.stream`;
+    ``recsys train`` passes its run's), or else on ``fit_rows`` of ``prep`` prepared
+    here; early-stop on the split's metric over the source's validation parts (or
+    ``val_rows``).
 
     With ``run_dir`` set, ``BackupAndRestore`` checkpoints every
     ``config.checkpoint_every_steps`` steps into it, and a later call with the
     same ``run_dir`` resumes from the last checkpoint.
     """
+    if source is None:
+        if fit_rows is None:
+            raise ValueError("train needs a source or fit_rows")
+        with examples_of(prep, fit_rows, run_dir, config.seed, val_rows) as examples:
+            return _train(
+                prep, spec, config, examples, run_dir, verbose, strategy or tf.distribute.get_strategy(), extra_callbacks
+            )
+    return _train(prep, spec, config, source, run_dir, verbose, strategy or tf.distribute.get_strategy(), extra_callbacks)
+
+
+def _train(
+    prep: PreparedData,
+    spec: ModelSpec,
+    config: TrainConfig,
+    examples: ExampleSource,
+    run_dir: Path | None,
+    verbose: int | str,
+    strategy: tf.distribute.Strategy,
+    extra_callbacks: Sequence[tf.keras.callbacks.Callback],
+) -> TrainResult:
     tf.keras.utils.set_random_seed(config.seed)
-    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        model = build_model(prep, spec, config, fit_rows)
-    p = sampling_probabilities(prep, fit_rows, config.logq_strength)
+        model = build_model(prep, spec, config, examples)
+    p = sampling_probabilities(item_counts(examples.prepared, examples.parts), config.logq_strength)
 
     timer = _EpochTimer()
-    validation = _ValidationMetric(prep, fit_rows, val_rows, config, run_dir / "history.json" if run_dir else None)
+    validation = _ValidationMetric(prep, examples, config, run_dir / "history.json" if run_dir else None)
     callbacks: list[tf.keras.callbacks.Callback] = [
         timer,
         validation,
@@ -213,12 +241,10 @@ def train(
                 str(run_dir / "backup"), save_freq=config.checkpoint_every_steps, delete_checkpoint=True
             )
         )
-    # the examples as prepared shards (``source``: the run's own preparation; else ``fit_rows`` prepared here)
-    with nullcontext(source) if source else examples_of(prep, fit_rows, run_dir, config.seed) as examples:
-        dataset, steps = training_input(prep, examples, p, config.batch_size, config.seed, strategy)
-        start = time.perf_counter()
-        model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=keras_verbose(verbose))
-        seconds = time.perf_counter() - start
+    dataset, steps = training_input(prep, examples, p, config.batch_size, config.seed, strategy)
+    start = time.perf_counter()
+    model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=keras_verbose(verbose))
+    seconds = time.perf_counter() - start
     hist = validation.history
     val_curve = hist.get(validation.log_key, [])
     best = int(np.argmax(val_curve)) + 1 if val_curve else len(hist["loss"])
@@ -229,5 +255,5 @@ def train(
         best_epoch=best,
         validation_metric=validation.log_key,
         train_seconds=seconds,
-        examples_per_second=len(fit_rows) / epoch_seconds if epoch_seconds > 0 else 0.0,
+        examples_per_second=examples.prepared.rows_of(examples.parts) / epoch_seconds if epoch_seconds > 0 else 0.0,
     )

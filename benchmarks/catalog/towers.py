@@ -69,7 +69,7 @@ def array_vocabularies() -> Iterator[None]:
 
     original = features._vocabulary
 
-    def as_array(values: np.ndarray, max_tokens: int | None) -> np.ndarray:
+    def as_array(values: np.ndarray | features.TokenCounts, max_tokens: int | None) -> np.ndarray:
         return np.asarray(original(values, max_tokens), dtype=object)
 
     features._vocabulary = as_array

@@ -38,7 +38,7 @@ def movielens_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, 
         result = run_pipeline(data, Path(tmp), TrainConfig(), publish_version=False, verbose=0)
     prep = prepare(data, result.spec)
     items = embed(result.train.model.candidate_tower, prep.item_inputs)
-    users = embed(result.train.model.query_tower, prep.user_inputs)
+    users = embed(result.train.model.query_tower, prep.query_inputs(np.arange(len(prep.user_rows))))
     return items, users, {"source": data.source, "split": "temporal (P2)", "pipeline_index": result.metrics["index"]}
 
 

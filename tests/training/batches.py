@@ -16,6 +16,6 @@ def training_batches(prep: PreparedData, rows: np.ndarray, batch_size: int, seed
     """The batches the trainer fits on for ``rows`` (valid inside the block: the shards live there)."""
     with examples_of(prep, rows, None, seed) as source:
         dataset, _ = training_input(
-            prep, source, sampling_probabilities(prep, rows), batch_size, seed, tf.distribute.get_strategy()
+            prep, source, sampling_probabilities(prep.item_counts(rows)), batch_size, seed, tf.distribute.get_strategy()
         )
         yield dataset

@@ -15,6 +15,7 @@ from artifact.latest import read_latest
 from artifact.manifest import parse_manifest
 from training.config import TrainConfig
 from training.data.synthetic import generate_storefront
+from training.evaluate import split_sample
 from training.pipeline import run_pipeline
 from training.trainer import train
 
@@ -161,7 +162,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path):
     assert max(resumed.history[key]) == pytest.approx(max(fresh.history[key]), abs=0.08)
 
 
-def test_factorized_top_k_cross_check_scores_the_catalog_in_batches_that_fit_and_agrees(published, monkeypatch):
+def test_factorized_top_k_cross_check_scores_the_catalog_in_batches_that_fit_and_agrees(published, monkeypatch, tmp_path):
     """The cross-check's batch shrinks so that batch x catalog scores fit a budget (8,192
     queries x 1M items was 32 GB); being per query, the metric is the same at any batch."""
     import training.pipeline as pipeline
@@ -175,7 +176,8 @@ def test_factorized_top_k_cross_check_scores_the_catalog_in_batches_that_fit_and
     item_emb = pipeline.embed(result.train.model.candidate_tower, prep.item_inputs)
     monkeypatch.setattr(pipeline, "TOP_K_SCORES_BYTES", 4 * prep.num_items * 7)  # batches of 7 queries
     assert pipeline.cross_check_batch(config.batch_size, prep.num_items) == 7
-    small = pipeline.top_k_cross_check(result.train, prep, split, item_emb, config)
+    sample = split_sample(prep, split, config, tmp_path / "prepared")  # the run's split, prepared anew: the same sample
+    small = pipeline.top_k_cross_check(result.train, sample, item_emb, config)
     published_figures = result.metrics["evaluation"]["factorized_top_k"]
     assert small.keys() == published_figures.keys() and small
     for name, value in published_figures.items():

@@ -160,7 +160,7 @@ def test_query_inputs_hold_each_users_last_known_items_oldest_first():
     prep = prepare(data, _with_history(ids_only_spec(4), history_length=2))
     known = np.array([0, 1, 2, 3])  # row 4 ("d", the latest) is not known
     assert prep.query_inputs(known)["recent_item_ids"].tolist() == ["c|a", "a"]
-    assert prep.user_inputs["recent_item_ids"].tolist() == ["a|d", "a"]  # every row known
+    assert prep.query_inputs(np.arange(len(prep.user_rows)))["recent_item_ids"].tolist() == ["a|d", "a"]  # every row known
     with pytest.raises(ValueError, match="separator"):
         prepare(_data(["u1"], ["x|y"], [1]), _with_history(ids_only_spec(4)))
 
@@ -198,7 +198,7 @@ def _x_target_accuracy(data: CanonicalData, k: int = 5) -> float:
     config = TrainConfig(epochs=8, batch_size=128, learning_rate=0.02, embedding_l2=0.0, seed=3)
     model = train(prep, spec, config, fit_rows, np.zeros(0, np.int64), verbose=0).model
     item_emb = embed(model.candidate_tower, prep.item_inputs)
-    ds = make_dataset(prep, test_rows, sampling_probabilities(prep, fit_rows), 512)
+    ds = make_dataset(prep, test_rows, sampling_probabilities(prep.item_counts(fit_rows)), 512)
     hits = total = 0
     for batch in ds:
         q = model.training_query_tower({"recent_item_ids": batch[QUERY_PREFIX + "recent_item_ids"]}).numpy()

@@ -39,11 +39,18 @@ def setting():
 
 
 def _metric(setting, val_rows, split):
+    """The metric over ``val_rows`` (it gathers what it scores from the shards when it is made)."""
+    import tempfile
+    from pathlib import Path
+
     from training.config import TrainConfig
+    from training.stream.run import rows_source
     from training.trainer import _ValidationMetric
 
     prep, _model, fit, _, _ = setting
-    return _ValidationMetric(prep, fit, val_rows, TrainConfig(split=split, validation_metric_k=10, seed=4), None)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = rows_source(prep, fit, Path(tmp) / "prepared", seed=4, validation=val_rows)
+        return _ValidationMetric(prep, source, TrainConfig(split=split, validation_metric_k=10, seed=4), None)
 
 
 def _by_hand(setting, val_rows) -> float:

@@ -26,14 +26,17 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def examples_of(prep: PreparedData, rows: np.ndarray, run_dir: Path | None, seed: int) -> Iterator[ExampleSource]:
-    """``rows`` as an example source, prepared under ``run_dir`` (kept with the run, so a
-    resumed run reads the same shards) or in a temporary folder removed on exit."""
+def examples_of(
+    prep: PreparedData, rows: np.ndarray, run_dir: Path | None, seed: int, validation: np.ndarray | None = None
+) -> Iterator[ExampleSource]:
+    """``rows`` (and early stopping's ``validation`` rows) as an example source, prepared
+    under ``run_dir`` (kept with the run, so a resumed run reads the same shards) or in a
+    temporary folder removed on exit."""
     if run_dir is not None:
-        yield rows_source(prep, rows, Path(run_dir) / "examples", seed)
+        yield rows_source(prep, rows, Path(run_dir) / "examples", seed, validation)
         return
     with tempfile.TemporaryDirectory(prefix="recsys-examples-") as tmp:
-        yield rows_source(prep, rows, Path(tmp) / "prepared", seed)
+        yield rows_source(prep, rows, Path(tmp) / "prepared", seed, validation)
 
 
 def workers_of(strategy: tf.distribute.Strategy | None) -> int:

@@ -243,7 +243,9 @@ def prepare_shards(
     that hold their own split (benchmark replicas, tests)."""
     out = Path(out)
     out.mkdir(parents=True)
-    con = _connect(memory_limit, out / ".spill")
+    spill = out.with_name(out.name + ".spill")  # beside the shards: DuckDB writes its partitions into an empty folder
+    shutil.rmtree(spill, ignore_errors=True)  # a killed preparation's
+    con = _connect(memory_limit, spill)
     try:
         _load(con, interactions, user_ids, item_ids)
         n = int(con.execute("SELECT count(*) FROM x").fetchone()[0])  # type: ignore[index]
@@ -256,7 +258,7 @@ def prepare_shards(
         shards = _write(con, labelled, out, int(min(num_users, max(min_shards, -(-n // max(1, shard_rows))))), seed)
     finally:
         con.close()
-    shutil.rmtree(out / ".spill", ignore_errors=True)
+    shutil.rmtree(spill, ignore_errors=True)
     prepared = Prepared(
         root=out,
         shards=shards,

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 from training.config import TrainConfig
-from training.prepared import PreparedData
+from training.prepared import PreparedData, interaction_rows
 from training.split import Split
 from training.stream.prepare import FIT, TEST, VALIDATION, Prepared, prepare_shards
 
@@ -30,15 +30,19 @@ SHARDS_PER_WORKER = 4  # a worker's share is several users' hashes: the shares c
 
 @dataclass(frozen=True)
 class ExampleSource:
-    """Where training examples come from: the prepared shards and the parts that are examples."""
+    """Where training examples come from: the prepared shards, the parts that are
+    examples, and the parts early stopping validates on (none for a refit)."""
 
     prepared: Prepared
     parts: tuple[int, ...] = (FIT,)
+    validation: tuple[int, ...] = (VALIDATION,)
 
 
 def rows_table(prep: PreparedData) -> pa.Table:
-    """The interactions as the vocabularies' rows and their times (position order)."""
-    return pa.table({"user_row": prep.user_rows, "item_row": prep.item_rows, "time": prep.times})
+    """The interactions as the vocabularies' rows and their times (position order), int32
+    rows; mapped from the data's ids, not kept on ``prep``."""
+    rows = interaction_rows(prep.data, prep.user_ids, prep.item_ids, dtype=np.int32)
+    return pa.table({"user_row": rows.user_rows, "item_row": rows.item_rows, "time": rows.times})
 
 
 def prepare_run(
@@ -50,7 +54,7 @@ def prepare_run(
     folder = Path(folder)
     if (folder / "prepared.json").exists():
         found = Prepared.read(folder)
-        if found.interactions == len(prep.user_rows):
+        if found.interactions == len(prep.data.interactions):
             console.log(f"using the run's preparation in {folder} ({len(found.shards)} shards)")
             return found
         if not chief:
@@ -91,14 +95,23 @@ def split_of(prepared: Prepared) -> tuple[Split, np.ndarray, np.ndarray]:
     return Split(train=np.flatnonzero((parts == FIT) | (parts == VALIDATION)), test=test), fit, val
 
 
-def rows_source(prep: PreparedData, rows: np.ndarray, folder: Path, seed: int) -> ExampleSource:
-    """Training examples ``rows`` of ``prep`` as prepared shards in ``folder`` (replaced):
-    for callers that hold their own split (benchmark replicas, tests)."""
-    parts = np.full(len(prep.user_rows), -1, dtype=np.int8)
-    parts[np.asarray(rows, dtype=np.int64)] = FIT
+def rows_prepared(prep: PreparedData, parts: dict[int, np.ndarray], folder: Path, seed: int) -> Prepared:
+    """The interactions of ``prep`` given in ``parts`` (part -> rows; others left out) as
+    prepared shards in ``folder`` (replaced): for callers that hold their own split
+    (benchmarks, tests). As many shards as a single machine's run has, so that the same
+    rows give the same batches as ``recsys train``."""
+    labels = np.full(len(prep.user_rows), -1, dtype=np.int8)
+    for part, rows in parts.items():
+        labels[np.asarray(rows, dtype=np.int64)] = part
     shutil.rmtree(folder, ignore_errors=True)
-    # as many shards as a single machine's run has, so that the same rows give the same batches as ``recsys train``
-    prepared = prepare_shards(
-        rows_table(prep), prep.user_ids, prep.item_ids, folder, seed=seed, parts=parts, min_shards=SHARDS_PER_WORKER
-    )
-    return ExampleSource(prepared, (FIT,))
+    table = pa.table({"user_row": prep.user_rows, "item_row": prep.item_rows, "time": prep.times})
+    return prepare_shards(table, prep.user_ids, prep.item_ids, folder, seed=seed, parts=labels, min_shards=SHARDS_PER_WORKER)
+
+
+def rows_source(
+    prep: PreparedData, rows: np.ndarray, folder: Path, seed: int, validation: np.ndarray | None = None
+) -> ExampleSource:
+    """Training examples ``rows`` of ``prep`` (and early stopping's ``validation`` rows) as
+    prepared shards in ``folder`` (:func:`rows_prepared`)."""
+    parts = {FIT: rows} if validation is None else {FIT: rows, VALIDATION: validation}
+    return ExampleSource(rows_prepared(prep, parts, folder, seed), (FIT,))

@@ -28,6 +28,9 @@ class ShardRows:
     positions: np.ndarray  # int64
     parts: np.ndarray  # int8
 
+    def __len__(self) -> int:
+        return len(self.user_rows)
+
     def rows_of(self, *parts: int) -> np.ndarray:
         """Local indices of the rows in ``parts``, in position order."""
         return np.flatnonzero(np.isin(self.parts, parts))

@@ -125,6 +125,26 @@ def test_duckdb_holds_at_most_the_memory_limit_given(tmp_path) -> None:
         pa.Table.from_pandas(frame, preserve_index=False), USERS, ITEMS, tmp_path / "p", memory_limit="64MB"
     )
     assert sum(prepared.rows.values()) == len(frame)
-    assert TrainConfig().prepare_memory_limit == "2GB"
+    assert TrainConfig().prepare_memory_limit == "1GB"
     with pytest.raises(ValueError, match="prepare_memory_limit"):
         TrainConfig(prepare_memory_limit="lots")
+
+
+def test_a_log_larger_than_duckdbs_memory_spills_beside_the_shards_and_leaves_nothing(tmp_path) -> None:
+    """3M rows under a 40 MB limit: DuckDB spills (into a folder beside the shards, since
+    it writes the partitioned shards into an empty folder only) and the spill is removed."""
+    n, users, items = 3_000_000, 100_000, 5_000
+    rng = np.random.default_rng(0)
+    table = pa.table(
+        {
+            "user_row": rng.integers(0, users, n).astype(np.int32),
+            "item_row": rng.integers(0, items, n).astype(np.int32),
+            "time": rng.integers(0, 10**9, n),
+        }
+    )
+    user_ids = np.array([f"u{i}" for i in range(users)], dtype=object)
+    item_ids = np.array([f"i{i}" for i in range(items)], dtype=object)
+    prepared = prepare_shards(table, user_ids, item_ids, tmp_path / "prepared", memory_limit="40MB")
+    assert sum(prepared.rows.values()) == n and len(prepared.shards) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared"]
+    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == ["prepared.json", *[f"shard={k}" for k in range(6)]]

@@ -1,0 +1,142 @@
+"""What a run needs of its interactions, computed from the prepared shards one at a time.
+
+A shard holds every interaction of its users (:mod:`training.stream.prepare`), so each
+per-user result is computed inside one shard with the in-memory functions of
+:mod:`training.history` and the shards' results are put side by side. Memory: one
+shard's rows plus the result (per item or per user, or the rows of the users asked
+for), whatever the size of the log.
+
+- :func:`item_counts` / :func:`user_counts`: interactions per item / user row in some parts;
+- :func:`latest_items`: each user's last ``length`` item rows in some parts, oldest first;
+- :func:`seen_items`: each user's distinct item rows in some parts;
+- :func:`part_rows`: the rows of some parts (for sampling test or validation pairs);
+- :func:`gather`: every row of some users, for the scored users of an evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.history import Windows, user_windows
+from training.stream.prepare import Prepared
+from training.stream.shard import ShardRows, read_shard
+
+
+@dataclass(frozen=True)
+class UserLists:
+    """Per user row ``u``, the item rows ``items[offsets[u]:offsets[u + 1]]``."""
+
+    offsets: np.ndarray  # int64, num_users + 1
+    items: np.ndarray  # int64
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def windows(self) -> Windows:
+        """The lists as windows over ``items`` (:func:`training.history.joined` with ``item_rows=items``)."""
+        return Windows(order=np.arange(len(self.items), dtype=np.int64), start=self.offsets[:-1], end=self.offsets[1:])
+
+    def of(self, users: np.ndarray) -> list[np.ndarray]:
+        """The lists of ``users`` (views into ``items``)."""
+        return [self.items[self.offsets[u] : self.offsets[u + 1]] for u in np.asarray(users, dtype=np.int64)]
+
+
+def shards(prepared: Prepared) -> Iterator[ShardRows]:
+    for file in prepared.files():
+        yield read_shard(file)
+
+
+def _counts(prepared: Prepared, parts: tuple[int, ...], column: str, size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=np.int64)
+    for shard in shards(prepared):
+        out += np.bincount(getattr(shard, column)[shard.rows_of(*parts)], minlength=size)
+    return out
+
+
+def item_counts(prepared: Prepared, parts: tuple[int, ...]) -> np.ndarray:
+    """Per item row, its interactions in ``parts``."""
+    return _counts(prepared, parts, "item_rows", prepared.num_items)
+
+
+def user_counts(prepared: Prepared, parts: tuple[int, ...]) -> np.ndarray:
+    """Per user row, its interactions in ``parts``."""
+    return _counts(prepared, parts, "user_rows", prepared.num_users)
+
+
+def _per_user(
+    prepared: Prepared, parts: tuple[int, ...], lists: Callable[[ShardRows, np.ndarray], tuple[np.ndarray, np.ndarray]]
+) -> UserLists:
+    """``lists(shard, rows)`` -> (users sorted, their item rows in user order) per shard, put side by side."""
+    users_of, items_of = [], []
+    for shard in shards(prepared):
+        users, items = lists(shard, shard.rows_of(*parts))
+        users_of.append(users)
+        items_of.append(items)
+    users = np.concatenate(users_of) if users_of else np.zeros(0, np.int64)
+    items = np.concatenate(items_of) if items_of else np.zeros(0, np.int64)
+    order = np.argsort(users, kind="stable")  # shards hold disjoint users: this interleaves whole lists
+    lengths = np.bincount(users, minlength=prepared.num_users)
+    return UserLists(offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64), items=items[order].astype(np.int64))
+
+
+def latest_items(prepared: Prepared, parts: tuple[int, ...], length: int) -> UserLists:
+    """Per user row, the last ``length`` item rows of its interactions in ``parts``, oldest
+    first (in (time, position) order, :func:`training.history.user_windows`)."""
+
+    def lists(shard: ShardRows, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = user_windows(shard.user_rows, shard.times, rows, prepared.num_users, length)
+        sizes = w.end - w.start
+        index = np.repeat(w.start, sizes) + (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
+        taken = w.order[index]
+        return shard.user_rows[taken], shard.item_rows[taken]
+
+    return _per_user(prepared, parts, lists)
+
+
+def seen_items(prepared: Prepared, parts: tuple[int, ...]) -> UserLists:
+    """Per user row, the distinct item rows of its interactions in ``parts``, ascending."""
+
+    def lists(shard: ShardRows, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        users, items = shard.user_rows[rows], shard.item_rows[rows]
+        order = np.lexsort((items, users))
+        users, items = users[order], items[order]
+        distinct = np.r_[True, (users[1:] != users[:-1]) | (items[1:] != items[:-1])] if len(users) else np.zeros(0, bool)
+        return users[distinct], items[distinct]
+
+    return _per_user(prepared, parts, lists)
+
+
+def _concat(pieces: list[ShardRows]) -> ShardRows:
+    if not pieces:
+        empty = np.zeros(0, np.int64)
+        return ShardRows(empty, empty, empty, empty, np.zeros(0, np.int8))
+    rows = ShardRows(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ShardRows.__dataclass_fields__))
+    order = np.argsort(rows.positions, kind="stable")
+    return ShardRows(*(getattr(rows, f)[order] for f in ShardRows.__dataclass_fields__))
+
+
+def part_rows(prepared: Prepared, parts: tuple[int, ...]) -> ShardRows:
+    """The rows of ``parts``, in position order."""
+    pieces = []
+    for shard in shards(prepared):
+        rows = shard.rows_of(*parts)
+        pieces.append(ShardRows(*(getattr(shard, f)[rows] for f in ShardRows.__dataclass_fields__)))
+    return _concat(pieces)
+
+
+def gather(prepared: Prepared, users: np.ndarray) -> ShardRows:
+    """Every row (all parts) of the user rows ``users``, in position order."""
+    wanted = np.zeros(prepared.num_users, dtype=bool)
+    wanted[np.asarray(users, dtype=np.int64)] = True
+    pieces = []
+    for shard in shards(prepared):
+        rows = np.flatnonzero(wanted[shard.user_rows])
+        pieces.append(ShardRows(*(getattr(shard, f)[rows] for f in ShardRows.__dataclass_fields__)))
+    return _concat(pieces)
+
+
+__all__ = ["UserLists", "gather", "item_counts", "latest_items", "part_rows", "seen_items", "shards", "user_counts"]
