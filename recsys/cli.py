@@ -123,6 +123,7 @@ def train(
             publish_version=cluster.is_chief and not no_publish,
             strategy=cluster.strategy(),
             chief=cluster.is_chief,
+            release_interactions=True,  # the shards hold the log once the run is prepared
         )
     summary = {"version": result.version, "evaluation": result.metrics["evaluation"]["model"]}
     typer.echo(json.dumps(summary, indent=2))

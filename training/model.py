@@ -102,6 +102,9 @@ class TwoTowerModel(tfrs.Model):
             num_hard_negatives=config.num_hard_negatives,
             remove_accidental_hits=config.remove_accidental_hits,
         )
+        # Every weight lives in the towers, built with their vocabularies: the model is complete
+        # before its first batch, which is what BackupAndRestore checks before it restores a run.
+        self.built = True
 
     def attach_top_k_metrics(self, item_embeddings: np.ndarray, ks: Sequence[int] = (10, 50, 100)) -> None:
         """Give the task a FactorizedTopK over the whole catalog (evaluation only).

@@ -78,10 +78,11 @@ def split_with_validation(prep: PreparedData, config: TrainConfig) -> tuple[Spli
         return split_of(prepare_run(prep, config, Path(tmp) / "prepared"))
 
 
-def run_fingerprint(data: CanonicalData, spec: ModelSpec, config: TrainConfig) -> str:
-    """Identifies a run: same data, spec and config -> same checkpoint folder."""
+def run_fingerprint(data: CanonicalData | str, spec: ModelSpec, config: TrainConfig) -> str:
+    """Identifies a run: same data (or its fingerprint), spec and config -> same checkpoint folder."""
+    fingerprint = data if isinstance(data, str) else data.fingerprint()
     blob = json.dumps(
-        {"data": data.fingerprint(), "spec": spec.model_dump(mode="json"), "config": config.model_dump(mode="json")},
+        {"data": fingerprint, "spec": spec.model_dump(mode="json"), "config": config.model_dump(mode="json")},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -149,16 +150,23 @@ def run_pipeline(
     strategy: tf.distribute.Strategy | None = None,
     verbose: int | str = "auto",
     chief: bool = True,
+    release_interactions: bool = False,
 ) -> PipelineResult:
     """Train, evaluate and (unless told not to) publish one version of ``data``.
-    ``chief``: False on the other workers of a cluster (they wait for the chief's preparation)."""
+    ``chief``: False on the other workers of a cluster (they wait for the chief's preparation).
+    ``release_interactions``: the caller hands ``data`` over; once the run is prepared its
+    interaction log is dropped (:meth:`CanonicalData.release_interactions`), since the
+    rest of the run reads the shards (``recsys train`` does this)."""
     model_root = Path(model_root)
     spec = spec or default_spec(data.source, data)
-    run_dir = model_root / ".runs" / run_fingerprint(data, spec, config)
-    with step(f"preparing {len(data.interactions):,} interactions, {len(data.items):,} items, {len(data.users):,} users"):
+    fingerprint, num_interactions = data.fingerprint(), len(data.interactions)
+    run_dir = model_root / ".runs" / run_fingerprint(fingerprint, spec, config)
+    with step(f"preparing {num_interactions:,} interactions, {len(data.items):,} items, {len(data.users):,} users"):
         prep = prepare(data, spec)
         # the split and the examples' shards, written once beside the run (by the chief) and read by every worker
         prepared = prepare_run(prep, config, run_dir / "prepared", chief=chief, workers=workers_of(strategy))
+    if release_interactions:
+        data.release_interactions()
     rows = prepared.rows
     console.log(
         f"split={config.split.value}: fit {rows['fit']:,}, validation {rows['validation']:,}, test {rows['test']:,}; "
@@ -265,8 +273,8 @@ def run_pipeline(
             manifest_extra={
                 "dataset": {
                     "source": data.source,
-                    "fingerprint": data.fingerprint(),
-                    "num_interactions": len(data.interactions),
+                    "fingerprint": fingerprint,
+                    "num_interactions": num_interactions,
                     "bad_rows": int(data.report.count),
                 },
                 "training": config.model_dump(mode="json"),

@@ -182,3 +182,18 @@ def test_factorized_top_k_cross_check_scores_the_catalog_in_batches_that_fit_and
     assert small.keys() == published_figures.keys() and small
     for name, value in published_figures.items():
         assert small[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_a_run_handed_its_data_drops_the_log_once_prepared_and_publishes_the_same_version(published, tmp_path):
+    """``recsys train`` hands its data over (``release_interactions``): after preparation the
+    run reads only the shards, so the version is the one the data kept in memory gives."""
+    root, result, _ = published
+    data = generate_storefront(items=300, users=200, interactions=6000, seed=1)
+    fingerprint = data.fingerprint()
+    handed = run_pipeline(data, tmp_path / "models", TrainConfig(epochs=3, batch_size=256), verbose=0, release_interactions=True)
+    assert len(data.interactions) == 0 and list(data.interactions.columns) == ["user_id", "item_id", "timestamp", "weight"]
+    assert handed.metrics["evaluation"]["model"] == result.metrics["evaluation"]["model"]
+    manifest = json.loads((tmp_path / "models" / handed.version / "manifest.json").read_text())
+    kept = json.loads((root / result.version / "manifest.json").read_text())
+    assert manifest["dataset"] == kept["dataset"] and manifest["dataset"]["fingerprint"] == fingerprint
+    assert manifest["dataset"]["num_interactions"] == 6000

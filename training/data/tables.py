@@ -51,6 +51,12 @@ class CanonicalData:
         """sha256 hex of the three tables' columns and values (stable across runs)."""
         return fingerprint_tables({"interactions": self.interactions, "items": self.items, "users": self.users})
 
+    def release_interactions(self) -> None:
+        """Drop the interaction log (and its line numbers), keeping its columns: for the
+        owner of this data once the log is prepared into shards (``recsys train``)."""
+        self.interactions = self.interactions.iloc[:0].copy()
+        self.lines.pop("interactions", None)
+
     def table(self, name: str) -> pd.DataFrame:
         """The table called ``name`` (one of :data:`TABLES`)."""
         if name not in TABLES:

@@ -1,0 +1,172 @@
+"""Peak memory of ``recsys train`` against the size of the log (issue 21's memory target).
+
+    python -m benchmarks.train_memory [--sizes 1000000x200000x2000000,1000000x200000x20000000]
+        [--epochs 1] [--out DIR]
+
+Each size (USERSxITEMSxINTERACTIONS of the generated storefront) runs the product's own
+command, ``recsys train --data synthetic --users U --items I --interactions N --epochs E
+--allow-low-recall`` (published into a temporary model root, removed after), in a
+process of its own; its peak RSS is the kernel's maximum resident set of that process
+(``getrusage(RUSAGE_CHILDREN)`` in a wrapper process per size, so sizes do not mix).
+Reported per size: peak RSS, wall seconds, the log's examples/s and the model's tables
+(the id embedding tables' variables and their two Adam slots, rows x dim x 4 bytes x 3, from
+the published version's manifest), and the growth of the peak from the first
+size to the last (target: under 25%, and under 4 GiB at 20M interactions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS_DIR, fmt_table, load_average, machine_description, write_results
+from benchmarks.common import log as _log
+
+DEFAULT_SIZES = "1000000x200000x2000000,1000000x200000x20000000"
+TARGET_GROWTH = 0.25
+TARGET_PEAK_GIB = 4.0
+
+
+def log(msg: str) -> None:
+    _log("train_memory", msg)
+
+
+def train_command(users: int, items: int, interactions: int, epochs: int, model_root: Path) -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("recsys")),  # the console script installed beside this interpreter
+        "train",
+        "--data",
+        "synthetic",
+        "--users",
+        str(users),
+        "--items",
+        str(items),
+        "--interactions",
+        str(interactions),
+        "--epochs",
+        str(epochs),
+        "--allow-low-recall",
+        "--model-root",
+        str(model_root),
+    ]
+
+
+def _table_bytes(version: Path) -> int:
+    """The id tables' memory: (users + items + their two out-of-vocabulary rows) x dim x 4 bytes x 3
+    (the variable and Adam's two slots), from the version's manifest (an upper bound: the tables
+    hold the fit rows' users and items)."""
+    manifest = json.loads((version / "manifest.json").read_text())
+    rows = int(manifest["num_users"]) + int(manifest["num_items"]) + 2
+    return rows * int(manifest["embedding_dim"]) * 4 * 3
+
+
+def measure_one(users: int, items: int, interactions: int, epochs: int) -> dict[str, Any]:
+    """One size, in this (wrapper) process: ``recsys train`` as its only child."""
+    with tempfile.TemporaryDirectory(prefix="recsys-train-memory-") as tmp:
+        root = Path(tmp) / "models"
+        log_file = Path(tmp) / "train.log"
+        start = time.perf_counter()
+        with log_file.open("w") as out:
+            env = {**os.environ, "COLUMNS": "200"}
+            done = subprocess.run(
+                train_command(users, items, interactions, epochs, root), stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        seconds = time.perf_counter() - start
+        text = log_file.read_text()
+        if done.returncode != 0:
+            sys.stderr.write(text[-4000:])
+            raise SystemExit(f"recsys train failed with exit code {done.returncode}")
+        rates = [float(x.replace(",", "")) for x in re.findall(r"([\d,]+) examples/s", text)]
+        latest = (root / "LATEST").read_text().strip() if (root / "LATEST").exists() else None
+        tables = _table_bytes(root / latest) if latest else None
+    return {
+        "users": users,
+        "items": items,
+        "interactions": interactions,
+        "epochs": epochs,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+        "wall_seconds": seconds,
+        "examples_per_second": rates[0] if rates else None,
+        "table_bytes": tables,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated USERSxITEMSxINTERACTIONS")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # USERSxITEMSxINTERACTIONS, in a wrapper process
+    args = ap.parse_args(argv)
+    if args.one:
+        users, items, n = (int(x) for x in args.one.split("x"))
+        print(json.dumps(measure_one(users, items, n, args.epochs)))
+        return 0
+    started = time.perf_counter()
+    machine = machine_description()
+    sizes = [s for s in args.sizes.split(",") if s]
+    runs: list[dict[str, Any]] = []
+    for size in sizes:
+        cmd = [sys.executable, "-m", "benchmarks.train_memory", "--one", size, "--epochs", str(args.epochs)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr[-4000:])
+            raise SystemExit(f"{size} failed with exit code {done.returncode}")
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        run["load_average_after"] = load_average()
+        runs.append(run)
+        log(
+            f"{size}: peak RSS {run['peak_rss_bytes'] / 2**30:.2f} GiB in {run['wall_seconds']:.0f} s, load {run['load_average_after']}"
+        )
+    growth = runs[-1]["peak_rss_bytes"] / runs[0]["peak_rss_bytes"] - 1 if len(runs) > 1 else None
+    rows = [
+        [
+            f"{r['users']:,} / {r['items']:,}",
+            f"{r['interactions']:,}",
+            r["peak_rss_bytes"] / 2**30,
+            "" if r["table_bytes"] is None else f"{r['table_bytes'] / 2**30:.2f}",
+            r["wall_seconds"],
+            "" if r["examples_per_second"] is None else f"{r['examples_per_second']:,.0f}",
+            " ".join(str(x) for x in r["load_average_after"]),
+        ]
+        for r in runs
+    ]
+    summary = "\n".join(
+        [
+            f"## Peak memory of recsys train ({args.epochs} epoch(s), generated storefront)",
+            "",
+            fmt_table(
+                ["users / items", "interactions", "peak RSS GiB", "tables GiB", "wall s", "examples/s", "load after"], rows
+            ),
+            "",
+            f"Growth of the peak from the first size to the last: {growth:+.1%} (target < {TARGET_GROWTH:.0%}); "
+            f"largest peak {runs[-1]['peak_rss_bytes'] / 2**30:.2f} GiB (target < {TARGET_PEAK_GIB} GiB)"
+            if growth is not None
+            else "",
+        ]
+    )
+    write_results(
+        "train_memory",
+        {"runs": runs, "growth": growth, "target_growth": TARGET_GROWTH, "target_peak_gib": TARGET_PEAK_GIB, "sizes": sizes},
+        summary,
+        out_dir=args.out,
+        machine=machine,
+        started=started,
+    )
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""benchmarks.train_memory: the peak RSS of the product's own ``recsys train`` command, one
+process per size (the figures themselves are benchmark results, not asserted here)."""
+
+import json
+from pathlib import Path
+
+from benchmarks import train_memory
+
+
+def test_one_size_measures_recsys_train_itself(tmp_path: Path) -> None:
+    run = train_memory.measure_one(users=150, items=200, interactions=3000, epochs=1)
+    assert run["interactions"] == 3000 and run["epochs"] == 1
+    assert 200 * 2**20 < run["peak_rss_bytes"] < 16 * 2**30  # a TensorFlow process's, not this test's counter at 0
+    assert run["examples_per_second"] and run["examples_per_second"] > 0  # read from the run's own log
+    assert run["table_bytes"] == (150 + 200 + 2) * 64 * 4 * 3
+
+
+def test_the_command_is_recsys_train_on_the_generated_storefront(tmp_path: Path) -> None:
+    cmd = train_memory.train_command(10, 20, 300, 1, tmp_path)
+    assert Path(cmd[0]).name == "recsys" and Path(cmd[0]).exists() and cmd[1] == "train"
+    flags = dict(zip(cmd[2::2], cmd[3::2], strict=False))
+    assert flags["--data"] == "synthetic" and flags["--interactions"] == "300" and flags["--epochs"] == "1"
+    assert "--allow-low-recall" in cmd and json.dumps(cmd)
