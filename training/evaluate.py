@@ -101,7 +101,7 @@ def pair_accuracy(
     that came after it. Without history features the same as per user."""
     queries = embed(query_tower, pair_query_inputs(prep, known_rows, pair_rows))
     score = embedding_score_fn(queries, item_embeddings)
-    return top_k_accuracy(score, np.arange(len(pair_rows)), prep.item_rows[pair_rows], ks)
+    return top_k_accuracy(score, np.arange(len(pair_rows)), prep.item_rows[pair_rows], ks, num_items=len(item_embeddings))
 
 
 def evaluate_sample(
@@ -143,7 +143,7 @@ def evaluate_sample(
         if name == "model" and query_tower is not None:
             metrics = pair_accuracy(query_tower, item_embeddings, view, sample.train, sample.pairs)
         else:
-            metrics = top_k_accuracy(score, pair_users, pair_items)
+            metrics = top_k_accuracy(score, pair_users, pair_items, num_items=view.num_items)
         metrics.update(ranking_metrics(score, sample.users, test_items, train_items, view.num_items))
         result[name] = metrics
     return result

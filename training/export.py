@@ -42,7 +42,7 @@ class VersionArtifact:
     item_embeddings: np.ndarray
     items: pd.DataFrame  # row i = index row i: item_id, popularity, metadata
     users: pd.DataFrame  # user_id + raw query inputs
-    seen: pd.DataFrame  # user_id, item_rows
+    seen: pd.DataFrame | pa.Table  # user_id, item_rows (an Arrow table: a million users' lists without a Python object each)
     searcher: object
     metrics: dict = field(default_factory=dict)
     # the manifest's other sections, named by artifact.manifest.Manifest: dataset, training, index
@@ -87,8 +87,9 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), path)
+def _write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    pq.write_table(table, path)
 
 
 def write_version(dest: Path, artifact: VersionArtifact, version: str) -> Manifest:

@@ -53,9 +53,9 @@ def session_histories(histories: np.ndarray, separator: str, count: int, seed: i
     """``count`` visits (fewer if fewer users have a history): seeded users with a non-empty stored
     history (oldest first, ``separator``-joined), each cut to its last L items, L uniform from 1 to all."""
     rng = np.random.default_rng([seed, SESSION_STREAM])
-    tokens = [[t for t in str(h).split(separator) if t] for h in histories]
-    having = np.flatnonzero([len(t) > 0 for t in tokens])
+    having = np.flatnonzero([bool(str(h).replace(separator, "")) for h in histories])  # a million users: no token lists
     picked = np.sort(rng.choice(having, min(count, len(having)), replace=False))
+    tokens = {int(u): [t for t in str(histories[u]).split(separator) if t] for u in picked}  # the picked users' only
     lengths = [int(rng.integers(1, len(tokens[u]) + 1)) for u in picked]
     return np.array([separator.join(tokens[u][-n:]) for u, n in zip(picked, lengths, strict=True)], dtype=object)
 

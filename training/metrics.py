@@ -30,14 +30,18 @@ def top_k_accuracy(
     pair_items: np.ndarray,
     ks: Sequence[int] = (10, 50, 100),
     batch: int = 512,
+    num_items: int | None = None,
 ) -> dict[str, float]:
     """P1: share of (user, item) test pairs whose item ranks in the user's top K
     over all items (training items not excluded), as FactorizedTopK reports.
 
     An item's rank is the number of items scoring strictly higher, so ties
     count in the item's favour, like ``tf.math.top_k`` with a stable order.
+    ``num_items`` (the scores' width), when given, bounds a batch's scores.
     """
     hits = {k: 0 for k in ks}
+    if num_items:  # the scores' width: batches whose scores stay within SCORES_BYTES
+        batch = max(1, min(batch, SCORES_BYTES // (4 * num_items)))
     for start in range(0, len(pair_users), batch):
         u = pair_users[start : start + batch]
         it = pair_items[start : start + batch]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import tensorflow as tf
 from rich.console import Console
 
@@ -100,7 +101,7 @@ class PipelineResult:
 
 def _tables_for_export(
     prep: PreparedData, prepared: Prepared, train_parts: tuple[int, ...], stored_inputs: dict[str, np.ndarray]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pa.Table]:
     """items.parquet (with the training popularity), users.parquet (the query inputs served
     for known users: ``stored_inputs``) and seen.parquet, from the prepared shards."""
     items = prep.data.items.reset_index(drop=True).copy()
@@ -109,9 +110,11 @@ def _tables_for_export(
     users = pd.DataFrame({"user_id": prep.user_ids, **stored_inputs})
     seen = seen_items(prepared, train_parts)
     has = np.flatnonzero(seen.lengths)
-    # arrays: Arrow writes list<int32>, no Python ints
-    seen_frame = pd.DataFrame({"user_id": prep.user_ids[has], "item_rows": [s.astype(np.int32) for s in seen.of(has)]})
-    return items, users, seen_frame
+    lists = pa.ListArray.from_arrays(  # list<int32> straight from the offsets: no Python object per user
+        pa.array(seen.offsets[np.r_[has, has[-1] + 1]] if len(has) else np.zeros(1, np.int64), type=pa.int32()),
+        pa.array(seen.items.astype(np.int32), type=pa.int32()),
+    )
+    return items, users, pa.table({"user_id": pa.array(prep.user_ids[has], type=pa.string()), "item_rows": lists})
 
 
 TOP_K_SCORES_BYTES = 256 << 20  # the scores one cross-check batch holds: batch x catalog, float32

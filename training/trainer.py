@@ -114,7 +114,7 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         known = subset_inputs(self.prep.item_inputs, self.known_items)
         score = embedding_score_fn(embed(model.query_tower, self.query_inputs), embed(model.candidate_tower, known))
         if self.per_pair:
-            return top_k_accuracy(score, *self.pairs, ks=(self.k,))[self.metric]
+            return top_k_accuracy(score, *self.pairs, ks=(self.k,), num_items=len(self.known_items))[self.metric]
         found = ranking_metrics(score, self.users, self.val_items, self.seen, len(self.known_items), recall_ks=(self.k,))
         return found[self.metric]
 
