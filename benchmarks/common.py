@@ -185,6 +185,18 @@ def log(name: str, msg: str) -> None:
     print(f"[{name} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def child_json(module: str, args: Sequence[str], what: str) -> dict[str, Any]:
+    """Run ``python -m module args`` (a measurement in a process of its own) and return the JSON
+    object its last stdout line holds; on failure its stderr's tail, and exit naming ``what``."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"{what} failed with exit code {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages (empty where the OS does not tell)."""
     try:

@@ -27,13 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, fmt_table, load_average, machine_description, median, write_results
+from benchmarks.common import RESULTS_DIR, child_json, fmt_table, load_average, machine_description, median, write_results
 from benchmarks.common import log as _log
 
 DEFAULT_SIZES = "20000x5000x1000000,1000000x200000x5000000"
@@ -139,24 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     for optimizer in optimizers:  # each optimizer's sizes back to back: their ratio sees the same load
         for size in sizes:
-            cmd = [
-                sys.executable,
-                "-m",
-                "benchmarks.train_scale",
-                "--one",
-                f"{size}:{optimizer}",
-                "--steps",
-                str(args.steps),
-                "--warmup",
-                str(args.warmup),
-                "--seed",
-                str(args.seed),
-            ]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                sys.stderr.write(done.stderr[-4000:])
-                raise SystemExit(f"{size}:{optimizer} failed with exit code {done.returncode}")
-            run = json.loads(done.stdout.strip().splitlines()[-1])
+            args_one = ["--one", f"{size}:{optimizer}", "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            run = child_json("benchmarks.train_scale", [*args_one, "--seed", str(args.seed)], f"{size}:{optimizer}")
             run["load_average_after"] = load_average()
             runs.append(run)
             log(

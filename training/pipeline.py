@@ -179,12 +179,16 @@ def run_pipeline(
         prep, spec, config, run_dir=run_dir, verbose=verbose, strategy=strategy, source=ExampleSource(prepared, (FIT,))
     )
     console.log(f"trained {result.best_epoch} best epoch(s); {result.examples_per_second:,.0f} examples/s")
-    selection = result
-    if config.refit_on_full_train and rows["validation"]:
+    refit = bool(config.refit_on_full_train and rows["validation"])
+    selection_seconds = 0.0
+    if refit:
         # The validation rows are the most recent training data: once they have
         # chosen the epoch count, train again on all of the training split.
         console.log(f"refitting on the whole training split for {result.best_epoch} epoch(s)")
         refit_config = config.model_copy(update={"epochs": result.best_epoch})
+        history, best_epoch, metric = result.history, result.best_epoch, result.validation_metric
+        selection_seconds = result.train_seconds
+        del result  # the selection's model: its tables and optimizer slots are not held through the refit's
         result = train(
             prep,
             spec,
@@ -194,10 +198,8 @@ def run_pipeline(
             strategy=strategy,
             source=ExampleSource(prepared, TRAIN, validation=()),
         )
-        result.history = selection.history
-        result.best_epoch = selection.best_epoch
-        result.validation_metric = selection.validation_metric
-    final_parts = (FIT,) if selection is result else TRAIN  # what the published towers were fitted on
+        result.history, result.best_epoch, result.validation_metric = history, best_epoch, metric
+    final_parts = TRAIN if refit else (FIT,)  # what the published towers were fitted on
 
     with step("evaluating on the test split"):
         # what users.parquet serves known users: each user's latest training items
@@ -236,8 +238,8 @@ def run_pipeline(
         "training": {
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history.get("loss", [])),
-            "train_seconds": result.train_seconds + (selection.train_seconds if selection is not result else 0.0),
-            "refit_on_full_train": selection is not result,
+            "train_seconds": result.train_seconds + selection_seconds,
+            "refit_on_full_train": refit,
             "examples_per_second": result.examples_per_second,
             "history": result.history,
         },
