@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import shutil
@@ -87,6 +88,21 @@ def run_fingerprint(data: CanonicalData | str, spec: ModelSpec, config: TrainCon
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """What the refit keeps of the run that chose its epoch count (not its model, whose tables
+    and optimizer slots would otherwise stay in memory through the refit's)."""
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    metric: str
+    train_seconds: float
+
+    @classmethod
+    def of(cls, result: TrainResult) -> _Selection:
+        return cls(result.history, result.best_epoch, result.validation_metric, result.train_seconds)
 
 
 @dataclass
@@ -175,30 +191,35 @@ def run_pipeline(
         f"split={config.split.value}: fit {rows['fit']:,}, validation {rows['validation']:,}, test {rows['test']:,}; "
         f"{len(prepared.shards)} shard(s) in {prepared.root}"
     )
-    result = train(
-        prep, spec, config, run_dir=run_dir, verbose=verbose, strategy=strategy, source=ExampleSource(prepared, (FIT,))
-    )
-    console.log(f"trained {result.best_epoch} best epoch(s); {result.examples_per_second:,.0f} examples/s")
+
+    def selection_run() -> TrainResult:  # on the fit rows, early stopping on the validation rows
+        found = train(
+            prep, spec, config, run_dir=run_dir, verbose=verbose, strategy=strategy, source=ExampleSource(prepared, (FIT,))
+        )
+        console.log(f"trained {found.best_epoch} best epoch(s); {found.examples_per_second:,.0f} examples/s")
+        return found
+
     refit = bool(config.refit_on_full_train and rows["validation"])
     selection_seconds = 0.0
     if refit:
         # The validation rows are the most recent training data: once they have
         # chosen the epoch count, train again on all of the training split.
-        console.log(f"refitting on the whole training split for {result.best_epoch} epoch(s)")
-        refit_config = config.model_copy(update={"epochs": result.best_epoch})
-        history, best_epoch, metric = result.history, result.best_epoch, result.validation_metric
-        selection_seconds = result.train_seconds
-        del result  # the selection's model: its tables and optimizer slots are not held through the refit's
+        selection = _Selection.of(selection_run())  # its figures only: its model is not held through the refit
+        gc.collect()  # a Keras model sits in reference cycles (its callbacks, its traced functions)
+        console.log(f"refitting on the whole training split for {selection.best_epoch} epoch(s)")
         result = train(
             prep,
             spec,
-            refit_config,
+            config.model_copy(update={"epochs": selection.best_epoch}),
             run_dir=run_dir / "refit",
             verbose=verbose,
             strategy=strategy,
             source=ExampleSource(prepared, TRAIN, validation=()),
         )
-        result.history, result.best_epoch, result.validation_metric = history, best_epoch, metric
+        result.history, result.best_epoch, result.validation_metric = selection.history, selection.best_epoch, selection.metric
+        selection_seconds = selection.train_seconds
+    else:
+        result = selection_run()
     final_parts = TRAIN if refit else (FIT,)  # what the published towers were fitted on
 
     with step("evaluating on the test split"):

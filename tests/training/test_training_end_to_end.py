@@ -197,3 +197,25 @@ def test_a_run_handed_its_data_drops_the_log_once_prepared_and_publishes_the_sam
     kept = json.loads((root / result.version / "manifest.json").read_text())
     assert manifest["dataset"] == kept["dataset"] and manifest["dataset"]["fingerprint"] == fingerprint
     assert manifest["dataset"]["num_interactions"] == 6000
+
+
+def test_the_refit_trains_without_the_selection_runs_model_in_memory(tmp_path, monkeypatch):
+    """The selection run's model (its tables and optimizer slots: 0.9 GB at a million users)
+    is gone before the refit trains its own."""
+    import weakref
+
+    import training.pipeline as pipeline
+
+    real_train, models, alive_at_refit = pipeline.train, [], []
+
+    def recording(*args, **kwargs):
+        if models:  # the refit: is the selection's model still reachable?
+            alive_at_refit.append(models[0]() is not None)
+        result = real_train(*args, **kwargs)
+        models.append(weakref.ref(result.model))
+        return result
+
+    monkeypatch.setattr(pipeline, "train", recording)
+    data = generate_storefront(items=200, users=150, interactions=4000, seed=2)
+    run_pipeline(data, tmp_path / "models", TrainConfig(epochs=2, batch_size=256), publish_version=False, verbose=0)
+    assert alive_at_refit == [False]
