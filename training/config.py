@@ -85,6 +85,11 @@ class TrainConfig(BaseModel):
     index_max_us_per_query: float = Field(
         default=1000.0, gt=0, description="the index's time budget per query (search + exact re-scoring, batches of 12)"
     )
+    progress_every_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds between the progress lines within an epoch when stdout is not a terminal (a line per epoch besides)",
+    )
     prepare_memory_limit: str = Field(
         default="1GB",
         pattern=r"^[1-9][0-9]*(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

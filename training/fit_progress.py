@@ -48,6 +48,6 @@ class MinuteLines(tf.keras.callbacks.Callback):
         )
 
 
-def progress_callbacks(verbose: int | str, batch_size: int) -> list[tf.keras.callbacks.Callback]:
-    """The per-minute lines where Keras prints a line per epoch only."""
-    return [MinuteLines(batch_size)] if keras_verbose(verbose) == 2 else []
+def progress_callbacks(verbose: int | str, batch_size: int, every_s: float = LINE_EVERY_S) -> list[tf.keras.callbacks.Callback]:
+    """The lines every ``every_s`` seconds (``TrainConfig.progress_every_s``) where Keras prints a line per epoch only."""
+    return [MinuteLines(batch_size, every_s)] if keras_verbose(verbose) == 2 else []

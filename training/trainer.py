@@ -223,7 +223,7 @@ def _train(
     callbacks: list[tf.keras.callbacks.Callback] = [
         timer,
         validation,
-        *progress_callbacks(verbose, config.batch_size),
+        *progress_callbacks(verbose, config.batch_size, config.progress_every_s),
         *extra_callbacks,
     ]
     if validation.active:

@@ -52,7 +52,9 @@ TRAIN_ARGS = [
     "--retain",
     "5",
 ]
-CONFIG = {"checkpoint_every_steps": 4, "early_stopping_patience": 5}
+# progress lines every 0.2 s: recsys train's output is not a terminal here, so Keras prints a line per
+# epoch and the trainer a progress line per interval (training/fit_progress.py), which the kill waits on
+CONFIG = {"checkpoint_every_steps": 4, "early_stopping_patience": 5, "progress_every_s": 0.2}
 # with the refit (the default) the published model is retrained from scratch once the epoch count
 # is chosen; without it the published model is the resumed model itself
 VARIANTS = {"refit": {}, "no-refit": {"refit_on_full_train": False}}
@@ -132,7 +134,7 @@ def _latest_checkpoint_time(root: Path) -> float | None:
     return None
 
 
-STEP = re.compile(r"(\d+)/(\d+) \[")
+STEP = re.compile(r"epoch \d+: step ([\d,]+)/([\d,]+)")  # training.fit_progress.MinuteLines
 
 
 def _kill_in_epoch_2(trainer: Trainer, *, after_a_checkpoint: bool, timeout: float = 400) -> dict:
@@ -152,14 +154,14 @@ def _kill_in_epoch_2(trainer: Trainer, *, after_a_checkpoint: bool, timeout: flo
         if at >= 0:
             began = began or time.time()
             steps = STEP.findall(text[at:])
-            step, total = (int(steps[-1][0]), int(steps[-1][1])) if steps else (0, 0)
+            step, total = (int(steps[-1][0].replace(",", "")), int(steps[-1][1].replace(",", ""))) if steps else (0, 0)
             latest = _latest_checkpoint_time(trainer.root)
             in_epoch_2 = latest is not None and latest > began
             if (after_a_checkpoint and in_epoch_2 and total // 4 <= step < total) or not after_a_checkpoint:
                 trainer.proc.send_signal(signal.SIGKILL)
                 code = trainer.wait(60)
                 after = trainer.text()[at:]
-                assert "Epoch 3/" not in after and (not total or f"{total}/{total} [" not in after), "epoch 2 ended"
+                assert "Epoch 3/" not in after and (not total or f"{total}/{total} - " not in after), "epoch 2 ended"
                 latest = _latest_checkpoint_time(trainer.root)
                 return {
                     "code": code,

@@ -61,3 +61,13 @@ def test_a_training_run_into_a_pipe_writes_no_carriage_returns(tmp_path) -> None
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Epoch 1/" in out.stdout and "\r" not in out.stdout, out.stdout[-2000:]
     assert "\x08" not in out.stdout  # no backspaces either
+
+
+def test_the_interval_between_lines_is_a_training_setting() -> None:
+    from training.config import TrainConfig
+
+    assert TrainConfig().progress_every_s == 60.0
+    (lines,) = progress_callbacks(2, 32, TrainConfig(progress_every_s=0.5).progress_every_s)
+    assert isinstance(lines, MinuteLines) and lines.every_s == 0.5
+    with pytest.raises(ValueError, match="progress_every_s"):
+        TrainConfig(progress_every_s=0)
