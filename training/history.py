@@ -84,15 +84,39 @@ def user_windows(user_rows: np.ndarray, times: np.ndarray, rows: np.ndarray, num
     return Windows(order=order, start=np.maximum(bounds[:-1], end - length), end=end)
 
 
+def window_index(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The positions ``start[j]..end[j]-1`` of every window j, windows one after another."""
+    lengths = (end - start).astype(np.int64)
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    return np.repeat(start - offsets[:-1], lengths) + np.arange(offsets[-1])
+
+
+def distinct_pairs(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (user, item) pairs, sorted by user then item."""
+    order = np.lexsort((items, users))
+    users, items = users[order], items[order]
+    distinct = np.r_[True, (users[1:] != users[:-1]) | (items[1:] != items[:-1])] if len(users) else np.zeros(0, bool)
+    return users[distinct], items[distinct]
+
+
 def joined(item_ids: np.ndarray, item_rows: np.ndarray, windows: Windows, separator: str) -> np.ndarray:
     """Each window's item ids (``item_ids[item_rows[row]]``), oldest first, joined
     by ``separator``: an object array of str, "" for an empty window."""
     lengths = (windows.end - windows.start).astype(np.int64)
     offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    index = np.repeat(windows.start - offsets[:-1], lengths) + np.arange(offsets[-1])
+    index = window_index(windows.start, windows.end)
     taken = pa.array(np.asarray(item_ids, dtype=object)[item_rows[windows.order[index]]], type=pa.string())
     lists = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), taken)
     return np.asarray(pc.binary_join(lists, separator).to_numpy(zero_copy_only=False), dtype=object)
 
 
-__all__ = ["Windows", "example_windows", "joined", "time_order", "user_windows", "windows_before"]
+__all__ = [
+    "Windows",
+    "distinct_pairs",
+    "example_windows",
+    "joined",
+    "time_order",
+    "user_windows",
+    "window_index",
+    "windows_before",
+]

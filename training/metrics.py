@@ -16,6 +16,11 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]
 SCORES_BYTES = 64 << 20  # float32 scores per batch of users in the per-user metrics (the top-K selection takes 3x more)
 
 
+def bounded_batch(batch: int, num_items: int, budget: int = SCORES_BYTES) -> int:
+    """``batch`` rows of scores, fewer where ``batch x num_items`` float32 would pass ``budget`` bytes."""
+    return int(max(1, min(batch, budget // (4 * max(1, num_items)))))
+
+
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """Per row, the column indices of the ``k`` largest scores, best first."""
     k = min(k, scores.shape[1])
@@ -40,8 +45,8 @@ def top_k_accuracy(
     ``num_items`` (the scores' width), when given, bounds a batch's scores.
     """
     hits = {k: 0 for k in ks}
-    if num_items:  # the scores' width: batches whose scores stay within SCORES_BYTES
-        batch = max(1, min(batch, SCORES_BYTES // (4 * num_items)))
+    if num_items:  # the scores' width
+        batch = bounded_batch(batch, num_items)
     for start in range(0, len(pair_users), batch):
         u = pair_users[start : start + batch]
         it = pair_items[start : start + batch]
@@ -74,7 +79,7 @@ def ranking_metrics_per_user(
     ndcg: list[float] = []
     covered = np.zeros(num_items, dtype=bool)
     discounts = 1.0 / np.log2(np.arange(2, kmax + 2))
-    batch = max(1, min(batch, SCORES_BYTES // (4 * max(1, num_items))))  # a batch's scores and its top-K work stay small
+    batch = bounded_batch(batch, num_items)  # a batch's scores and its top-K work stay small
     for start in range(0, len(users), batch):
         u = users[start : start + batch]
         scores = np.array(score_fn(u), dtype=np.float32, copy=True)

@@ -27,6 +27,7 @@ from training.evaluate import EvalSample, eval_sample, evaluate_sample
 from training.export import VersionArtifact, write_version
 from training.index import build_index
 from training.index_queries import SessionQueries, index_session_queries
+from training.metrics import bounded_batch
 from training.model import embed
 from training.prepared import PreparedData, make_dataset, prepare, sampling_probabilities, subset_inputs
 from training.publish import publish
@@ -140,7 +141,7 @@ def cross_check_batch(batch_size: int, num_items: int) -> int:
     """The cross-check's batch: the training batch, fewer queries where batch x catalog scores
     would pass :data:`TOP_K_SCORES_BYTES` (FactorizedTopK scores a batch against every item
     at once: 8,192 x 1M items is 32 GB). The metric is per query, so the batch does not change it."""
-    return int(max(1, min(batch_size, TOP_K_SCORES_BYTES // (4 * max(1, num_items)))))
+    return bounded_batch(batch_size, num_items, TOP_K_SCORES_BYTES)
 
 
 def top_k_cross_check(result: TrainResult, sample: EvalSample, item_emb: np.ndarray, config: TrainConfig) -> dict:

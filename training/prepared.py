@@ -14,7 +14,7 @@ from towers.features import as_tensor
 from towers.spec import FeatureSpec, ModelSpec
 from towers.tower import tower_inputs
 from training.data.tables import CanonicalData
-from training.history import Windows, joined, user_windows
+from training.history import Windows, distinct_pairs, joined, user_windows
 from training.model import CANDIDATE_PREFIX, ITEM_ROW, QUERY_PREFIX, SAMPLING_PROBABILITY
 from training.stream.dataset import examples_dataset
 from training.stream.reduce import UserLists
@@ -108,13 +108,8 @@ class PreparedData:
     def items_by_user(self, rows: np.ndarray, users: np.ndarray | None = None) -> list[np.ndarray]:
         """For each user row of ``users`` (default: every user row), the distinct item rows
         among interactions ``rows``, ascending."""
-        row_users, items = self.user_rows[rows], self.item_rows[rows]
-        order = np.lexsort((items, row_users))
-        row_users, items = row_users[order], items[order]
-        distinct = (
-            np.r_[True, (row_users[1:] != row_users[:-1]) | (items[1:] != items[:-1])] if len(row_users) else np.zeros(0, bool)
-        )
-        row_users, items = row_users[distinct], items[distinct].astype(np.int64)
+        row_users, items = distinct_pairs(self.user_rows[rows], self.item_rows[rows])
+        items = items.astype(np.int64)
         if users is None:
             bounds = np.searchsorted(row_users, np.arange(1, self.num_users))
             return np.split(items, bounds)  # views into one array, sorted per user

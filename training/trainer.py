@@ -70,9 +70,9 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
 
     def __init__(self, prep: PreparedData, source: ExampleSource, config: TrainConfig, history_file: Path | None) -> None:
         super().__init__()
-        self.prep = prep
         prepared = source.prepared
         self.known_items = np.flatnonzero(item_counts(prepared, source.parts))
+        self.known_inputs = subset_inputs(prep.item_inputs, self.known_items)  # the ranking's candidates, every epoch
         position = np.full(prep.num_items, -1, dtype=np.int64)  # item row -> its place among the known items
         position[self.known_items] = np.arange(len(self.known_items))
         val = part_rows(prepared, source.validation)
@@ -111,8 +111,7 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
             self.history = json.loads(history_file.read_text())
 
     def compute(self, model: TwoTowerModel) -> float:
-        known = subset_inputs(self.prep.item_inputs, self.known_items)
-        score = embedding_score_fn(embed(model.query_tower, self.query_inputs), embed(model.candidate_tower, known))
+        score = embedding_score_fn(embed(model.query_tower, self.query_inputs), embed(model.candidate_tower, self.known_inputs))
         if self.per_pair:
             return top_k_accuracy(score, *self.pairs, ks=(self.k,), num_items=len(self.known_items))[self.metric]
         found = ranking_metrics(score, self.users, self.val_items, self.seen, len(self.known_items), recall_ks=(self.k,))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.history import Windows, user_windows
+from training.history import Windows, distinct_pairs, user_windows, window_index
 from training.stream.prepare import Prepared
 from training.stream.shard import ShardRows, read_shard
 
@@ -89,9 +89,7 @@ def latest_items(prepared: Prepared, parts: tuple[int, ...], length: int) -> Use
 
     def lists(shard: ShardRows, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = user_windows(shard.user_rows, shard.times, rows, prepared.num_users, length)
-        sizes = w.end - w.start
-        index = np.repeat(w.start, sizes) + (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
-        taken = w.order[index]
+        taken = w.order[window_index(w.start, w.end)]
         return shard.user_rows[taken], shard.item_rows[taken]
 
     return _per_user(prepared, parts, lists)
@@ -101,11 +99,7 @@ def seen_items(prepared: Prepared, parts: tuple[int, ...]) -> UserLists:
     """Per user row, the distinct item rows of its interactions in ``parts``, ascending."""
 
     def lists(shard: ShardRows, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        users, items = shard.user_rows[rows], shard.item_rows[rows]
-        order = np.lexsort((items, users))
-        users, items = users[order], items[order]
-        distinct = np.r_[True, (users[1:] != users[:-1]) | (items[1:] != items[:-1])] if len(users) else np.zeros(0, bool)
-        return users[distinct], items[distinct]
+        return distinct_pairs(shard.user_rows[rows], shard.item_rows[rows])
 
     return _per_user(prepared, parts, lists)
 
@@ -115,16 +109,14 @@ def _concat(pieces: list[ShardRows]) -> ShardRows:
         empty = np.zeros(0, np.int64)
         return ShardRows(empty, empty, empty, empty, np.zeros(0, np.int8))
     rows = ShardRows(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ShardRows.__dataclass_fields__))
-    order = np.argsort(rows.positions, kind="stable")
-    return ShardRows(*(getattr(rows, f)[order] for f in ShardRows.__dataclass_fields__))
+    return rows.take(np.argsort(rows.positions, kind="stable"))
 
 
 def part_rows(prepared: Prepared, parts: tuple[int, ...]) -> ShardRows:
     """The rows of ``parts``, in position order."""
     pieces = []
     for shard in shards(prepared):
-        rows = shard.rows_of(*parts)
-        pieces.append(ShardRows(*(getattr(shard, f)[rows] for f in ShardRows.__dataclass_fields__)))
+        pieces.append(shard.take(shard.rows_of(*parts)))
     return _concat(pieces)
 
 
@@ -134,8 +126,7 @@ def gather(prepared: Prepared, users: np.ndarray) -> ShardRows:
     wanted[np.asarray(users, dtype=np.int64)] = True
     pieces = []
     for shard in shards(prepared):
-        rows = np.flatnonzero(wanted[shard.user_rows])
-        pieces.append(ShardRows(*(getattr(shard, f)[rows] for f in ShardRows.__dataclass_fields__)))
+        pieces.append(shard.take(np.flatnonzero(wanted[shard.user_rows])))
     return _concat(pieces)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from training.history import windows_before
+from training.history import window_index, windows_before
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ class ShardRows:
 
     def __len__(self) -> int:
         return len(self.user_rows)
+
+    def take(self, index: np.ndarray) -> ShardRows:
+        """The rows ``index`` (local indices), in that order."""
+        return ShardRows(
+            self.user_rows[index], self.item_rows[index], self.times[index], self.positions[index], self.parts[index]
+        )
 
     def rows_of(self, *parts: int) -> np.ndarray:
         """Local indices of the rows in ``parts``, in position order."""
@@ -103,7 +109,7 @@ class Examples:
         start = np.min([s for s, _ in self.windows.values()], axis=0)  # the longest window of each example
         sizes = end - start
         offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-        index = np.repeat(start - offsets[:-1], sizes) + np.arange(offsets[-1])
+        index = window_index(start, end)
         shift = offsets[:-1] - start
         windows = {n: (s + shift, e + shift) for n, (s, e) in self.windows.items()}
         return Examples(self.user_rows, self.item_rows, windows, self.lengths, self.sequence[index])
