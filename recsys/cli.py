@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -32,6 +33,16 @@ def _exit_codes(codes: dict[type[Exception], int]) -> Iterator[None]:
         yield
     except tuple(codes) as exc:
         _fail(str(exc), code=next(code for kind, code in codes.items() if isinstance(exc, kind)))
+
+
+@contextlib.contextmanager
+def _log_folder(model_root: Path) -> Iterator[Path]:
+    """A folder for the run's interaction log as Parquet files (sources that can write one do:
+    the log is then never held in memory), on the model root's volume, removed at the end."""
+    runs = model_root / ".runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="log-", dir=runs) as folder:
+        yield Path(folder)
 
 
 @app.command()
@@ -105,8 +116,13 @@ def train(
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     cluster = cluster_from_environment()
-    with _exit_codes({DataError: 2, PublishError: 3, IndexRecallError: 5, QualityGateError: 4}):
-        dataset = load_source(data, items=items, users=users, interactions=interactions, seed=seed, max_bad_rows=cfg.max_bad_rows)
+    with (
+        _exit_codes({DataError: 2, PublishError: 3, IndexRecallError: 5, QualityGateError: 4}),
+        _log_folder(model_root) as log_dir,
+    ):
+        dataset = load_source(
+            data, items=items, users=users, interactions=interactions, seed=seed, max_bad_rows=cfg.max_bad_rows, log_dir=log_dir
+        )
         if dataset.report.count:
             typer.echo(
                 f"skipped bad rows (within --max-bad-rows {cfg.max_bad_rows}):\n{dataset.report.summary(show=1000)}", err=True

@@ -179,7 +179,7 @@ def run_pipeline(
     rest of the run reads the shards (``recsys train`` does this)."""
     model_root = Path(model_root)
     spec = spec or default_spec(data.source, data)
-    fingerprint, num_interactions = data.fingerprint(), len(data.interactions)
+    fingerprint, num_interactions = data.fingerprint(), data.num_interactions
     run_dir = model_root / ".runs" / run_fingerprint(fingerprint, spec, config)
     with step(f"preparing {num_interactions:,} interactions, {len(data.items):,} items, {len(data.users):,} users"):
         prep = prepare(data, spec)

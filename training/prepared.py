@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -132,22 +132,32 @@ ROWS_CHUNK = 1 << 20  # interactions mapped to rows at a time (the ids' temporar
 
 def interaction_rows(data: CanonicalData, user_ids: np.ndarray, item_ids: np.ndarray, dtype: type = np.int64) -> InteractionRows:
     """The interactions of ``data`` as rows of ``user_ids`` / ``item_ids``, mapped a chunk at a time."""
-    inter = data.interactions
-    n = len(inter)
+    n = data.num_interactions
     user_pos, item_pos = pd.Index(user_ids), pd.Index(item_ids)
     user_rows: np.ndarray = np.empty(n, dtype=dtype)
     item_rows: np.ndarray = np.empty(n, dtype=dtype)
-    for start in range(0, n, ROWS_CHUNK):
-        chunk = inter.iloc[start : start + ROWS_CHUNK]
-        user_rows[start : start + len(chunk)] = user_pos.get_indexer(chunk["user_id"].astype(str))
-        item_rows[start : start + len(chunk)] = item_pos.get_indexer(chunk["item_id"].astype(str))
+    stamped = "timestamp" in data.interactions.columns
+    times = np.empty(n, dtype=np.int64) if stamped else np.arange(n, dtype=np.int64)
+    start = 0
+    for chunk in _chunks(data):
+        end = start + len(chunk)
+        user_rows[start:end] = user_pos.get_indexer(chunk["user_id"].astype(str))
+        item_rows[start:end] = item_pos.get_indexer(chunk["item_id"].astype(str))
+        if stamped:
+            times[start:end] = chunk["timestamp"].to_numpy(dtype=np.int64)
+        start = end
     if n and (user_rows.min() < 0 or item_rows.min() < 0):
         raise ValueError("interactions reference unknown users or items (validate_canonical should have caught it)")
-    if "timestamp" in inter.columns:
-        times = inter["timestamp"].to_numpy(dtype=np.int64)
-    else:
-        times = np.arange(n, dtype=np.int64)
     return InteractionRows(user_rows, item_rows, times)
+
+
+def _chunks(data: CanonicalData) -> Iterator[pd.DataFrame]:
+    """The interactions (in memory or a log of files), :data:`ROWS_CHUNK` rows at a time."""
+    if data.log is not None:
+        yield from data.log.frames(rows=ROWS_CHUNK)
+        return
+    for start in range(0, len(data.interactions), ROWS_CHUNK):
+        yield data.interactions.iloc[start : start + ROWS_CHUNK]
 
 
 def prepare(data: CanonicalData, spec: ModelSpec) -> PreparedData:

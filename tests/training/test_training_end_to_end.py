@@ -14,6 +14,7 @@ import tensorflow as tf
 from artifact.latest import read_latest
 from artifact.manifest import parse_manifest
 from training.config import TrainConfig
+from training.data.sources import load_source
 from training.data.synthetic import generate_storefront
 from training.evaluate import split_sample
 from training.pipeline import run_pipeline
@@ -197,6 +198,20 @@ def test_a_run_handed_its_data_drops_the_log_once_prepared_and_publishes_the_sam
     kept = json.loads((root / result.version / "manifest.json").read_text())
     assert manifest["dataset"] == kept["dataset"] and manifest["dataset"]["fingerprint"] == fingerprint
     assert manifest["dataset"]["num_interactions"] == 6000
+
+
+def test_a_run_on_a_log_of_files_publishes_the_version_of_the_same_log_in_memory(published, tmp_path):
+    """A source given a folder writes its interactions there as Parquet files
+    (``recsys train`` gives one): the run prepares its shards from the files and
+    publishes the version the same rows in memory give, fingerprint included."""
+    root, result, _ = published
+    data = load_source("synthetic", items=300, users=200, interactions=6000, seed=1, progress=False, log_dir=tmp_path / "log")
+    assert data.log is not None and len(data.interactions) == 0 and data.num_interactions == 6000
+    from_log = run_pipeline(data, tmp_path / "models", TrainConfig(epochs=3, batch_size=256), verbose=0)
+    assert from_log.metrics["evaluation"]["model"] == result.metrics["evaluation"]["model"]
+    manifest = json.loads((tmp_path / "models" / from_log.version / "manifest.json").read_text())
+    kept = json.loads((root / result.version / "manifest.json").read_text())
+    assert manifest["dataset"] == kept["dataset"]
 
 
 def test_the_refit_trains_without_the_selection_runs_model_in_memory(tmp_path, monkeypatch):

@@ -8,10 +8,14 @@ same fingerprint in every process and across pandas versions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from training.data.log import InteractionLog
 
 _SEP = "\x1f"  # between list elements
 _ROW = "\x1e"  # between cells of a column
@@ -61,26 +65,57 @@ def _column_kind(series: pd.Series) -> str:
     return "string" if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty") else "other"
 
 
-def _column_chunks(series: pd.Series, kind: str) -> Iterator[bytes]:
-    """The column's canonical bytes in pieces: text cells are joined by ``_ROW`` across pieces too."""
+def _column_chunks(pieces: Iterable[pd.Series], kind: str) -> Iterator[bytes]:
+    """The column's canonical bytes a piece at a time: text cells are joined by ``_ROW``
+    across pieces too, so the bytes do not depend on where the pieces are cut."""
     separator = b"" if kind in ("bool", "int", "float") else _ROW.encode()
-    for start in range(0, len(series), CHUNK_ROWS):
-        piece = _chunk_bytes(series.iloc[start : start + CHUNK_ROWS], kind)
-        yield piece if start == 0 else separator + piece
+    for k, series in enumerate(pieces):
+        piece = _chunk_bytes(series, kind)
+        yield piece if k == 0 else separator + piece
 
 
-def fingerprint_tables(tables: Mapping[str, pd.DataFrame]) -> str:
-    """sha256 hex over ``tables`` (name → frame), in the mapping's order. Each column is
-    read twice a chunk at a time (its length, then its bytes), never copied whole."""
+def _frame_columns(frame: pd.DataFrame) -> Iterator[tuple[str, str, Callable[[], Iterator[pd.Series]]]]:
+    for column in frame.columns:
+        series = frame[column]
+
+        def pieces(series: pd.Series = series) -> Iterator[pd.Series]:
+            return (series.iloc[start : start + CHUNK_ROWS] for start in range(0, len(series), CHUNK_ROWS))
+
+        yield str(column), _column_kind(series), pieces
+
+
+def _log_kind(kind: pa.DataType) -> str:
+    """A log column's kind: its type is canonical (:data:`training.data.log.TYPES`) and
+    validation left no nulls in it, so it hashes as the same column in memory does."""
+    if pa.types.is_integer(kind):
+        return "int"
+    return "float" if pa.types.is_floating(kind) else "string"
+
+
+def _log_columns(log: InteractionLog) -> Iterator[tuple[str, str, Callable[[], Iterator[pd.Series]]]]:
+    schema = pq.read_schema(log.files[0])
+    for column in log.columns:
+
+        def pieces(column: str = column) -> Iterator[pd.Series]:
+            return (frame[column] for frame in log.frames([column], CHUNK_ROWS))
+
+        yield column, _log_kind(schema.field(column).type), pieces
+
+
+def fingerprint_tables(tables: Mapping[str, pd.DataFrame | InteractionLog]) -> str:
+    """sha256 hex over ``tables`` (name → frame or log of files), in the mapping's order. Each
+    column is read twice a chunk at a time (its length, then its bytes), never copied whole."""
     digest = hashlib.sha256()
-    for name, frame in tables.items():
-        digest.update(f"table:{name}:{len(frame)}:{len(frame.columns)}\n".encode())
-        for column in frame.columns:
-            series = frame[column]
-            kind = _column_kind(series)
-            size = sum(len(piece) for piece in _column_chunks(series, kind))
+    for name, table in tables.items():
+        if isinstance(table, InteractionLog):
+            rows, columns = table.rows, list(_log_columns(table))
+        else:
+            rows, columns = len(table), list(_frame_columns(table))
+        digest.update(f"table:{name}:{rows}:{len(columns)}\n".encode())
+        for column, kind, pieces in columns:
+            size = sum(len(piece) for piece in _column_chunks(pieces(), kind))
             tag = {"string": "text", "other": "text"}.get(kind, kind)
             digest.update(f"column:{column}:{tag}:{size}\n".encode())
-            for piece in _column_chunks(series, kind):
+            for piece in _column_chunks(pieces(), kind):
                 digest.update(piece)
     return digest.hexdigest()

@@ -15,6 +15,8 @@ Every source goes through :func:`training.data.tables.validate_canonical` and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from training.data.bad_rows import DataError
 from training.data.files import read_files
 from training.data.movielens import read_movielens
@@ -35,12 +37,14 @@ def _accepted() -> str:
     return "; ".join(ACCEPTED)
 
 
-def _read(spec: str, items: int, users: int, interactions: int, seed: int, progress: Progress) -> CanonicalData:
+def _read(
+    spec: str, items: int, users: int, interactions: int, seed: int, progress: Progress, log_dir: Path | None
+) -> CanonicalData:
     scheme, sep, argument = spec.strip().partition(":")
     scheme = scheme.strip().lower()
     if scheme == "synthetic" and not argument.strip():
         with progress.step("generating synthetic storefront") as done:
-            data = generate_storefront(items=items, users=users, interactions=interactions, seed=seed)
+            data = generate_storefront(items=items, users=users, interactions=interactions, seed=seed, log_dir=log_dir)
             done(f"{items:,} items, {users:,} users, {interactions:,} interactions")
         return data
     if scheme in ("movielens", "tfds", "files"):
@@ -64,19 +68,22 @@ def load_source(
     seed: int = 0,
     max_bad_rows: int = 0,
     progress: bool | Progress = True,
+    log_dir: Path | None = None,
 ) -> CanonicalData:
     """Load the data source ``spec``, validate it and enforce the bad-row limit.
 
     ``items``/``users``/``interactions``/``seed`` apply to ``synthetic`` only.
     ``progress``: True prints a status line per file on stderr, False is quiet,
-    or pass a :class:`training.data.progress.Progress`.
+    or pass a :class:`training.data.progress.Progress`. ``log_dir``: an empty folder
+    where a source that can writes its interactions as Parquet files instead of
+    holding them (``synthetic``; :mod:`training.data.log`); others ignore it.
     """
     reporter = progress if isinstance(progress, Progress) else console_progress(bool(progress))
-    data = _read(spec, items, users, interactions, seed, reporter)
+    data = _read(spec, items, users, interactions, seed, reporter, log_dir)
     with reporter.step("validating") as done:
         result = finalize(data, max_bad_rows)
         done(
-            f"{len(result.interactions):,} interactions, {len(result.items):,} items, "
+            f"{result.num_interactions:,} interactions, {len(result.items):,} items, "
             f"{len(result.users):,} users, {result.report.count} bad rows"
         )
     return result

@@ -23,10 +23,12 @@ timestamp, weight``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from training.data.log import LogWriter
 from training.data.synthetic_vocab import (
     N_BRANDS,
     N_NOUNS,
@@ -45,6 +47,7 @@ START = 1_704_067_200  # 2024-01-01T00:00:00Z
 SPAN_SECONDS = 300 * 86_400  # a user's history spans about this long
 WEIGHTS = np.array([1.0, 2.0, 4.0])  # view, cart, purchase
 DEDUP_ROUNDS = 6
+LOG_CHUNK = 1 << 20  # interactions turned into id strings at a time when written as a log
 
 
 @dataclass
@@ -242,11 +245,14 @@ def generate_storefront(
     interactions: int = 50000,
     seed: int = 0,
     categories: int | list[str] | tuple[str, ...] | None = None,
+    log_dir: Path | None = None,
 ) -> CanonicalData:
     """Generate the synthetic storefront tables (see the module docstring).
 
     ``categories``: None for the 12 built-in categories, an int for that many,
-    or a list of names (unknown names get generated vocabularies).
+    or a list of names (unknown names get generated vocabularies). ``log_dir``: write
+    the interactions there as Parquet files, :data:`LOG_CHUNK` rows at a time (the
+    same rows; :class:`training.data.log.InteractionLog`), instead of a DataFrame.
     """
     if items < 1 or users < 1 or interactions < 1:
         raise ValueError("items, users and interactions must all be >= 1")
@@ -262,19 +268,25 @@ def generate_storefront(
     item_table.insert(0, "item_id", pd.Series(item_ids, dtype=str))
     user_table = _users_table(rng, cluster_of_user, n_clusters)
     user_table.insert(0, "user_id", pd.Series(user_ids, dtype=str))
-    interaction_table = pd.DataFrame(
+    source = f"synthetic(items={items}, users={users}, interactions={interactions}, seed={seed}, categories={len(vocabs)})"
+    files = {"interactions": "synthetic:interactions", "items": "synthetic:items", "users": "synthetic:users"}
+    if log_dir is None:
+        return CanonicalData(_interaction_table(events, user_ids, item_ids), item_table, user_table, source, files=files)
+    writer = LogWriter(Path(log_dir), ("user_id", "item_id", "timestamp", "weight"))
+    for start in range(0, len(events), LOG_CHUNK):
+        writer.write(_interaction_table(events.iloc[start : start + LOG_CHUNK], user_ids, item_ids))
+    del events
+    log = writer.close()
+    return CanonicalData(log.empty_frame(), item_table, user_table, source, files=files, log=log)
+
+
+def _interaction_table(events: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray) -> pd.DataFrame:
+    """Events (user, item numbers) as the canonical interactions (ids as str)."""
+    return pd.DataFrame(
         {
             "user_id": pd.Series(user_ids[events["user"].to_numpy()], dtype=str),
             "item_id": pd.Series(item_ids[events["item"].to_numpy()], dtype=str),
             "timestamp": events["timestamp"].to_numpy(dtype=np.int64),
             "weight": events["weight"].to_numpy(dtype=np.float64),
         }
-    )
-    source = f"synthetic(items={items}, users={users}, interactions={interactions}, seed={seed}, categories={len(vocabs)})"
-    return CanonicalData(
-        interaction_table,
-        item_table,
-        user_table,
-        source,
-        files={"interactions": "synthetic:interactions", "items": "synthetic:items", "users": "synthetic:users"},
     )

@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 
 from training.data.bad_rows import BadRowReport, DataError
 from training.data.fingerprint import fingerprint_tables
+from training.data.log import InteractionLog
+from training.data.log_checks import check_log
 
 TABLES = ("interactions", "items", "users")
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -37,6 +39,10 @@ class CanonicalData:
     ``files`` and ``lines`` are optional provenance for error messages: the file
     each table was read from, and the 1-based line (or record number) of each
     row. Readers fill them; :func:`validate_canonical` keeps them aligned.
+
+    ``log``: the interactions as Parquet files (a source given a folder for them writes
+    them there, :mod:`training.data.log`); ``interactions`` is then an empty frame with
+    the log's columns, and the run reads the files.
     """
 
     interactions: pd.DataFrame
@@ -46,14 +52,22 @@ class CanonicalData:
     report: BadRowReport = field(default_factory=BadRowReport)
     files: dict[str, str] = field(default_factory=dict)
     lines: dict[str, np.ndarray] = field(default_factory=dict)
+    log: InteractionLog | None = None
+
+    @property
+    def num_interactions(self) -> int:
+        return len(self.interactions) if self.log is None else self.log.rows
 
     def fingerprint(self) -> str:
-        """sha256 hex of the three tables' columns and values (stable across runs)."""
-        return fingerprint_tables({"interactions": self.interactions, "items": self.items, "users": self.users})
+        """sha256 hex of the three tables' columns and values (stable across runs; the same
+        for a log as for the same interactions in memory)."""
+        interactions = self.interactions if self.log is None else self.log
+        return fingerprint_tables({"interactions": interactions, "items": self.items, "users": self.users})
 
     def release_interactions(self) -> None:
-        """Drop the interaction log (and its line numbers), keeping its columns: for the
-        owner of this data once the log is prepared into shards (``recsys train``)."""
+        """Drop the in-memory interaction log (and its line numbers), keeping its columns: for
+        the owner of this data once the log is prepared into shards (``recsys train``). A log
+        of files stays where it is."""
         self.interactions = self.interactions.iloc[:0].copy()
         self.lines.pop("interactions", None)
 
@@ -98,7 +112,7 @@ def _check_columns(data: CanonicalData) -> None:
 
 def _check_non_empty(data: CanonicalData, after_bad_rows: bool) -> None:
     for name in TABLES:
-        if len(data.table(name)):
+        if data.num_interactions if name == "interactions" else len(data.table(name)):
             continue
         file = data.files.get(name)
         if after_bad_rows or (file is not None and file in data.report.by_file()):
@@ -269,7 +283,8 @@ def validate_canonical(data: CanonicalData) -> CanonicalData:
     the result) and are left out of the result: missing ids, a negative or
     non-integral timestamp, a non-finite weight, and interactions whose user or
     item is not in the users/items table. ``timestamp`` comes back as int64 and
-    ``weight`` as float64; every table gets a fresh RangeIndex.
+    ``weight`` as float64; every table gets a fresh RangeIndex. A log of files is checked
+    by queries over the files (:func:`training.data.log_checks.check_log`).
     """
     _check_columns(data)
     _check_non_empty(data, after_bad_rows=False)
@@ -277,7 +292,12 @@ def validate_canonical(data: CanonicalData) -> CanonicalData:
     bad_users = _validate_entities(data, "users")
     item_ids = data.items["item_id"][~bad_items]
     user_ids = data.users["user_id"][~bad_users]
-    bad_inter, converted = _validate_interactions(data, item_ids, user_ids)
+    if data.log is not None:
+        bad_inter, converted = np.zeros(0, dtype=bool), {}
+        log = check_log(data.log, item_ids, user_ids, data.report)
+    else:
+        bad_inter, converted = _validate_interactions(data, item_ids, user_ids)
+        log = None
 
     interactions = data.interactions
     if converted:
@@ -294,6 +314,7 @@ def validate_canonical(data: CanonicalData) -> CanonicalData:
         users=_keep(data.users, bad_users),
         files=dict(data.files),
         lines=lines,
+        log=log,
     )
     _check_non_empty(result, after_bad_rows=True)
     return result

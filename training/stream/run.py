@@ -54,7 +54,7 @@ def prepare_run(
     folder = Path(folder)
     if (folder / "prepared.json").exists():
         found = Prepared.read(folder)
-        if found.interactions == len(prep.data.interactions):
+        if found.interactions == prep.data.num_interactions:
             console.log(f"using the run's preparation in {folder} ({len(found.shards)} shards)")
             return found
         if not chief:
@@ -62,8 +62,9 @@ def prepare_run(
     if chief:
         shutil.rmtree(folder, ignore_errors=True)  # an unfinished or foreign preparation
         folder.parent.mkdir(parents=True, exist_ok=True)
+        log = prep.data.log
         return prepare_shards(
-            rows_table(prep),
+            rows_table(prep) if log is None else list(log.files),
             prep.user_ids,
             prep.item_ids,
             folder,
