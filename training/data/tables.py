@@ -293,7 +293,7 @@ def validate_canonical(data: CanonicalData) -> CanonicalData:
     item_ids = data.items["item_id"][~bad_items]
     user_ids = data.users["user_id"][~bad_users]
     if data.log is not None:
-        bad_inter, converted = np.zeros(0, dtype=bool), {}
+        bad_inter, converted = np.zeros(0, dtype=bool), dict[str, np.ndarray]()
         log = check_log(data.log, item_ids, user_ids, data.report)
     else:
         bad_inter, converted = _validate_interactions(data, item_ids, user_ids)
