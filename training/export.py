@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -30,6 +30,19 @@ from towers.spec import FeatureSpec, ModelSpec
 from training.index import save_searcher
 
 
+@dataclass(frozen=True)
+class TableParts:
+    """A table written a part at a time (``parts()`` yields them in order): a per-user table of a
+    million users is never put together in memory. ``schema``: the table's when no part comes."""
+
+    rows: int
+    parts: Callable[[], Iterator[pa.Table]]
+    schema: pa.Schema | None = None
+
+    def __len__(self) -> int:
+        return self.rows
+
+
 @dataclass
 class VersionArtifact:
     """Everything a version is made of, in memory."""
@@ -41,8 +54,8 @@ class VersionArtifact:
     candidate_defaults: dict[str, str | float]
     item_embeddings: np.ndarray
     items: pd.DataFrame  # row i = index row i: item_id, popularity, metadata
-    users: pd.DataFrame  # user_id + raw query inputs
-    seen: pd.DataFrame | pa.Table  # user_id, item_rows (an Arrow table: a million users' lists without a Python object each)
+    users: pd.DataFrame | TableParts  # user_id + raw query inputs
+    seen: pd.DataFrame | pa.Table | TableParts  # user_id, item_rows
     searcher: object
     metrics: dict = field(default_factory=dict)
     # the manifest's other sections, named by artifact.manifest.Manifest: dataset, training, index
@@ -87,9 +100,32 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def _write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
+def _write_parquet(frame: pd.DataFrame | pa.Table | TableParts, path: Path) -> None:
+    if isinstance(frame, TableParts):
+        _write_parts(frame, path)
+        return
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     pq.write_table(table, path)
+
+
+def _write_parts(table: TableParts, path: Path) -> None:
+    writer: pq.ParquetWriter | None = None
+    written = 0
+    try:
+        for part in table.parts():
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema or part.schema)
+            writer.write_table(part.cast(writer.schema))
+            written += part.num_rows
+        if writer is None:
+            if table.schema is None:
+                raise ValueError(f"{path.name}: no part and no schema to write")
+            writer = pq.ParquetWriter(path, table.schema)
+    finally:
+        if writer is not None:
+            writer.close()
+    if written != table.rows:
+        raise ValueError(f"{path.name}: {written:,} rows written, {table.rows:,} announced")
 
 
 def write_version(dest: Path, artifact: VersionArtifact, version: str) -> Manifest:

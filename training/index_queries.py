@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -49,13 +49,29 @@ class SessionQueries:
     vectors: np.ndarray  # float32 [n, dim]
 
 
+class StoredHistories(Protocol):
+    """Users' stored inputs that are made for some users at a time (:class:`training.stored_inputs.StoredInputs`)."""
+
+    def with_history(self) -> np.ndarray: ...
+
+    def take(self, users: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
 def session_histories(histories: np.ndarray, separator: str, count: int, seed: int) -> np.ndarray:
     """``count`` visits (fewer if fewer users have a history): seeded users with a non-empty stored
     history (oldest first, ``separator``-joined), each cut to its last L items, L uniform from 1 to all."""
-    rng = np.random.default_rng([seed, SESSION_STREAM])
     having = np.flatnonzero([bool(str(h).replace(separator, "")) for h in histories])  # a million users: no token lists
+    return _visits(having, lambda users: histories[users], separator, count, seed)
+
+
+def _visits(
+    having: np.ndarray, history_of: Callable[[np.ndarray], np.ndarray], separator: str, count: int, seed: int
+) -> np.ndarray:
+    """:func:`session_histories` from the users with a history (``having``) and the stored histories of some users."""
+    rng = np.random.default_rng([seed, SESSION_STREAM])
     picked = np.sort(rng.choice(having, min(count, len(having)), replace=False))
-    tokens = {int(u): [t for t in str(histories[u]).split(separator) if t] for u in picked}  # the picked users' only
+    stored = history_of(picked)  # the picked users' only
+    tokens = {int(u): [t for t in str(h).split(separator) if t] for u, h in zip(picked, stored, strict=True)}
     lengths = [int(rng.integers(1, len(tokens[u]) + 1)) for u in picked]
     return np.array([separator.join(tokens[u][-n:]) for u, n in zip(picked, lengths, strict=True)], dtype=object)
 
@@ -83,7 +99,12 @@ def session_queries(
 ) -> SessionQueries:
     """``count`` session queries cut from known users' ``stored_histories`` and embedded by ``embed``
     (the version's query tower)."""
-    histories = session_histories(stored_histories, separator, count, seed)
+    return _embedded(embed, defaults, feature, session_histories(stored_histories, separator, count, seed))
+
+
+def _embedded(
+    embed: Callable[[dict[str, np.ndarray]], np.ndarray], defaults: Mapping[str, str | float], feature: str, histories: np.ndarray
+) -> SessionQueries:
     if not len(histories):
         return SessionQueries(histories, np.zeros((0, 0), np.float32))
     return SessionQueries(histories, np.asarray(embed(session_inputs(defaults, feature, histories)), dtype=np.float32))
@@ -92,21 +113,25 @@ def session_queries(
 def index_session_queries(
     embed: Callable[[dict[str, np.ndarray]], np.ndarray],
     spec: ModelSpec,
-    stored_inputs: Mapping[str, np.ndarray],
+    stored_inputs: Mapping[str, np.ndarray] | StoredHistories,
     defaults: Mapping[str, str | float],
     share: float,
     tuning_queries: int,
     seed: int,
 ) -> SessionQueries | None:
     """The session queries an index is tuned on (``round(share * tuning_queries)`` of them): visits cut from
-    the known users' stored histories (``stored_inputs``: users.parquet's columns), fed with every other input
+    the known users' stored histories (``stored_inputs``: users.parquet's columns, or made for the picked users only),
+    fed with every other input
     at its manifest default, as the service answers ``"strategy": "session"``. None without a history input."""
     if not spec.history_features or share <= 0:
         return None
     feature = spec.history_features[0]  # the one the service feeds recent items into
-    return session_queries(
-        embed, defaults, feature.name, feature.separator, stored_inputs[feature.name], round(share * tuning_queries), seed
-    )
+    count = round(share * tuning_queries)
+    if isinstance(stored_inputs, Mapping):
+        return session_queries(embed, defaults, feature.name, feature.separator, stored_inputs[feature.name], count, seed)
+    stored = stored_inputs
+    visits = _visits(stored.with_history(), lambda users: stored.take(users)[feature.name], feature.separator, count, seed)
+    return _embedded(embed, defaults, feature.name, visits)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -206,12 +207,27 @@ class TwoTowerModel(tfrs.Model):
         return tf.concat([candidate, negatives], axis=0), tf.concat([rows, sampled], axis=0), expected
 
 
-def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 8192) -> np.ndarray:
-    """Run a tower over raw input arrays in batches; float32 [n, dim]."""
-    n = len(next(iter(inputs.values())))
+class InputRows(Protocol):
+    """Raw inputs made for a range of rows at a time (:class:`training.stored_inputs.StoredInputs`)."""
+
+    def __len__(self) -> int: ...
+
+    def rows(self, start: int, stop: int) -> dict[str, np.ndarray]: ...
+
+
+def embed(tower: tf.keras.Model, inputs: Mapping[str, np.ndarray] | InputRows, batch_size: int = 8192) -> np.ndarray:
+    """Run a tower over raw input arrays (or inputs made a range of rows at a time) in batches; float32 [n, dim]."""
+    if isinstance(inputs, Mapping):
+        arrays = inputs
+        n = len(next(iter(arrays.values())))
+
+        def rows(start: int, stop: int) -> Mapping[str, np.ndarray]:
+            return {k: v[start:stop] for k, v in arrays.items()}
+    else:
+        n, rows = len(inputs), inputs.rows
     outs = []
     for start in range(0, n, batch_size):  # tensors per batch: a million users' histories are never one tensor
-        chunk = {k: as_tensor(v[start : start + batch_size]) for k, v in inputs.items()}
+        chunk = {k: as_tensor(v) for k, v in rows(start, start + batch_size).items()}
         outs.append(tower(chunk, training=False).numpy())
     dim = tower.output_shape[-1]
     return np.concatenate(outs, axis=0).astype(np.float32) if outs else np.zeros((0, dim), np.float32)

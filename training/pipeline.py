@@ -24,7 +24,7 @@ from towers.tower import input_defaults
 from training.config import TrainConfig
 from training.data.tables import CanonicalData
 from training.evaluate import EvalSample, eval_sample, evaluate_sample
-from training.export import VersionArtifact, write_version
+from training.export import TableParts, VersionArtifact, write_version
 from training.index import build_index
 from training.index_queries import SessionQueries, index_session_queries
 from training.metrics import bounded_batch
@@ -34,9 +34,10 @@ from training.publish import publish
 from training.quality_gate import index_gate, quality_gate
 from training.report import write_report
 from training.split import Split
+from training.stored_inputs import StoredInputs
 from training.stream.inputs import workers_of
 from training.stream.prepare import FIT, TEST, VALIDATION, Prepared
-from training.stream.reduce import item_counts, latest_items, seen_items, user_counts
+from training.stream.reduce import item_counts, latest_items, seen_by_shard, user_counts
 from training.stream.run import ExampleSource, prepare_run, split_of
 from training.trainer import TrainResult, train
 
@@ -117,21 +118,33 @@ class PipelineResult:
 
 
 def _tables_for_export(
-    prep: PreparedData, prepared: Prepared, train_parts: tuple[int, ...], stored_inputs: dict[str, np.ndarray]
-) -> tuple[pd.DataFrame, pd.DataFrame, pa.Table]:
+    prep: PreparedData, prepared: Prepared, train_parts: tuple[int, ...], stored: StoredInputs
+) -> tuple[pd.DataFrame, TableParts, TableParts]:
     """items.parquet (with the training popularity), users.parquet (the query inputs served
-    for known users: ``stored_inputs``) and seen.parquet, from the prepared shards."""
+    for known users: ``stored``) and seen.parquet (a shard's users at a time, in no particular
+    order), from the prepared shards: the per-user tables are written a part at a time."""
     items = prep.data.items.reset_index(drop=True).copy()
     items["item_id"] = prep.item_ids
     items["popularity"] = item_counts(prepared, train_parts)
-    users = pd.DataFrame({"user_id": prep.user_ids, **stored_inputs})
-    seen = seen_items(prepared, train_parts)
-    has = np.flatnonzero(seen.lengths)
-    lists = pa.ListArray.from_arrays(  # list<int32> straight from the offsets: no Python object per user
-        pa.array(seen.offsets[np.r_[has, has[-1] + 1]] if len(has) else np.zeros(1, np.int64), type=pa.int32()),
-        pa.array(seen.items.astype(np.int32), type=pa.int32()),
+    seen_users = int(np.count_nonzero(user_counts(prepared, train_parts)))
+
+    def seen_parts() -> Iterator[pa.Table]:
+        for lists in seen_by_shard(prepared, train_parts):
+            yield pa.table(
+                {
+                    "user_id": pa.array(prep.user_ids[lists.users], type=pa.string()),
+                    "item_rows": pa.ListArray.from_arrays(pa.array(lists.offsets, type=pa.int32()), pa.array(lists.items)),
+                }
+            )
+
+    return (
+        items,
+        TableParts(len(stored), stored.tables),
+        TableParts(seen_users, seen_parts, schema=SEEN_SCHEMA),
     )
-    return items, users, pa.table({"user_id": pa.array(prep.user_ids[has], type=pa.string()), "item_rows": lists})
+
+
+SEEN_SCHEMA = pa.schema([("user_id", pa.string()), ("item_rows", pa.list_(pa.int32()))])
 
 
 TOP_K_SCORES_BYTES = 256 << 20  # the scores one cross-check batch holds: batch x catalog, float32
@@ -226,7 +239,7 @@ def run_pipeline(
     with step("evaluating on the test split"):
         # what users.parquet serves known users: each user's latest training items
         longest = max((f.history_length for f in prep.history), default=0)
-        stored_inputs = prep.latest_query_inputs(latest_items(prepared, TRAIN, longest)) if longest else dict(prep.user_inputs)
+        stored_inputs = StoredInputs(prep, latest_items(prepared, TRAIN, longest) if longest else None)
         user_emb = embed(result.model.query_tower, stored_inputs)
         item_emb = embed(result.model.candidate_tower, prep.item_inputs)
         sample = eval_sample(prep, prepared, TRAIN, (TEST,), config.max_eval_queries, config.seed)

@@ -93,11 +93,15 @@ class PreparedData:
             out[f.name] = joined(self.item_ids, self.item_rows, windows, f.separator)
         return out
 
-    def latest_query_inputs(self, latest: UserLists) -> dict[str, np.ndarray]:
+    def latest_query_inputs(self, latest: UserLists, users: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """:meth:`query_inputs` from each user's latest items (``latest``: per user row, oldest
         first, at least as many as any history feature takes; computed from the prepared
-        shards by :func:`training.stream.reduce.latest_items`)."""
-        out = dict(self.user_inputs)
+        shards by :func:`training.stream.reduce.latest_items`), for the user rows ``users``
+        (default: every user row)."""
+        if users is None:
+            out = dict(self.user_inputs)
+        else:
+            out, latest = subset_inputs(self.user_inputs, users), latest.take(users)
         end = latest.offsets[1:]
         for f in self.history:
             start = np.maximum(latest.offsets[:-1], end - f.history_length)

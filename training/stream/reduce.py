@@ -8,7 +8,8 @@ for), whatever the size of the log.
 
 - :func:`item_counts` / :func:`user_counts`: interactions per item / user row in some parts;
 - :func:`latest_items`: each user's last ``length`` item rows in some parts, oldest first;
-- :func:`seen_items`: each user's distinct item rows in some parts;
+- :func:`seen_items`: each user's distinct item rows in some parts (:func:`seen_by_shard`: a shard
+  at a time);
 - :func:`part_rows`: the rows of some parts (for sampling test or validation pairs);
 - :func:`gather`: every row of some users, for the scored users of an evaluation.
 """
@@ -30,7 +31,7 @@ class UserLists:
     """Per user row ``u``, the item rows ``items[offsets[u]:offsets[u + 1]]``."""
 
     offsets: np.ndarray  # int64, num_users + 1
-    items: np.ndarray  # int64
+    items: np.ndarray  # int32: item rows
 
     @property
     def lengths(self) -> np.ndarray:
@@ -43,6 +44,22 @@ class UserLists:
     def of(self, users: np.ndarray) -> list[np.ndarray]:
         """The lists of ``users`` (views into ``items``)."""
         return [self.items[self.offsets[u] : self.offsets[u + 1]] for u in np.asarray(users, dtype=np.int64)]
+
+    def take(self, users: np.ndarray) -> UserLists:
+        """The lists of ``users`` only, in that order (user ``users[k]`` becomes row k)."""
+        users = np.asarray(users, dtype=np.int64)
+        start, end = self.offsets[users], self.offsets[users + 1]
+        return UserLists(offsets=np.r_[0, np.cumsum(end - start)].astype(np.int64), items=self.items[window_index(start, end)])
+
+
+@dataclass(frozen=True)
+class ShardLists:
+    """One shard's lists: user rows ``users`` (ascending), ``users[k]``'s item rows
+    ``items[offsets[k]:offsets[k + 1]]``."""
+
+    users: np.ndarray
+    offsets: np.ndarray
+    items: np.ndarray
 
 
 def shards(prepared: Prepared) -> Iterator[ShardRows]:
@@ -74,13 +91,14 @@ def _per_user(
     users_of, items_of = [], []
     for shard in shards(prepared):
         users, items = lists(shard, shard.rows_of(*parts))
-        users_of.append(users)
-        items_of.append(items)
-    users = np.concatenate(users_of) if users_of else np.zeros(0, np.int64)
-    items = np.concatenate(items_of) if items_of else np.zeros(0, np.int64)
+        users_of.append(users.astype(np.int32))  # a list per user of a million: half the memory of int64
+        items_of.append(items.astype(np.int32))
+    users = np.concatenate(users_of) if users_of else np.zeros(0, np.int32)
+    items = np.concatenate(items_of) if items_of else np.zeros(0, np.int32)
+    del users_of, items_of
     order = np.argsort(users, kind="stable")  # shards hold disjoint users: this interleaves whole lists
     lengths = np.bincount(users, minlength=prepared.num_users)
-    return UserLists(offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64), items=items[order].astype(np.int64))
+    return UserLists(offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64), items=items[order])
 
 
 def latest_items(prepared: Prepared, parts: tuple[int, ...], length: int) -> UserLists:
@@ -102,6 +120,15 @@ def seen_items(prepared: Prepared, parts: tuple[int, ...]) -> UserLists:
         return distinct_pairs(shard.user_rows[rows], shard.item_rows[rows])
 
     return _per_user(prepared, parts, lists)
+
+
+def seen_by_shard(prepared: Prepared, parts: tuple[int, ...]) -> Iterator[ShardLists]:
+    """:func:`seen_items` one shard at a time (for a table written a shard at a time): each
+    shard's users with interactions in ``parts`` and their distinct item rows, ascending."""
+    for shard in shards(prepared):
+        users, items = distinct_pairs(shard.user_rows[shard.rows_of(*parts)], shard.item_rows[shard.rows_of(*parts)])
+        present, first = np.unique(users, return_index=True)
+        yield ShardLists(present.astype(np.int64), np.r_[first, len(users)].astype(np.int64), items.astype(np.int32))
 
 
 def _concat(pieces: list[ShardRows]) -> ShardRows:
@@ -130,4 +157,15 @@ def gather(prepared: Prepared, users: np.ndarray) -> ShardRows:
     return _concat(pieces)
 
 
-__all__ = ["UserLists", "gather", "item_counts", "latest_items", "part_rows", "seen_items", "shards", "user_counts"]
+__all__ = [
+    "ShardLists",
+    "UserLists",
+    "gather",
+    "item_counts",
+    "latest_items",
+    "part_rows",
+    "seen_by_shard",
+    "seen_items",
+    "shards",
+    "user_counts",
+]

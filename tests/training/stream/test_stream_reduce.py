@@ -10,7 +10,7 @@ from towers.spec import FeatureKind, history_feature, ids_only_spec
 from training.data.tables import CanonicalData
 from training.prepared import prepare
 from training.stream.prepare import FIT, TEST, VALIDATION, prepare_shards
-from training.stream.reduce import gather, item_counts, latest_items, part_rows, seen_items, user_counts
+from training.stream.reduce import gather, item_counts, latest_items, part_rows, seen_by_shard, seen_items, user_counts
 from training.stream.run import rows_prepared
 
 TRAIN = (FIT, VALIDATION)
@@ -81,6 +81,30 @@ def test_seen_items_are_each_users_distinct_items(prep, prepared) -> None:
     assert [s.tolist() for s in seen.of(np.arange(prep.num_users))] == [e.tolist() for e in expected]
     some = np.array([5, 17, 300, 2])
     assert [s.tolist() for s in prep.items_by_user(train, some)] == [expected[u].tolist() for u in some]
+
+
+def test_seen_items_a_shard_at_a_time_are_the_same_lists_each_user_once(prep, prepared) -> None:
+    seen = seen_items(prepared, TRAIN)
+    found = {}
+    for lists in seen_by_shard(prepared, TRAIN):
+        assert np.all(np.diff(lists.users) > 0) and len(lists.offsets) == len(lists.users) + 1
+        for k, user in enumerate(lists.users.tolist()):
+            assert user not in found
+            found[user] = lists.items[lists.offsets[k] : lists.offsets[k + 1]].tolist()
+    having = np.flatnonzero(seen.lengths)
+    assert sorted(found) == having.tolist()
+    assert all(found[u] == seen.of([u])[0].tolist() for u in having.tolist())
+
+
+def test_latest_items_of_some_users_are_their_lists_in_the_order_asked(prep, prepared) -> None:
+    latest = latest_items(prepared, TRAIN, 4)
+    some = np.array([17, 300, 2, 17])
+    taken = latest.take(some)
+    assert [t.tolist() for t in taken.of(np.arange(4))] == [x.tolist() for x in latest.of(some)]
+    whole = prep.latest_query_inputs(latest)
+    part = prep.latest_query_inputs(latest, some)
+    assert part["recent_item_ids"].tolist() == whole["recent_item_ids"][some].tolist()
+    assert part["user_id"].tolist() == whole["user_id"][some].tolist()
 
 
 def test_a_view_of_gathered_users_holds_their_histories_whole(prep, prepared) -> None:
