@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from training.data.bad_rows import BadRowReport, DataError
 from training.data.file_values import ids_to_str, split_multi, tidy_metadata, timestamps
 from training.data.files_spec import FilesSpec, InteractionsFile, ItemsFile, TableFile, UsersFile, load_spec
+from training.data.log import PROVENANCE, InteractionLog, LogWriter
 from training.data.parsing import RowChecker
 from training.data.progress import QUIET, Progress
-from training.data.tables import CanonicalData, finalize
+from training.data.tables import CanonicalData, canonical_chunk, finalize
 
 DEFAULT_NA = [
     "",
@@ -47,6 +51,7 @@ DEFAULT_NA = [
     "null",
 ]
 _COMPRESSION = {".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"}
+LOG_BATCH_ROWS = 1 << 20  # Parquet interactions read at a time when written as a log
 _SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
 
 
@@ -246,23 +251,82 @@ def _bare(interactions: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(pd.unique(ids.to_numpy(dtype=object)), dtype=str)})
 
 
-def read_files(spec_path: str | Path, progress: Progress = QUIET) -> CanonicalData:
-    """Read the files a YAML spec describes, unvalidated (see :func:`load_files`)."""
+def read_files(spec_path: str | Path, progress: Progress = QUIET, log_dir: Path | None = None) -> CanonicalData:
+    """Read the files a YAML spec describes, unvalidated (see :func:`load_files`). ``log_dir``:
+    Parquet interactions (a file or a folder of shards) are written there as an interaction
+    log, a batch at a time (:func:`_interaction_log`), instead of being read whole."""
     spec_path = Path(spec_path).expanduser()
     spec = load_spec(spec_path)
     base = spec_path.parent
     report = BadRowReport()
-    inter, inter_lines, inter_file = _interactions(base, spec, report, progress)
+    log = None
+    path = _resolve(base, spec.interactions)
+    if log_dir is not None and _is_parquet(path, spec.interactions):
+        log, derived = _interaction_log(_parquet_files(path), spec.interactions, report, progress, Path(log_dir))
+        inter, inter_file = log.empty_frame(), str(path)
+        lines: dict[str, np.ndarray] = {}
+    else:
+        inter, inter_lines, inter_file = _interactions(base, spec, report, progress)
+        derived = {c: _bare(inter, c) for c in ("item_id", "user_id")}
+        lines = {"interactions": inter_lines}
     files = {"interactions": inter_file}
-    lines = {"interactions": inter_lines}
     tables: dict[str, pd.DataFrame] = {}
     for name, table, id_column in (("items", spec.items, "item_id"), ("users", spec.users, "user_id")):
         if table is None:
-            tables[name] = _bare(inter, id_column)
+            tables[name] = derived[id_column]
             files[name] = f"{inter_file} ({name} derived from interactions)"
             continue
         tables[name], lines[name], files[name] = read_entities(base, table, id_column, report, progress, name)
-    return CanonicalData(inter, tables["items"], tables["users"], f"files:{spec_path}", report, files=files, lines=lines)
+    return CanonicalData(inter, tables["items"], tables["users"], f"files:{spec_path}", report, files=files, lines=lines, log=log)
+
+
+def _is_parquet(path: Path, table: InteractionsFile) -> bool:
+    if path.is_dir():
+        return table.format != "csv"
+    return path.is_file() and _format(path, table) == "parquet"
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    return shard_files(path) if path.is_dir() else [path]
+
+
+def _interaction_log(
+    paths: list[Path], table: InteractionsFile, report: BadRowReport, progress: Progress, folder: Path
+) -> tuple[InteractionLog, dict[str, pd.DataFrame]]:
+    """The interactions of Parquet ``paths`` (in order) as an interaction log in ``folder``, read
+    :data:`LOG_BATCH_ROWS` rows at a time: parsed as :func:`_interaction_rows` parses them,
+    then held to the canonical rules (:func:`training.data.tables.canonical_chunk`), bad
+    rows reported by file and row. Each row keeps its file and row (the log's provenance).
+    Also the bare items and users tables of the ids of the parsed rows, in first-seen order (as
+    :func:`_bare` makes them)."""
+    mapping = table.columns.mapping()
+    columns = tuple(c for c in ("user_id", "item_id", "timestamp", "weight") if c in mapping) + tuple(PROVENANCE)
+    writer = LogWriter(folder, columns)
+    seen: dict[str, np.ndarray] = {"item_id": np.zeros(0, dtype=object), "user_id": np.zeros(0, dtype=object)}
+    for path in paths:
+        with progress.step(f"reading {path.name}") as done:
+            rows = 0
+            for frame in _parquet_batches(path):
+                read = _Read(frame, np.arange(rows + 1, rows + 1 + len(frame), dtype=np.int64), str(path))
+                rows += len(frame)
+                parsed, lines, _ = _interaction_rows(read, table, report)
+                good, lines = canonical_chunk(parsed, str(path), lines, report)
+                writer.write(good.assign(source_file=str(path), source_line=lines))
+                for column, ids in seen.items():
+                    seen[column] = pd.unique(np.concatenate([ids, parsed[column].to_numpy(dtype=object)]))
+            done(f"{rows:,} rows")
+    derived = {c: pd.DataFrame({c: pd.Series(ids, dtype=str)}) for c, ids in seen.items()}
+    return writer.close(), derived
+
+
+def _parquet_batches(path: Path) -> Iterator[pd.DataFrame]:
+    if not path.is_file():
+        raise DataError("data file not found", file=str(path))
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=LOG_BATCH_ROWS):
+            yield batch.to_pandas()
+    except (OSError, pa.ArrowException) as error:
+        raise DataError(f"cannot read Parquet: {type(error).__name__}: {error}", file=str(path)) from error
 
 
 def load_files(spec_path: str | Path, max_bad_rows: int = 0, progress: Progress = QUIET) -> CanonicalData:

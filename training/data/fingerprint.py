@@ -94,7 +94,7 @@ def _log_kind(kind: pa.DataType) -> str:
 
 def _log_columns(log: InteractionLog) -> Iterator[tuple[str, str, Callable[[], Iterator[pd.Series]]]]:
     schema = pq.read_schema(log.files[0])
-    for column in log.columns:
+    for column in log.data_columns:
 
         def pieces(column: str = column) -> Iterator[pd.Series]:
             return (frame[column] for frame in log.frames([column], CHUNK_ROWS))

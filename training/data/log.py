@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TYPES = {"user_id": pa.string(), "item_id": pa.string(), "timestamp": pa.int64(), "weight": pa.float64()}
+# where each row came from, for error messages (a source read from files writes them): not data, not fingerprinted
+PROVENANCE = {"source_file": pa.string(), "source_line": pa.int64()}
 FILE_ROWS = 4_000_000  # rows per file of a written log
 BATCH_ROWS = 1 << 18  # rows read at a time
 
@@ -50,23 +52,30 @@ class InteractionLog:
         for batch in self.batches(columns, rows):
             yield batch.to_pandas()
 
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """The log's columns but its provenance."""
+        return tuple(c for c in self.columns if c not in PROVENANCE)
+
     def empty_frame(self) -> pd.DataFrame:
-        """No rows, the log's columns: what ``CanonicalData.interactions`` holds beside a log."""
-        return pq.read_schema(self.files[0]).empty_table().to_pandas()
+        """No rows, the log's data columns: what ``CanonicalData.interactions`` holds beside a log."""
+        return pq.read_schema(self.files[0]).empty_table().select(list(self.data_columns)).to_pandas()
 
 
 class LogWriter:
     """Writes an interaction log into ``folder`` (which must not hold one), a table at a time."""
 
     def __init__(self, folder: Path, columns: tuple[str, ...], file_rows: int = FILE_ROWS) -> None:
-        unknown = [c for c in columns if c not in TYPES]
+        unknown = [c for c in columns if c not in TYPES and c not in PROVENANCE]
         if unknown or "user_id" not in columns or "item_id" not in columns:
-            raise ValueError(f"log columns must include user_id and item_id, among {list(TYPES)}; got {list(columns)}")
+            raise ValueError(
+                f"log columns must include user_id and item_id, among {list(TYPES) + list(PROVENANCE)}; got {list(columns)}"
+            )
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         if any(self.folder.glob("part-*.parquet")):
             raise FileExistsError(f"{self.folder} already holds an interaction log")
-        self.schema = pa.schema([(c, TYPES[c]) for c in columns])
+        self.schema = pa.schema([(c, TYPES.get(c) or PROVENANCE[c]) for c in columns])
         self.file_rows = file_rows
         self.files: list[Path] = []
         self.rows = 0

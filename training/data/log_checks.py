@@ -1,6 +1,7 @@
 """Validation of an interaction log held as Parquet files (:class:`training.data.log.InteractionLog`),
 as DuckDB queries over the files: the rules of :func:`training.data.tables.validate_canonical`
-for interactions, with bad rows located by file and row (1-based).
+for interactions, with bad rows located by file and row (1-based): the log's own, or the
+source's where the log records them (``source_file``, ``source_line``).
 
 A log without bad rows is returned as it is; otherwise its good rows, in order, are written
 once into ``valid/`` inside the log's folder and that log is returned."""
@@ -67,14 +68,18 @@ def check_log(log: InteractionLog, item_ids: pd.Series, user_ids: pd.Series, rep
         _check_types(con, source, log)
         rules = [r for r in _RULES if r[0] in log.columns]
         which = "CASE " + " ".join(f"WHEN {cond} THEN {k}" for k, (_, cond, _) in enumerate(rules)) + " END"
+        provenance = "source_file" in log.columns and "source_line" in log.columns  # the rows' own files and lines
+        where = (
+            "s.source_file, s.source_line" if provenance else "s.filename AS source_file, s.file_row_number + 1 AS source_line"
+        )
         con.execute(
-            f"CREATE TEMP TABLE checked AS SELECT s.filename, s.file_row_number, {which} AS rule, "
+            f"CREATE TEMP TABLE checked AS SELECT s.filename, s.file_row_number, {where}, {which} AS rule, "
             f"CASE {' '.join(f'WHEN {cond} THEN {_values(col)}' for col, cond, _ in rules)} END AS value "
             f"FROM {source} s LEFT JOIN known_users u ON s.user_id = u.known_user "
             "LEFT JOIN known_items i ON s.item_id = i.known_item"
         )
         bad = con.execute(
-            "SELECT c.filename, c.file_row_number + 1, c.rule, c.value FROM checked c JOIN file_order o USING (filename) "
+            "SELECT c.source_file, c.source_line, c.rule, c.value FROM checked c JOIN file_order o USING (filename) "
             "WHERE c.rule IS NOT NULL ORDER BY o.file_index, c.file_row_number"
         ).fetchall()
         if not bad:

@@ -55,7 +55,7 @@ def _read(
             return read_movielens(argument, progress)
         if scheme == "tfds":
             return read_tfds(argument, progress=progress)
-        return read_files(argument, progress)
+        return read_files(argument, progress, log_dir)
     raise DataError(f"unknown data source {spec!r}; accepted forms: {_accepted()}")
 
 
@@ -76,7 +76,8 @@ def load_source(
     ``progress``: True prints a status line per file on stderr, False is quiet,
     or pass a :class:`training.data.progress.Progress`. ``log_dir``: an empty folder
     where a source that can writes its interactions as Parquet files instead of
-    holding them (``synthetic``; :mod:`training.data.log`); others ignore it.
+    holding them (``synthetic``, and ``files:`` with Parquet interactions; :mod:`training.data.log`);
+    others ignore it.
     """
     reporter = progress if isinstance(progress, Progress) else console_progress(bool(progress))
     data = _read(spec, items, users, interactions, seed, reporter, log_dir)

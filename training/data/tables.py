@@ -210,8 +210,10 @@ def _isin(values: pd.Series, universe: pd.Series) -> np.ndarray:
 
 
 def _validate_interactions(
-    data: CanonicalData, item_ids: pd.Series, user_ids: pd.Series
+    data: CanonicalData, item_ids: pd.Series | None, user_ids: pd.Series | None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(bad-row mask, converted timestamp/weight columns) of ``data.interactions``; interactions
+    naming a user or item outside ``user_ids`` / ``item_ids`` are bad (not checked when None)."""
     frame = data.interactions
     bad = np.zeros(len(frame), dtype=bool)
     converted: dict[str, np.ndarray] = {}
@@ -255,6 +257,8 @@ def _validate_interactions(
             template="weight {} is not a finite number",
         )
         converted["weight"] = weights
+    if item_ids is None or user_ids is None:
+        return bad, converted
     users = frame["user_id"].fillna("")
     items = frame["item_id"].fillna("")
     unknown_user = ~bad & ~_isin(users, user_ids)
@@ -318,6 +322,21 @@ def validate_canonical(data: CanonicalData) -> CanonicalData:
     )
     _check_non_empty(result, after_bad_rows=True)
     return result
+
+
+def canonical_chunk(frame: pd.DataFrame, file: str, lines: np.ndarray, report: BadRowReport) -> tuple[pd.DataFrame, np.ndarray]:
+    """A chunk of interactions as an interaction log holds it (:mod:`training.data.log`), and
+    its rows' lines: the rules of :func:`validate_canonical` but the users and items
+    tables' (checked on the whole log, :func:`training.data.log_checks.check_log`), bad rows
+    reported into ``report`` by ``file`` and line and left out."""
+    chunk = CanonicalData(
+        frame, pd.DataFrame(), pd.DataFrame(), "chunk", report, files={"interactions": file}, lines={"interactions": lines}
+    )
+    for column in ("user_id", "item_id"):
+        if column not in frame.columns:
+            raise DataError(f"interactions table has no '{column}' column", file=file, column=column)
+    bad, converted = _validate_interactions(chunk, None, None)
+    return _keep(frame.assign(**converted), bad), np.asarray(lines, dtype=np.int64)[~bad]
 
 
 def finalize(data: CanonicalData, max_bad_rows: int = 0) -> CanonicalData:

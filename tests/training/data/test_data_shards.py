@@ -16,6 +16,7 @@ from training.config import TrainConfig
 from training.data.bad_rows import DataError
 from training.data.files import load_files, read_files
 from training.data.synthetic import generate_storefront
+from training.data.tables import finalize
 from training.pipeline import default_spec, split_with_validation
 from training.prepared import prepare
 from training.trainer import train
@@ -95,3 +96,62 @@ def test_a_folder_without_shards_is_an_error(tmp_path):
     with pytest.raises(DataError, match="no Parquet shards") as caught:
         read_files(_spec(tmp_path / "spec.yaml", "empty"))
     assert caught.value.file == str(tmp_path / "empty")
+
+
+def _as_log(spec: Path, folder: Path, max_bad_rows: int = 0):
+    return finalize(read_files(spec, log_dir=folder), max_bad_rows)
+
+
+def test_shards_read_as_a_log_of_files_are_the_same_data_vocabularies_and_split(tmp_path):
+    """Given a folder for the log (``recsys train`` gives one), Parquet interactions are read a batch
+    at a time into a log of files, never whole: the same rows, tables, fingerprint and split."""
+    events = _events()
+    _write_shards(tmp_path / "shards", events, [700, 1900])
+    spec = _spec(tmp_path / "spec.yaml", "shards")
+    in_memory, logged = load_files(spec), _as_log(spec, tmp_path / "log")
+    assert logged.log is not None and len(logged.interactions) == 0 and logged.num_interactions == 3000
+    rows = pd.concat(list(logged.log.frames(list(logged.log.data_columns))), ignore_index=True)
+    pd.testing.assert_frame_equal(rows, in_memory.interactions)
+    for name in ("items", "users"):
+        pd.testing.assert_frame_equal(logged.table(name), in_memory.table(name))
+    assert logged.fingerprint() == in_memory.fingerprint()
+    config = TrainConfig(epochs=1, batch_size=256, seed=7)
+    spec_model = default_spec(in_memory.source, in_memory, embedding_dim=8)
+    (s1, f1, v1), (s2, f2, v2) = (split_with_validation(prepare(d, spec_model), config) for d in (in_memory, logged))
+    for a, b in ((s1.train, s2.train), (s1.test, s2.test), (f1, f2), (v1, v2)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_logs_bad_rows_are_named_by_their_shard_and_row_whichever_check_finds_them(tmp_path):
+    """A row that does not parse is found while the shard is read; one naming an unknown
+    item, by the log's checks over the files: both name the shard and its row."""
+    events = _events(300)
+    shards = _write_shards(tmp_path / "shards", events, [100, 200])
+    bad = pd.read_parquet(shards[1])
+    bad["ts"] = bad["ts"].astype(str)
+    bad.loc[2, "ts"] = "soon"  # row 3 of the second shard
+    bad.to_parquet(shards[1], index=False)
+    last = pd.read_parquet(shards[2])
+    last.loc[4, "sku"] = "not-in-the-catalog"  # row 5 of the third shard
+    last.to_parquet(shards[2], index=False)
+    catalog = pd.DataFrame({"sku": sorted(set(events["sku"]))})
+    catalog.to_parquet(tmp_path / "items.parquet", index=False)
+    spec = yaml.safe_load((_spec(tmp_path / "spec.yaml", "shards")).read_text())
+    spec["items"] = {"path": "items.parquet", "columns": {"item_id": "sku"}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    with pytest.raises(DataError, match="2 bad row"):
+        _as_log(tmp_path / "spec.yaml", tmp_path / "log-a")
+    data = _as_log(tmp_path / "spec.yaml", tmp_path / "log-b", max_bad_rows=2)
+    assert [(r.file, r.line, r.column) for r in data.report.rows] == [
+        (str(shards[1]), 3, "timestamp"),
+        (str(shards[2]), 5, "item_id"),
+    ]
+    assert data.num_interactions == 298 and "not-in-the-catalog" in data.report.rows[1].reason
+
+
+def test_a_corrupt_shard_read_as_a_log_is_named_by_file(tmp_path):
+    shards = _write_shards(tmp_path / "shards", _events(300), [150])
+    shards[1].write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError) as caught:
+        read_files(_spec(tmp_path / "spec.yaml", "shards"), log_dir=tmp_path / "log")
+    assert caught.value.file == str(shards[1]) and "cannot read Parquet" in str(caught.value)
