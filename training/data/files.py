@@ -88,6 +88,14 @@ def _undecodable_line(path: Path, encoding: str) -> int | None:
 
 
 def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport) -> _Read:
+    reads = list(_csv_chunks(path, spec, id_columns, report, None))
+    return reads[0]
+
+
+def _csv_chunks(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport, rows: int | None) -> Iterator[_Read]:
+    """The CSV file ``rows`` rows at a time (all at once for None): each chunk with the 1-based
+    line of each row (the header is line 1; lines pandas skipped as malformed are reported
+    and numbered)."""
     sep = spec.sep or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     options: dict[str, Any] = {"sep": sep, "encoding": spec.encoding, "engine": "c"}  # read_csv keywords both reads share
     try:
@@ -97,34 +105,49 @@ def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRow
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read the header: {error}", file=str(path), line=1) from error
     na = {c: ([""] if c in id_columns else DEFAULT_NA) for c in header}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        try:
-            frame = pd.read_csv(
-                path,
-                dtype={c: str for c in id_columns if c in header},
-                keep_default_na=False,
-                na_values=na,
-                skip_blank_lines=False,
-                on_bad_lines="warn",
-                **options,
-            )
-        except UnicodeDecodeError as error:
-            raise DataError(
-                f"bytes that are not valid {spec.encoding} (set `encoding:` in the spec)",
-                file=str(path),
-                line=_undecodable_line(path, spec.encoding),
-            ) from error
-        except pd.errors.ParserError as error:
-            raise DataError(f"cannot parse the file: {error}", file=str(path)) from error
-    skipped: list[int] = []
-    for warning in caught:
-        for number, reason in _SKIPPED.findall(str(warning.message)):
-            skipped.append(int(number))
-            report.add(str(path), int(number), None, reason)
-    records = np.arange(2, 2 + len(frame) + len(skipped), dtype=np.int64)
-    lines = np.setdiff1d(records, np.array(skipped, dtype=np.int64)) if skipped else records
-    return _Read(frame, lines, str(path))
+
+    def frames() -> Iterator[pd.DataFrame]:  # parsing happens inside next(), where its warnings are caught
+        read = pd.read_csv(
+            path,
+            dtype={c: str for c in id_columns if c in header},
+            keep_default_na=False,
+            na_values=na,
+            skip_blank_lines=False,
+            on_bad_lines="warn",
+            chunksize=rows,
+            **options,
+        )
+        if isinstance(read, pd.DataFrame):
+            yield read
+        else:
+            yield from read
+
+    chunks = frames()
+    record = 2  # the line of the next record
+    while True:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            try:
+                frame = next(chunks, None)
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"bytes that are not valid {spec.encoding} (set `encoding:` in the spec)",
+                    file=str(path),
+                    line=_undecodable_line(path, spec.encoding),
+                ) from error
+            except pd.errors.ParserError as error:
+                raise DataError(f"cannot parse the file: {error}", file=str(path)) from error
+        skipped: list[int] = []
+        for warning in caught:
+            for number, reason in _SKIPPED.findall(str(warning.message)):
+                skipped.append(int(number))
+                report.add(str(path), int(number), None, reason)
+        if frame is None:
+            return
+        records = np.arange(record, record + len(frame) + len(skipped), dtype=np.int64)
+        record += len(records)
+        lines = np.setdiff1d(records, np.array(skipped, dtype=np.int64)) if skipped else records
+        yield _Read(frame, lines, str(path))
 
 
 def _read_parquet(path: Path) -> _Read:
@@ -253,16 +276,16 @@ def _bare(interactions: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def read_files(spec_path: str | Path, progress: Progress = QUIET, log_dir: Path | None = None) -> CanonicalData:
     """Read the files a YAML spec describes, unvalidated (see :func:`load_files`). ``log_dir``:
-    Parquet interactions (a file or a folder of shards) are written there as an interaction
-    log, a batch at a time (:func:`_interaction_log`), instead of being read whole."""
+    the interactions (a CSV or Parquet file, or a folder of Parquet shards) are written there
+    as an interaction log, a batch at a time (:func:`_interaction_log`), instead of being read whole."""
     spec_path = Path(spec_path).expanduser()
     spec = load_spec(spec_path)
     base = spec_path.parent
     report = BadRowReport()
     log = None
     path = _resolve(base, spec.interactions)
-    if log_dir is not None and _is_parquet(path, spec.interactions):
-        log, derived = _interaction_log(_parquet_files(path), spec.interactions, report, progress, Path(log_dir))
+    if log_dir is not None:
+        log, derived = _interaction_log(path, spec.interactions, report, progress, Path(log_dir))
         inter, inter_file = log.empty_frame(), str(path)
         lines: dict[str, np.ndarray] = {}
     else:
@@ -280,20 +303,11 @@ def read_files(spec_path: str | Path, progress: Progress = QUIET, log_dir: Path 
     return CanonicalData(inter, tables["items"], tables["users"], f"files:{spec_path}", report, files=files, lines=lines, log=log)
 
 
-def _is_parquet(path: Path, table: InteractionsFile) -> bool:
-    if path.is_dir():
-        return table.format != "csv"
-    return path.is_file() and _format(path, table) == "parquet"
-
-
-def _parquet_files(path: Path) -> list[Path]:
-    return shard_files(path) if path.is_dir() else [path]
-
-
 def _interaction_log(
-    paths: list[Path], table: InteractionsFile, report: BadRowReport, progress: Progress, folder: Path
+    path: Path, table: InteractionsFile, report: BadRowReport, progress: Progress, folder: Path
 ) -> tuple[InteractionLog, dict[str, pd.DataFrame]]:
-    """The interactions of Parquet ``paths`` (in order) as an interaction log in ``folder``, read
+    """The interactions at ``path`` (a CSV or Parquet file, or a folder of Parquet shards read
+    in name order) as an interaction log in ``folder``, read
     :data:`LOG_BATCH_ROWS` rows at a time: parsed as :func:`_interaction_rows` parses them,
     then held to the canonical rules (:func:`training.data.tables.canonical_chunk`), bad
     rows reported by file and row. Each row keeps its file and row (the log's provenance).
@@ -303,15 +317,16 @@ def _interaction_log(
     columns = tuple(c for c in ("user_id", "item_id", "timestamp", "weight") if c in mapping) + tuple(PROVENANCE)
     writer = LogWriter(folder, columns)
     seen: dict[str, np.ndarray] = {"item_id": np.zeros(0, dtype=object), "user_id": np.zeros(0, dtype=object)}
-    for path in paths:
-        with progress.step(f"reading {path.name}") as done:
+    if path.is_dir() and table.format == "csv":
+        raise DataError("a folder of interactions must hold Parquet shards (format: parquet)", file=str(path))
+    for file in shard_files(path) if path.is_dir() else [path]:
+        with progress.step(f"reading {file.name}") as done:
             rows = 0
-            for frame in _parquet_batches(path):
-                read = _Read(frame, np.arange(rows + 1, rows + 1 + len(frame), dtype=np.int64), str(path))
-                rows += len(frame)
+            for read in _chunks(file, table, report):
+                rows += len(read.frame)
                 parsed, lines, _ = _interaction_rows(read, table, report)
-                good, lines = canonical_chunk(parsed, str(path), lines, report)
-                writer.write(good.assign(source_file=str(path), source_line=lines))
+                good, lines = canonical_chunk(parsed, str(file), lines, report)
+                writer.write(good.assign(source_file=str(file), source_line=lines))
                 for column, ids in seen.items():
                     seen[column] = pd.unique(np.concatenate([ids, parsed[column].to_numpy(dtype=object)]))
             done(f"{rows:,} rows")
@@ -319,12 +334,19 @@ def _interaction_log(
     return writer.close(), derived
 
 
-def _parquet_batches(path: Path) -> Iterator[pd.DataFrame]:
+def _chunks(path: Path, table: InteractionsFile, report: BadRowReport) -> Iterator[_Read]:
+    """The file :data:`LOG_BATCH_ROWS` rows at a time, each row with its line (CSV) or row (Parquet)."""
     if not path.is_file():
         raise DataError("data file not found", file=str(path))
+    if _format(path, table) == "csv":
+        yield from _csv_chunks(path, table, _id_columns(table), report, LOG_BATCH_ROWS)
+        return
+    rows = 0
     try:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=LOG_BATCH_ROWS):
-            yield batch.to_pandas()
+            frame = batch.to_pandas()
+            yield _Read(frame, np.arange(rows + 1, rows + 1 + len(frame), dtype=np.int64), str(path))
+            rows += len(frame)
     except (OSError, pa.ArrowException) as error:
         raise DataError(f"cannot read Parquet: {type(error).__name__}: {error}", file=str(path)) from error
 

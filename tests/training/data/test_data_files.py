@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from training.data.bad_rows import DataError
 from training.data.files import load_files, read_files
+from training.data.tables import finalize
 
 
 def write_spec(path: Path, spec: dict) -> Path:
@@ -127,6 +128,30 @@ def test_bad_rows_located_by_line(tmp_path: Path) -> None:
     assert data.lines["interactions"].tolist() == [2]
     with pytest.raises(DataError, match="7 bad row"):
         load_files(spec, max_bad_rows=6)
+
+
+def test_a_csv_read_as_a_log_a_few_rows_at_a_time_finds_the_same_bad_lines_and_rows(tmp_path: Path, monkeypatch) -> None:
+    """Given a folder for the log (``recsys train`` gives one), a CSV is read a chunk at a time
+    into a log of files: the same bad rows by line (a malformed line, a blank one, an unknown
+    item found by the log's checks) and the same good rows with their lines."""
+    import training.data.files as files
+
+    rows = [f"c{k % 4},00{7 + k % 2},{1700000000 + k},1,web" for k in range(14)]
+    rows[3] = "c1,007,1700000000,1,web,extra"  # line 5: too many fields
+    rows[6] = ""  # line 8: blank
+    rows[9] = "c2,999,1700000000,1,web"  # line 11: unknown item
+    rows[12] = "c2,008,yesterday-ish,1,web"  # line 14: timestamp
+    spec = csv_spec(tmp_path, events="customer,sku,ts,qty,channel\n" + "\n".join(rows) + "\n")
+    whole = load_files(spec, max_bad_rows=4)
+    monkeypatch.setattr(files, "LOG_BATCH_ROWS", 3)
+    logged = finalize(read_files(spec, log_dir=tmp_path / "log"), max_bad_rows=4)
+    where = sorted((r.file, r.line, r.column) for r in logged.report.rows)
+    assert where == sorted((r.file, r.line, r.column) for r in whole.report.rows)
+    assert [line for _, line, _ in where] == [5, 8, 11, 14]
+    assert logged.log is not None and len(logged.log.files) == 1
+    read = pd.concat(list(logged.log.frames()), ignore_index=True)
+    pd.testing.assert_frame_equal(read[list(logged.log.data_columns)], whole.interactions[list(logged.log.data_columns)])
+    assert read["source_line"].tolist() == whole.lines["interactions"].tolist()
 
 
 def test_duplicate_item_ids_in_items_file(tmp_path: Path) -> None:
