@@ -155,3 +155,19 @@ def test_a_corrupt_shard_read_as_a_log_is_named_by_file(tmp_path):
     with pytest.raises(DataError) as caught:
         read_files(_spec(tmp_path / "spec.yaml", "shards"), log_dir=tmp_path / "log")
     assert caught.value.file == str(shards[1]) and "cannot read Parquet" in str(caught.value)
+
+
+def test_the_readmes_flow_for_a_large_log_a_csv_converted_by_duckdb_gives_the_same_data(tmp_path):
+    """README "A log too large for memory": DuckDB converts the CSV into one Parquet file, out of
+    core and in the rows' order; the spec names it; the run's log holds the CSV's rows."""
+    import duckdb
+
+    _events(2000).to_csv(tmp_path / "events.csv", index=False)
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_csv('{tmp_path / 'events.csv'}')) TO '{tmp_path / 'events.parquet'}' (FORMAT parquet)"
+    )
+    from_csv = load_files(_spec(tmp_path / "csv.yaml", "events.csv"))
+    converted = _as_log(_spec(tmp_path / "parquet.yaml", "events.parquet"), tmp_path / "log")
+    rows = pd.concat(list(converted.log.frames(list(converted.log.data_columns))), ignore_index=True)
+    pd.testing.assert_frame_equal(rows, from_csv.interactions)
+    assert converted.fingerprint() == from_csv.fingerprint()
