@@ -48,6 +48,7 @@ SPAN_SECONDS = 300 * 86_400  # a user's history spans about this long
 WEIGHTS = np.array([1.0, 2.0, 4.0])  # view, cart, purchase
 DEDUP_ROUNDS = 6
 LOG_CHUNK = 1 << 20  # interactions turned into id strings at a time when written as a log
+CHUNK = 1 << 20  # interactions whose per-category temporaries are made at a time
 
 
 @dataclass
@@ -119,13 +120,21 @@ def _draw_categories(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(category, preferred?) per interaction of users in clusters ``cluster``."""
     n = len(cluster)
-    cumulative = np.cumsum(weights[cluster], axis=1)
-    slot = np.minimum((rng.random(n)[:, None] > cumulative).sum(axis=1), 2)
-    category = prefs[cluster, slot]
+    draw = rng.random(n)
+    category = np.empty(n, dtype=np.int32)
+    for at in range(0, n, CHUNK):  # [chunk, 3] temporaries, not [n, 3]: the same values
+        part = slice(at, at + CHUNK)
+        cumulative = np.cumsum(weights[cluster[part]], axis=1)
+        slot = np.minimum((draw[part, None] > cumulative).sum(axis=1), 2)
+        category[part] = prefs[cluster[part], slot]
+    del draw
     explore = rng.random(n) < EXPLORE
     mass = catalog.category_mass / catalog.category_mass.sum()
     category[explore] = rng.choice(len(mass), size=int(explore.sum()), p=mass)
-    preferred = (prefs[cluster] == category[:, None]).any(axis=1)
+    preferred = np.empty(n, dtype=bool)
+    for at in range(0, n, CHUNK):
+        part = slice(at, at + CHUNK)
+        preferred[part] = (prefs[cluster[part]] == category[part, None]).any(axis=1)
     return category, preferred
 
 
@@ -156,24 +165,39 @@ def _interactions(
     weights: np.ndarray,
 ) -> pd.DataFrame:
     activity = rng.lognormal(0.0, 1.0, n_users)
-    users = rng.choice(n_users, size=n, p=activity / activity.sum())
+    users = rng.choice(n_users, size=n, p=activity / activity.sum()).astype(np.int32)
     category, preferred = _draw_categories(rng, catalog, prefs, weights, cluster_of_user[users])
-    items = _sample_items(rng, catalog, category)
+    items = _sample_items(rng, catalog, category).astype(np.int32)
     n_items = len(catalog.category)
     for _ in range(DEDUP_ROUNDS):  # re-draw repeated (user, item) pairs: mostly unique
-        dup = pd.Series(users.astype(np.int64) * n_items + items).duplicated().to_numpy()
+        dup = _repeated(users.astype(np.int64) * n_items + items)
         if not dup.any():
             break
         idx = np.flatnonzero(dup)
         cat_d, pref_d = _draw_categories(rng, catalog, prefs, weights, cluster_of_user[users[idx]])
         category[idx], preferred[idx] = cat_d, pref_d
         items[idx] = _sample_items(rng, catalog, cat_d)
+    del category
     p_purchase = np.where(preferred, 0.12, 0.03)
+    del preferred
     roll = rng.random(n)
-    event = np.where(roll < p_purchase, 2, np.where(roll < p_purchase + 0.10, 1, 0))
+    event = np.where(roll < p_purchase, 2, np.where(roll < p_purchase + 0.10, 1, 0)).astype(np.int8)
+    del roll, p_purchase
     stamps = _timestamps(rng, users, n_users)
     order = np.lexsort((users, stamps))  # by time, then user
-    return pd.DataFrame({"user": users[order], "item": items[order], "timestamp": stamps[order], "weight": WEIGHTS[event][order]})
+    out = pd.DataFrame({"timestamp": stamps[order]})
+    del stamps
+    out["user"], out["item"], out["weight"] = users[order], items[order], WEIGHTS[event[order]]
+    return out[["user", "item", "timestamp", "weight"]]
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """True where a key equals an earlier one (``pandas.Series.duplicated``, by a stable sort)."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    repeated = np.zeros(len(keys), dtype=bool)
+    repeated[order[1:]] = ranked[1:] == ranked[:-1]
+    return repeated
 
 
 def _items_table(rng: np.random.Generator, catalog: _Catalog, vocabs: list[CategoryVocab]) -> pd.DataFrame:
