@@ -25,6 +25,7 @@ from training.config import TrainConfig
 from training.data.tables import CanonicalData
 from training.evaluate import EvalSample, eval_sample, evaluate_sample
 from training.export import TableParts, VersionArtifact, write_version
+from training.freed_memory import release_freed_memory
 from training.index import build_index
 from training.index_queries import SessionQueries, index_session_queries
 from training.metrics import bounded_batch
@@ -220,6 +221,7 @@ def run_pipeline(
         # chosen the epoch count, train again on all of the training split.
         selection = _Selection.of(selection_run())  # its figures only: its model is not held through the refit
         gc.collect()  # a Keras model sits in reference cycles (its callbacks, its traced functions)
+        release_freed_memory()
         console.log(f"refitting on the whole training split for {selection.best_epoch} epoch(s)")
         result = train(
             prep,
@@ -235,6 +237,7 @@ def run_pipeline(
     else:
         result = selection_run()
     final_parts = TRAIN if refit else (FIT,)  # what the published towers were fitted on
+    release_freed_memory()
 
     with step("evaluating on the test split"):
         # what users.parquet serves known users: each user's latest training items
@@ -245,6 +248,7 @@ def run_pipeline(
         sample = eval_sample(prep, prepared, TRAIN, (TEST,), config.max_eval_queries, config.seed)
         evaluation = evaluate_sample(sample, user_emb, item_emb, config, query_tower=result.model.query_tower)
         evaluation["factorized_top_k"] = top_k_cross_check(result, sample, item_emb, config)
+    release_freed_memory()  # what the evaluation freed
     known_users = np.flatnonzero(user_counts(prepared, final_parts))
     query_defaults = input_defaults(spec.query, subset_inputs(prep.user_inputs, known_users))
     with step(f"building the ScaNN index over {prep.num_items:,} items"):

@@ -18,6 +18,7 @@ from towers.tower import build_tower, training_tower
 from training.config import SplitKind, TrainConfig
 from training.evaluate import pair_query_inputs
 from training.fit_progress import keras_verbose, progress_callbacks
+from training.freed_memory import ReleaseFreedMemory
 from training.metrics import embedding_score_fn, ranking_metrics, top_k_accuracy
 from training.model import TwoTowerModel, embed
 from training.optimizers import make_optimizer
@@ -221,6 +222,7 @@ def _train(
     validation = _ValidationMetric(prep, examples, config, run_dir / "history.json" if run_dir else None)
     callbacks: list[tf.keras.callbacks.Callback] = [
         timer,
+        ReleaseFreedMemory(),
         validation,
         *progress_callbacks(verbose, config.batch_size, config.progress_every_s),
         *extra_callbacks,

@@ -163,9 +163,7 @@ def test_the_readmes_flow_for_a_large_log_a_csv_converted_by_duckdb_gives_the_sa
     import duckdb
 
     _events(2000).to_csv(tmp_path / "events.csv", index=False)
-    duckdb.sql(
-        f"COPY (SELECT * FROM read_csv('{tmp_path / 'events.csv'}')) TO '{tmp_path / 'events.parquet'}' (FORMAT parquet)"
-    )
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{tmp_path / 'events.csv'}')) TO '{tmp_path / 'events.parquet'}' (FORMAT parquet)")
     from_csv = load_files(_spec(tmp_path / "csv.yaml", "events.csv"))
     converted = _as_log(_spec(tmp_path / "parquet.yaml", "events.parquet"), tmp_path / "log")
     rows = pd.concat(list(converted.log.frames(list(converted.log.data_columns))), ignore_index=True)
