@@ -24,7 +24,12 @@ def test_free_pages_between_live_blocks_go_back_to_the_system() -> None:
 
 def test_the_callback_releases_every_few_seconds_and_at_each_epochs_end(monkeypatch) -> None:
     calls, now = [], [100.0]
-    monkeypatch.setattr(freed, "release_freed_memory", lambda: calls.append(now[0]) or True)
+
+    def release() -> bool:
+        calls.append(now[0])
+        return True
+
+    monkeypatch.setattr(freed, "release_freed_memory", release)
     monkeypatch.setattr(freed.time, "monotonic", lambda: now[0])
     callback = ReleaseFreedMemory(every_s=10.0)
     for step in range(30):  # a step a second

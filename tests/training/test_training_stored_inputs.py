@@ -62,7 +62,7 @@ def test_a_table_in_parts_must_hold_the_rows_it_announces_and_is_written_empty_f
 def test_session_queries_cut_from_stored_inputs_made_per_user_are_those_of_the_whole_column(stored) -> None:
     spec, prep, inputs = stored
     whole = prep.latest_query_inputs(inputs.latest)
-    defaults = {"user_id": "", "age": 30.0, "country": "", "segment": ""}
+    defaults: dict[str, str | float] = {"user_id": "", "age": 30.0, "country": "", "segment": ""}
     seen = []
 
     def embed(columns):

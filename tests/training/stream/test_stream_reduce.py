@@ -93,7 +93,7 @@ def test_seen_items_a_shard_at_a_time_are_the_same_lists_each_user_once(prep, pr
             found[user] = lists.items[lists.offsets[k] : lists.offsets[k + 1]].tolist()
     having = np.flatnonzero(seen.lengths)
     assert sorted(found) == having.tolist()
-    assert all(found[u] == seen.of([u])[0].tolist() for u in having.tolist())
+    assert all(found[u] == seen.of(np.array([u]))[0].tolist() for u in having.tolist())
 
 
 def test_latest_items_of_some_users_are_their_lists_in_the_order_asked(prep, prepared) -> None:
