@@ -67,13 +67,19 @@ def test_folder_of_shards_and_one_file_give_the_same_vocabularies_split_and_mode
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_bad_row_is_named_by_its_shard_and_row(tmp_path):
+def _shards_with_a_bad_timestamp(folder: Path) -> tuple[pd.DataFrame, list[Path]]:
+    """300 events in three shards; row 3 of the second has a timestamp that does not parse."""
     events = _events(300)
-    shards = _write_shards(tmp_path / "shards", events, [100, 200])
+    shards = _write_shards(folder, events, [100, 200])
     bad = pd.read_parquet(shards[1])
     bad["ts"] = bad["ts"].astype(str)
-    bad.loc[2, "ts"] = "soon"  # row 3 of the second shard
+    bad.loc[2, "ts"] = "soon"
     bad.to_parquet(shards[1], index=False)
+    return events, shards
+
+
+def test_a_bad_row_is_named_by_its_shard_and_row(tmp_path):
+    _, shards = _shards_with_a_bad_timestamp(tmp_path / "shards")
     spec = _spec(tmp_path / "spec.yaml", "shards")
     with pytest.raises(DataError, match="1 bad row"):
         load_files(spec)
@@ -125,12 +131,7 @@ def test_shards_read_as_a_log_of_files_are_the_same_data_vocabularies_and_split(
 def test_a_logs_bad_rows_are_named_by_their_shard_and_row_whichever_check_finds_them(tmp_path):
     """A row that does not parse is found while the shard is read; one naming an unknown
     item, by the log's checks over the files: both name the shard and its row."""
-    events = _events(300)
-    shards = _write_shards(tmp_path / "shards", events, [100, 200])
-    bad = pd.read_parquet(shards[1])
-    bad["ts"] = bad["ts"].astype(str)
-    bad.loc[2, "ts"] = "soon"  # row 3 of the second shard
-    bad.to_parquet(shards[1], index=False)
+    events, shards = _shards_with_a_bad_timestamp(tmp_path / "shards")
     last = pd.read_parquet(shards[2])
     last.loc[4, "sku"] = "not-in-the-catalog"  # row 5 of the third shard
     last.to_parquet(shards[2], index=False)
