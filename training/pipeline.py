@@ -118,6 +118,9 @@ class PipelineResult:
     session_queries: SessionQueries | None = None  # the session queries the index was tuned on (history versions)
 
 
+SEEN_SCHEMA = pa.schema([("user_id", pa.string()), ("item_rows", pa.list_(pa.int32()))])
+
+
 def _tables_for_export(
     prep: PreparedData, prepared: Prepared, train_parts: tuple[int, ...], stored: StoredInputs
 ) -> tuple[pd.DataFrame, TableParts, TableParts]:
@@ -143,9 +146,6 @@ def _tables_for_export(
         TableParts(len(stored), stored.tables),
         TableParts(seen_users, seen_parts, schema=SEEN_SCHEMA),
     )
-
-
-SEEN_SCHEMA = pa.schema([("user_id", pa.string()), ("item_rows", pa.list_(pa.int32()))])
 
 
 TOP_K_SCORES_BYTES = 256 << 20  # the scores one cross-check batch holds: batch x catalog, float32
