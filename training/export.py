@@ -54,8 +54,8 @@ class VersionArtifact:
     candidate_defaults: dict[str, str | float]
     item_embeddings: np.ndarray
     items: pd.DataFrame  # row i = index row i: item_id, popularity, metadata
-    users: pd.DataFrame | TableParts  # user_id + raw query inputs
-    seen: pd.DataFrame | pa.Table | TableParts  # user_id, item_rows
+    users: pd.DataFrame | Path  # user_id + raw query inputs (a Path: a Parquet file written beforehand, copied)
+    seen: pd.DataFrame | pa.Table | Path  # user_id, item_rows
     searcher: object
     metrics: dict = field(default_factory=dict)
     # the manifest's other sections, named by artifact.manifest.Manifest: dataset, training, index
@@ -64,6 +64,7 @@ class VersionArtifact:
     kind: Literal["training", "catalog_update"] = "training"  # the manifest's top-level ``kind``: "training" | "catalog_update"
     parent_version: str | None = None  # the version a catalog update was made from
     towers_from: Path | None = None  # a published version whose query_model/ and candidate_model/ are copied as they are
+    scratch: object | None = None  # what keeps the files ``users`` / ``seen`` name alive (a TemporaryDirectory)
 
 
 def export_tower(tower: tf.keras.Model, features: list[FeatureSpec], path: Path) -> None:
@@ -100,15 +101,16 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def _write_parquet(frame: pd.DataFrame | pa.Table | TableParts, path: Path) -> None:
-    if isinstance(frame, TableParts):
-        _write_parts(frame, path)
+def _write_parquet(frame: pd.DataFrame | pa.Table | Path, path: Path) -> None:
+    if isinstance(frame, Path):
+        shutil.copyfile(frame, path)
         return
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     pq.write_table(table, path)
 
 
-def _write_parts(table: TableParts, path: Path) -> None:
+def write_parts(table: TableParts, path: Path) -> Path:
+    """``table`` written into the Parquet file ``path``, a part at a time (``path`` returned)."""
     writer: pq.ParquetWriter | None = None
     written = 0
     try:
@@ -126,6 +128,11 @@ def _write_parts(table: TableParts, path: Path) -> None:
             writer.close()
     if written != table.rows:
         raise ValueError(f"{path.name}: {written:,} rows written, {table.rows:,} announced")
+    return path
+
+
+def _rows(table: pd.DataFrame | Path) -> int:
+    return pq.ParquetFile(table).metadata.num_rows if isinstance(table, Path) else len(table)
 
 
 def write_version(dest: Path, artifact: VersionArtifact, version: str) -> Manifest:
@@ -159,7 +166,7 @@ def write_version(dest: Path, artifact: VersionArtifact, version: str) -> Manife
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         embedding_dim=artifact.spec.embedding_dim,
         num_items=len(artifact.items),
-        num_users=len(artifact.users),
+        num_users=_rows(artifact.users),
         query_inputs=_inputs(artifact.spec.query.features, artifact.query_defaults),
         candidate_inputs=_inputs(artifact.spec.candidate.features, artifact.candidate_defaults),
         feature_spec=artifact.spec.model_dump(mode="json"),

@@ -24,14 +24,14 @@ from towers.tower import input_defaults
 from training.config import TrainConfig
 from training.data.tables import CanonicalData
 from training.evaluate import EvalSample, eval_sample, evaluate_sample
-from training.export import TableParts, VersionArtifact, write_version
+from training.export import TableParts, VersionArtifact, write_parts, write_version
 from training.freed_memory import release_freed_memory
 from training.index import build_index
 from training.index_queries import SessionQueries, index_session_queries
 from training.metrics import bounded_batch
 from training.model import embed
 from training.prepared import PreparedData, make_dataset, prepare, sampling_probabilities, subset_inputs
-from training.publish import publish
+from training.publish import PublishError, publish
 from training.quality_gate import index_gate, quality_gate
 from training.report import write_report
 from training.split import Split
@@ -122,11 +122,12 @@ SEEN_SCHEMA = pa.schema([("user_id", pa.string()), ("item_rows", pa.list_(pa.int
 
 
 def _tables_for_export(
-    prep: PreparedData, prepared: Prepared, train_parts: tuple[int, ...], stored: StoredInputs
-) -> tuple[pd.DataFrame, TableParts, TableParts]:
+    prep: PreparedData, prepared: Prepared, train_parts: tuple[int, ...], stored: StoredInputs, folder: Path
+) -> tuple[pd.DataFrame, Path, Path]:
     """items.parquet (with the training popularity), users.parquet (the query inputs served
     for known users: ``stored``) and seen.parquet (a shard's users at a time, in no particular
-    order), from the prepared shards: the per-user tables are written a part at a time."""
+    order), from the prepared shards: the per-user tables are written into ``folder`` a part
+    at a time, once, and every publish of the version copies them."""
     items = prep.data.items.reset_index(drop=True).copy()
     items["item_id"] = prep.item_ids
     items["popularity"] = item_counts(prepared, train_parts)
@@ -143,8 +144,8 @@ def _tables_for_export(
 
     return (
         items,
-        TableParts(len(stored), stored.tables),
-        TableParts(seen_users, seen_parts, schema=SEEN_SCHEMA),
+        write_parts(TableParts(len(stored), stored.tables), folder / "users.parquet"),
+        write_parts(TableParts(seen_users, seen_parts, schema=SEEN_SCHEMA), folder / "seen.parquet"),
     )
 
 
@@ -300,7 +301,12 @@ def run_pipeline(
         if not gate.passed:
             raise QualityGateError(f"quality gate refused the new version: {gate.message}")
     if publish_version:
-        items, users, seen = _tables_for_export(prep, prepared, TRAIN, stored_inputs)
+        try:  # the per-user tables, written once on the versions' volume: a full disk is a failed publish
+            (model_root / ".runs").mkdir(parents=True, exist_ok=True)
+            scratch = tempfile.TemporaryDirectory(prefix="export-", dir=model_root / ".runs")
+            items, users, seen = _tables_for_export(prep, prepared, TRAIN, stored_inputs, Path(scratch.name))
+        except OSError as exc:
+            raise PublishError(f"could not write the version's users and seen tables under {model_root}: {exc}") from exc
         train_items = np.flatnonzero(item_counts(prepared, final_parts))
         artifact = VersionArtifact(
             spec=spec,
@@ -312,6 +318,7 @@ def run_pipeline(
             items=items,
             users=users,
             seen=seen,
+            scratch=scratch,
             searcher=searcher,
             metrics=metrics,
             manifest_extra={

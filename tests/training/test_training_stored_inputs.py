@@ -9,7 +9,7 @@ import pytest
 
 from towers.spec import storefront_spec
 from training.data.synthetic import generate_storefront
-from training.export import TableParts, _write_parquet
+from training.export import TableParts, write_parts
 from training.index_queries import index_session_queries
 from training.prepared import prepare
 from training.stored_inputs import StoredInputs
@@ -43,7 +43,7 @@ def test_stored_inputs_of_some_users_are_those_of_every_user(stored) -> None:
 
 def test_users_table_written_in_parts_is_the_table_of_every_user(stored, tmp_path) -> None:
     _, prep, inputs = stored
-    _write_parquet(TableParts(len(inputs), lambda: inputs.tables(rows=50)), tmp_path / "users.parquet")
+    write_parts(TableParts(len(inputs), lambda: inputs.tables(rows=50)), tmp_path / "users.parquet")
     assert pq.ParquetFile(tmp_path / "users.parquet").metadata.num_row_groups == 3
     written = pd.read_parquet(tmp_path / "users.parquet")
     expected = pd.DataFrame({"user_id": prep.user_ids, **prep.latest_query_inputs(inputs.latest)})
@@ -54,8 +54,8 @@ def test_a_table_in_parts_must_hold_the_rows_it_announces_and_is_written_empty_f
     schema = pa.schema([("user_id", pa.string())])
     part = pa.table({"user_id": ["a", "b"]})
     with pytest.raises(ValueError, match="2 rows written, 3 announced"):
-        _write_parquet(TableParts(3, lambda: iter([part])), tmp_path / "a.parquet")
-    _write_parquet(TableParts(0, lambda: iter([]), schema=schema), tmp_path / "b.parquet")
+        write_parts(TableParts(3, lambda: iter([part])), tmp_path / "a.parquet")
+    write_parts(TableParts(0, lambda: iter([]), schema=schema), tmp_path / "b.parquet")
     assert pq.read_table(tmp_path / "b.parquet").schema.equals(schema) and pq.read_table(tmp_path / "b.parquet").num_rows == 0
 
 
