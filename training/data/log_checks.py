@@ -9,7 +9,6 @@ once into ``valid/`` inside the log's folder and that log is returned."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -18,6 +17,7 @@ import pyarrow as pa
 
 from training.data.bad_rows import BadRowReport, DataError
 from training.data.log import InteractionLog
+from training.duckdb_files import connect, ordered_files
 
 MEMORY_LIMIT = "1GB"  # DuckDB spills past it: the log never has to fit in memory
 
@@ -31,13 +31,6 @@ _RULES: list[tuple[str, str, str]] = [
     ("user_id", "u.known_user IS NULL", "unknown user_id {!r} (not in the users table)"),
     ("item_id", "i.known_item IS NULL", "unknown item_id {!r} (not in the items table)"),
 ]
-
-
-def _connect(folder: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    con.execute(f"SET temp_directory = '{folder / '.spill'}'")
-    return con
 
 
 def _check_types(con: duckdb.DuckDBPyConnection, source: str, log: InteractionLog) -> None:
@@ -58,13 +51,11 @@ def _values(column: str) -> str:
 def check_log(log: InteractionLog, item_ids: pd.Series, user_ids: pd.Series, report: BadRowReport) -> InteractionLog:
     """The log's good rows (``log`` itself when all are good); each bad row goes into ``report``."""
     folder = log.files[0].parent
-    con = _connect(folder)
+    con = connect(MEMORY_LIMIT, folder / ".spill")
     try:
         con.register("known_users", pa.table({"known_user": pa.array(np.asarray(user_ids, dtype=object), pa.string())}))
         con.register("known_items", pa.table({"known_item": pa.array(np.asarray(item_ids, dtype=object), pa.string())}))
-        files = [str(f) for f in log.files]
-        con.register("file_order", pa.table({"filename": files, "file_index": list(range(len(files)))}))
-        source = f"read_parquet({files!r}, filename = true, file_row_number = true)"
+        source = ordered_files(con, list(log.files))
         _check_types(con, source, log)
         rules = [r for r in _RULES if r[0] in log.columns]
         which = "CASE " + " ".join(f"WHEN {cond} THEN {k}" for k, (_, cond, _) in enumerate(rules)) + " END"
@@ -73,14 +64,13 @@ def check_log(log: InteractionLog, item_ids: pd.Series, user_ids: pd.Series, rep
             "s.source_file, s.source_line" if provenance else "s.filename AS source_file, s.file_row_number + 1 AS source_line"
         )
         con.execute(
-            f"CREATE TEMP TABLE checked AS SELECT s.filename, s.file_row_number, {where}, {which} AS rule, "
+            f"CREATE TEMP TABLE checked AS SELECT s.file_index, s.file_row_number, {where}, {which} AS rule, "
             f"CASE {' '.join(f'WHEN {cond} THEN {_values(col)}' for col, cond, _ in rules)} END AS value "
             f"FROM {source} s LEFT JOIN known_users u ON s.user_id = u.known_user "
             "LEFT JOIN known_items i ON s.item_id = i.known_item"
         )
         bad = con.execute(
-            "SELECT c.source_file, c.source_line, c.rule, c.value FROM checked c JOIN file_order o USING (filename) "
-            "WHERE c.rule IS NOT NULL ORDER BY o.file_index, c.file_row_number"
+            "SELECT source_file, source_line, rule, value FROM checked WHERE rule IS NOT NULL ORDER BY file_index, file_row_number"
         ).fetchall()
         if not bad:
             return log
@@ -92,8 +82,8 @@ def check_log(log: InteractionLog, item_ids: pd.Series, user_ids: pd.Series, rep
         out.mkdir()
         columns = ", ".join(f"s.{c}" for c in log.columns)
         con.execute(
-            f"COPY (SELECT {columns} FROM {source} s JOIN checked c USING (filename, file_row_number) "
-            "JOIN file_order o USING (filename) WHERE c.rule IS NULL ORDER BY o.file_index, s.file_row_number) "
+            f"COPY (SELECT {columns} FROM {source} s JOIN checked c USING (file_index, file_row_number) "
+            "WHERE c.rule IS NULL ORDER BY s.file_index, s.file_row_number) "
             f"TO '{out / 'part-00000.parquet'}' (FORMAT parquet)"
         )
         return InteractionLog.of([out / "part-00000.parquet"])

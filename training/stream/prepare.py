@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from training.config import SplitKind
+from training.duckdb_files import connect, ordered_files
 from training.split import random_split
 
 FIT, VALIDATION, TEST = 0, 1, 2
@@ -90,15 +91,6 @@ class Prepared:
         return cls(root=Path(root), shards=shards, **meta)
 
 
-def _connect(memory_limit: str | None, temp_dir: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")  # order comes from ORDER BY only
-    con.execute(f"SET temp_directory = '{temp_dir}'")
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-    return con
-
-
 def _vocabulary(con: duckdb.DuckDBPyConnection, name: str, column: str, ids: np.ndarray) -> None:
     table = pa.table({column: pa.array(np.asarray(ids, dtype=object), type=pa.string())})
     con.register(f"{name}_ids", table)
@@ -134,15 +126,9 @@ def _load(
         con.register("source_table", table)
         columns, source = set(table.column_names), "SELECT * FROM source_table"
     else:
-        files = [str(Path(f)) for f in interactions]
-        if not files:
-            raise ValueError("no interaction files given")
-        columns = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({files!r})").fetchall()}
-        con.register("file_order", pa.table({"filename": files, "file_index": list(range(len(files)))}))
-        source = (
-            "SELECT s.*, row_number() OVER (ORDER BY o.file_index, s.file_row_number) - 1 AS position "
-            f"FROM read_parquet({files!r}, filename = true, file_row_number = true) s JOIN file_order o USING (filename)"
-        )
+        files = ordered_files(con, interactions)
+        columns = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {files}").fetchall()}
+        source = f"SELECT *, row_number() OVER (ORDER BY file_index, file_row_number) - 1 AS position FROM {files}"
     if "user_row" in columns:  # rows of the vocabularies already (the in-memory tables' rows)
         con.execute(
             "CREATE TEMP TABLE x AS SELECT CAST(user_row AS INTEGER) AS user_row, CAST(item_row AS INTEGER) AS item_row, "
@@ -245,7 +231,7 @@ def prepare_shards(
     out.mkdir(parents=True)
     spill = out.with_name(out.name + ".spill")  # beside the shards: DuckDB writes its partitions into an empty folder
     shutil.rmtree(spill, ignore_errors=True)  # a killed preparation's
-    con = _connect(memory_limit, spill)
+    con = connect(memory_limit, spill)
     try:
         _load(con, interactions, user_ids, item_ids)
         n = int(con.execute("SELECT count(*) FROM x").fetchone()[0])  # type: ignore[index]

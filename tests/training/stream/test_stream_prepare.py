@@ -115,9 +115,9 @@ def test_given_parts_leave_out_the_rest(tmp_path) -> None:
 
 def test_duckdb_holds_at_most_the_memory_limit_given(tmp_path) -> None:
     from training.config import TrainConfig
-    from training.stream.prepare import _connect
+    from training.duckdb_files import connect
 
-    con = _connect("64MB", tmp_path / "spill")
+    con = connect("64MB", tmp_path / "spill")
     assert con.execute("SELECT current_setting('memory_limit')").fetchone() == ("61.0 MiB",)  # 64 MB in MiB
     con.close()
     frame = interactions()
