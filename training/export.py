@@ -35,12 +35,9 @@ class TableParts:
     """A table written a part at a time (``parts()`` yields them in order): a per-user table of a
     million users is never put together in memory. ``schema``: the table's when no part comes."""
 
-    rows: int
+    rows: int | None  # the rows the parts must add up to (None: not known beforehand)
     parts: Callable[[], Iterator[pa.Table]]
     schema: pa.Schema | None = None
-
-    def __len__(self) -> int:
-        return self.rows
 
 
 @dataclass
@@ -55,7 +52,7 @@ class VersionArtifact:
     item_embeddings: np.ndarray
     items: pd.DataFrame  # row i = index row i: item_id, popularity, metadata
     users: pd.DataFrame | Path  # user_id + raw query inputs (a Path: a Parquet file written beforehand, copied)
-    seen: pd.DataFrame | pa.Table | Path  # user_id, item_rows
+    seen: pd.DataFrame | Path  # user_id, item_rows
     searcher: object
     metrics: dict = field(default_factory=dict)
     # the manifest's other sections, named by artifact.manifest.Manifest: dataset, training, index
@@ -101,12 +98,11 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def _write_parquet(frame: pd.DataFrame | pa.Table | Path, path: Path) -> None:
+def _write_parquet(frame: pd.DataFrame | Path, path: Path) -> None:
     if isinstance(frame, Path):
         shutil.copyfile(frame, path)
         return
-    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-    pq.write_table(table, path)
+    pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), path)
 
 
 def write_parts(table: TableParts, path: Path) -> Path:
@@ -126,7 +122,7 @@ def write_parts(table: TableParts, path: Path) -> Path:
     finally:
         if writer is not None:
             writer.close()
-    if written != table.rows:
+    if table.rows is not None and written != table.rows:
         raise ValueError(f"{path.name}: {written:,} rows written, {table.rows:,} announced")
     return path
 

@@ -131,7 +131,6 @@ def _tables_for_export(
     items = prep.data.items.reset_index(drop=True).copy()
     items["item_id"] = prep.item_ids
     items["popularity"] = item_counts(prepared, train_parts)
-    seen_users = int(np.count_nonzero(user_counts(prepared, train_parts)))
 
     def seen_parts() -> Iterator[pa.Table]:
         for lists in seen_by_shard(prepared, train_parts):
@@ -145,7 +144,7 @@ def _tables_for_export(
     return (
         items,
         write_parts(TableParts(len(stored), stored.tables), folder / "users.parquet"),
-        write_parts(TableParts(seen_users, seen_parts, schema=SEEN_SCHEMA), folder / "seen.parquet"),
+        write_parts(TableParts(None, seen_parts, schema=SEEN_SCHEMA), folder / "seen.parquet"),
     )
 
 

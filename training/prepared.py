@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -143,7 +143,7 @@ def interaction_rows(data: CanonicalData, user_ids: np.ndarray, item_ids: np.nda
     stamped = "timestamp" in data.interactions.columns
     times = np.empty(n, dtype=np.int64) if stamped else np.arange(n, dtype=np.int64)
     start = 0
-    for chunk in _chunks(data):
+    for chunk in data.interaction_frames(ROWS_CHUNK):
         end = start + len(chunk)
         user_rows[start:end] = user_pos.get_indexer(chunk["user_id"].astype(str))
         item_rows[start:end] = item_pos.get_indexer(chunk["item_id"].astype(str))
@@ -153,15 +153,6 @@ def interaction_rows(data: CanonicalData, user_ids: np.ndarray, item_ids: np.nda
     if n and (user_rows.min() < 0 or item_rows.min() < 0):
         raise ValueError("interactions reference unknown users or items (validate_canonical should have caught it)")
     return InteractionRows(user_rows, item_rows, times)
-
-
-def _chunks(data: CanonicalData) -> Iterator[pd.DataFrame]:
-    """The interactions (in memory or a log of files), :data:`ROWS_CHUNK` rows at a time."""
-    if data.log is not None:
-        yield from data.log.frames(rows=ROWS_CHUNK)
-        return
-    for start in range(0, len(data.interactions), ROWS_CHUNK):
-        yield data.interactions.iloc[start : start + ROWS_CHUNK]
 
 
 def prepare(data: CanonicalData, spec: ModelSpec) -> PreparedData:

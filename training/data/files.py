@@ -88,8 +88,7 @@ def _undecodable_line(path: Path, encoding: str) -> int | None:
 
 
 def _read_csv(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport) -> _Read:
-    reads = list(_csv_chunks(path, spec, id_columns, report, None))
-    return reads[0]
+    return next(_csv_chunks(path, spec, id_columns, report, None))
 
 
 def _csv_chunks(path: Path, spec: TableFile, id_columns: list[str], report: BadRowReport, rows: int | None) -> Iterator[_Read]:
@@ -205,6 +204,15 @@ def shard_files(folder: Path) -> list[Path]:
     return shards
 
 
+def _interaction_files(path: Path, table: InteractionsFile) -> list[Path]:
+    """The file ``path``, or the Parquet shards of the folder ``path`` in name order."""
+    if not path.is_dir():
+        return [path]
+    if table.format == "csv":
+        raise DataError("a folder of interactions must hold Parquet shards (format: parquet)", file=str(path))
+    return shard_files(path)
+
+
 def _interactions(base: Path, spec: FilesSpec, report: BadRowReport, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, str]:
     """The good interaction rows, their line (row) numbers and their file.
 
@@ -213,12 +221,11 @@ def _interactions(base: Path, spec: FilesSpec, report: BadRowReport, progress: P
     the shards (the file is the folder), for the checks that follow."""
     table = spec.interactions
     path = _resolve(base, table)
+    shards = _interaction_files(path, table)
     if not path.is_dir():
         return _interaction_rows(_read(path, table, _id_columns(table), report, progress), table, report)
-    if table.format == "csv":
-        raise DataError("a folder of interactions must hold Parquet shards (format: parquet)", file=str(path))
     frames, lines, offset = [], [], 0
-    for shard in shard_files(path):
+    for shard in shards:
         read = _read(shard, table, _id_columns(table), report, progress)
         frame, rows, _ = _interaction_rows(read, table, report)
         frames.append(frame)
@@ -317,9 +324,7 @@ def _interaction_log(
     columns = tuple(c for c in ("user_id", "item_id", "timestamp", "weight") if c in mapping) + tuple(PROVENANCE)
     writer = LogWriter(folder, columns)
     seen: dict[str, np.ndarray] = {"item_id": np.zeros(0, dtype=object), "user_id": np.zeros(0, dtype=object)}
-    if path.is_dir() and table.format == "csv":
-        raise DataError("a folder of interactions must hold Parquet shards (format: parquet)", file=str(path))
-    for file in shard_files(path) if path.is_dir() else [path]:
+    for file in _interaction_files(path, table):
         with progress.step(f"reading {file.name}") as done:
             rows = 0
             for read in _chunks(file, table, report):
@@ -330,7 +335,7 @@ def _interaction_log(
                 for column, ids in seen.items():
                     seen[column] = pd.unique(np.concatenate([ids, parsed[column].to_numpy(dtype=object)]))
             done(f"{rows:,} rows")
-    derived = {c: pd.DataFrame({c: pd.Series(ids, dtype=str)}) for c, ids in seen.items()}
+    derived = {c: _bare(pd.DataFrame({c: ids}), c) for c, ids in seen.items()}
     return writer.close(), derived
 
 

@@ -11,6 +11,7 @@ table) raise :class:`DataError`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -57,6 +58,14 @@ class CanonicalData:
     @property
     def num_interactions(self) -> int:
         return len(self.interactions) if self.log is None else self.log.rows
+
+    def interaction_frames(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The interactions (in memory or the log of files), ``rows`` at a time, in order."""
+        if self.log is not None:
+            yield from self.log.frames(list(self.log.data_columns), rows)
+            return
+        for start in range(0, len(self.interactions), rows):
+            yield self.interactions.iloc[start : start + rows]
 
     def fingerprint(self) -> str:
         """sha256 hex of the three tables' columns and values (stable across runs; the same

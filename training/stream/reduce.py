@@ -8,8 +8,7 @@ for), whatever the size of the log.
 
 - :func:`item_counts` / :func:`user_counts`: interactions per item / user row in some parts;
 - :func:`latest_items`: each user's last ``length`` item rows in some parts, oldest first;
-- :func:`seen_items`: each user's distinct item rows in some parts (:func:`seen_by_shard`: a shard
-  at a time);
+- :func:`seen_by_shard`: each user's distinct item rows in some parts, a shard at a time;
 - :func:`part_rows`: the rows of some parts (for sampling test or validation pairs);
 - :func:`gather`: every row of some users, for the scored users of an evaluation.
 """
@@ -113,18 +112,9 @@ def latest_items(prepared: Prepared, parts: tuple[int, ...], length: int) -> Use
     return _per_user(prepared, parts, lists)
 
 
-def seen_items(prepared: Prepared, parts: tuple[int, ...]) -> UserLists:
-    """Per user row, the distinct item rows of its interactions in ``parts``, ascending."""
-
-    def lists(shard: ShardRows, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return distinct_pairs(shard.user_rows[rows], shard.item_rows[rows])
-
-    return _per_user(prepared, parts, lists)
-
-
 def seen_by_shard(prepared: Prepared, parts: tuple[int, ...]) -> Iterator[ShardLists]:
-    """:func:`seen_items` one shard at a time (for a table written a shard at a time): each
-    shard's users with interactions in ``parts`` and their distinct item rows, ascending."""
+    """Each user's distinct item rows in ``parts``, ascending, one shard at a time (for a table
+    written a shard at a time): each shard's users with interactions in ``parts``."""
     for shard in shards(prepared):
         users, items = distinct_pairs(shard.user_rows[shard.rows_of(*parts)], shard.item_rows[shard.rows_of(*parts)])
         present, first = np.unique(users, return_index=True)
@@ -165,7 +155,6 @@ __all__ = [
     "latest_items",
     "part_rows",
     "seen_by_shard",
-    "seen_items",
     "shards",
     "user_counts",
 ]

@@ -10,7 +10,7 @@ from towers.spec import FeatureKind, history_feature, ids_only_spec
 from training.data.tables import CanonicalData
 from training.prepared import prepare
 from training.stream.prepare import FIT, TEST, VALIDATION, prepare_shards
-from training.stream.reduce import gather, item_counts, latest_items, part_rows, seen_by_shard, seen_items, user_counts
+from training.stream.reduce import gather, item_counts, latest_items, part_rows, seen_by_shard, user_counts
 from training.stream.run import rows_prepared
 
 TRAIN = (FIT, VALIDATION)
@@ -74,26 +74,25 @@ def test_latest_items_give_the_query_inputs_of_the_known_rows(prep, prepared) ->
     assert prep.latest_query_inputs(latest)["recent_item_ids"].tolist() == prep.query_inputs(train)["recent_item_ids"].tolist()
 
 
-def test_seen_items_are_each_users_distinct_items(prep, prepared) -> None:
-    train = _rows(prepared, TRAIN)
-    seen = seen_items(prepared, TRAIN)
-    expected = prep.items_by_user(train)
-    assert [s.tolist() for s in seen.of(np.arange(prep.num_users))] == [e.tolist() for e in expected]
-    some = np.array([5, 17, 300, 2])
-    assert [s.tolist() for s in prep.items_by_user(train, some)] == [expected[u].tolist() for u in some]
-
-
-def test_seen_items_a_shard_at_a_time_are_the_same_lists_each_user_once(prep, prepared) -> None:
-    seen = seen_items(prepared, TRAIN)
-    found = {}
+def _seen_by_user(prepared) -> dict[int, list[int]]:
+    """seen_by_shard's lists by user row; each shard's users ascending, each user in one shard only."""
+    found: dict[int, list[int]] = {}
     for lists in seen_by_shard(prepared, TRAIN):
         assert np.all(np.diff(lists.users) > 0) and len(lists.offsets) == len(lists.users) + 1
         for k, user in enumerate(lists.users.tolist()):
             assert user not in found
             found[user] = lists.items[lists.offsets[k] : lists.offsets[k + 1]].tolist()
-    having = np.flatnonzero(seen.lengths)
-    assert sorted(found) == having.tolist()
-    assert all(found[u] == seen.of(np.array([u]))[0].tolist() for u in having.tolist())
+    return found
+
+
+def test_seen_items_a_shard_at_a_time_are_each_users_distinct_items(prep, prepared) -> None:
+    train = _rows(prepared, TRAIN)
+    found = _seen_by_user(prepared)
+    expected = prep.items_by_user(train)
+    assert [found.get(u, []) for u in range(prep.num_users)] == [e.tolist() for e in expected]
+    assert sorted(found) == [u for u, e in enumerate(expected) if len(e)]  # users without items have no row
+    some = np.array([5, 17, 300, 2])
+    assert [s.tolist() for s in prep.items_by_user(train, some)] == [expected[u].tolist() for u in some]
 
 
 def test_latest_items_of_some_users_are_their_lists_in_the_order_asked(prep, prepared) -> None:
