@@ -12,6 +12,8 @@ Reported per size: peak RSS, wall seconds, the log's examples/s and the model's 
 (the id embedding tables' variables and their two Adam slots, rows x dim x 4 bytes x 3, rows:
 the known users and items of the published version), and the growth of the peak without the
 tables from the first size to the last (target: under 25%, and under 4 GiB at 20M interactions).
+Where the peak falls: the wrapper samples the child's RSS every quarter second and reports the
+line of the run's log that was last written when the sampled maximum was reached.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from artifact.latest import read_latest
 from benchmarks.common import RESULTS_DIR, child_json, fmt_table, load_average, machine_description, write_results
@@ -75,22 +79,46 @@ def _table_bytes(version: Path) -> int:
     return (users + items + 2) * int(manifest["embedding_dim"]) * 4 * 3
 
 
+SAMPLE_EVERY_S = 0.25
+
+
+def _run_sampled(cmd: list[str], log_file: Path, env: dict[str, str]) -> tuple[int, int]:
+    """Run ``cmd`` with its output in ``log_file``; its exit code and the size the log had
+    when the child's sampled RSS was highest."""
+    peak, at = 0, 0
+    with log_file.open("w") as out:
+        child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        watched = psutil.Process(child.pid)
+        while child.poll() is None:
+            try:
+                rss = watched.memory_info().rss
+            except psutil.Error:  # it has just exited
+                break
+            if rss > peak:
+                peak, at = rss, log_file.stat().st_size
+            time.sleep(SAMPLE_EVERY_S)
+        return child.wait(), at
+
+
+def _line_before(text: str, offset: int) -> str:
+    """The last non-empty line of ``text[:offset]`` (a log line: its timestamp and message)."""
+    lines = [line.strip() for line in text[:offset].splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def measure_one(users: int, items: int, interactions: int, epochs: int) -> dict[str, Any]:
     """One size, in this (wrapper) process: ``recsys train`` as its only child."""
     with tempfile.TemporaryDirectory(prefix="recsys-train-memory-") as tmp:
         root = Path(tmp) / "models"
         log_file = Path(tmp) / "train.log"
         start = time.perf_counter()
-        with log_file.open("w") as out:
-            env = {**os.environ, "COLUMNS": "200"}
-            done = subprocess.run(
-                train_command(users, items, interactions, epochs, root), stdout=out, stderr=subprocess.STDOUT, env=env
-            )
+        env = {**os.environ, "COLUMNS": "200"}
+        code, peak_offset = _run_sampled(train_command(users, items, interactions, epochs, root), log_file, env)
         seconds = time.perf_counter() - start
         text = log_file.read_text()
-        if done.returncode != 0:
+        if code != 0:
             sys.stderr.write(text[-4000:])
-            raise SystemExit(f"recsys train failed with exit code {done.returncode}")
+            raise SystemExit(f"recsys train failed with exit code {code}")
         rates = [float(x.replace(",", "")) for x in re.findall(r"([\d,]+) examples/s", text)]
         latest = read_latest(root)
         if latest is None:
@@ -105,6 +133,7 @@ def measure_one(users: int, items: int, interactions: int, epochs: int) -> dict[
         "wall_seconds": seconds,
         "examples_per_second": rates[0] if rates else None,
         "table_bytes": tables,
+        "peak_during": _line_before(text, peak_offset),
     }
 
 
@@ -131,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
         gib = run["peak_rss_bytes"] / 2**30
         log(f"{size}: peak RSS {gib:.2f} GiB in {run['wall_seconds']:.0f} s, load {run['load_average_after']}")
+        log(f"{size}: the peak came after the log line: {run['peak_during']}")
 
     def without_tables(run: dict[str, Any]) -> int:
         return int(run["peak_rss_bytes"] - run["table_bytes"])
@@ -166,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             f"## Peak memory of recsys train ({args.epochs} epoch(s), generated storefront)",
             "",
             fmt_table(headers, rows),
+            "",
+            *[f"- {r['interactions']:,}: the peak came after the log line `{r['peak_during']}`" for r in runs],
             "",
             f"Growth of the peak without the tables from the first size to the last: {growth:+.1%} "
             f"(with them {growth_with_tables:+.1%}; target < {TARGET_GROWTH:.0%}). Largest peak "

@@ -3,6 +3,7 @@ step checkpoints (``BackupAndRestore``) so a killed run resumes where it was."""
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from towers.tower import build_tower, training_tower
 from training.config import SplitKind, TrainConfig
 from training.evaluate import pair_query_inputs
 from training.fit_progress import keras_verbose, progress_callbacks
-from training.freed_memory import ReleaseFreedMemory
+from training.freed_memory import ReleaseFreedMemory, release_freed_memory
 from training.metrics import embedding_score_fn, ranking_metrics, top_k_accuracy
 from training.model import TwoTowerModel, embed
 from training.optimizers import make_optimizer
@@ -134,6 +135,23 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
             self.history_file.write_text(json.dumps(self.history))
 
 
+def drop_training_state(model: tf.keras.Model) -> None:
+    """Free what only training needs once a model is trained: its optimizer, whose slots
+    (Adam's two moments per row of every embedding table) take twice the tables' memory,
+    and the traced training step that holds them. What follows a fit (embedding, the
+    evaluation, the export) only reads the towers; at 1M users and 200K items this is
+    0.55 GiB (BENCHMARKS.md, "The run without the log in memory")."""
+    # Keras also keeps them as the model's checkpoint dependencies (TensorFlow's
+    # AutoTrackable._delete_tracking drops those), and the optimizer in its compile arguments.
+    for name in ("optimizer", "train_function", "train_tf_function"):
+        model._delete_tracking(name)
+        setattr(model, name, None)
+    if hasattr(model, "_compile_config"):
+        del model._compile_config
+    gc.collect()  # the optimizer and its traced functions sit in reference cycles
+    release_freed_memory()
+
+
 def build_model(prep: PreparedData, spec: ModelSpec, config: TrainConfig, fit: ExampleSource | np.ndarray) -> TwoTowerModel:
     """Towers whose vocabularies and statistics come from the fit rows (``fit``: a
     source's example parts, or rows of ``prep``) only (a history's own vocabulary: the
@@ -246,6 +264,7 @@ def _train(
     start = time.perf_counter()
     model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=keras_verbose(verbose))
     seconds = time.perf_counter() - start
+    drop_training_state(model)
     hist = validation.history
     val_curve = hist.get(validation.log_key, [])
     best = int(np.argmax(val_curve)) + 1 if val_curve else len(hist["loss"])

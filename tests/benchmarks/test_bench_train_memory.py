@@ -14,6 +14,7 @@ def test_one_size_measures_recsys_train_itself(tmp_path: Path) -> None:
     assert run["examples_per_second"] and run["examples_per_second"] > 0  # read from the run's own log
     rows, rest = divmod(run["table_bytes"], 64 * 4 * 3)  # (known users + known items + 2 OOV rows) x dim x 4 B x 3
     assert rest == 0 and 100 < rows <= 150 + 200 + 2
+    assert run["peak_during"]  # a line of its log: the run logs from its start, the peak comes after TF's import
 
 
 def test_the_command_is_recsys_train_on_the_generated_storefront(tmp_path: Path) -> None:
@@ -22,3 +23,8 @@ def test_the_command_is_recsys_train_on_the_generated_storefront(tmp_path: Path)
     flags = dict(zip(cmd[2::2], cmd[3::2], strict=False))
     assert flags["--data"] == "synthetic" and flags["--interactions"] == "300" and flags["--epochs"] == "1"
     assert "--allow-low-recall" in cmd and json.dumps(cmd)
+
+
+def test_the_peak_is_placed_after_the_last_line_written_before_it() -> None:
+    assert train_memory._line_before("a\n\n  b  \nc", 7) == "b"
+    assert train_memory._line_before("", 0) == ""
