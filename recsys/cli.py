@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -38,10 +37,11 @@ def _exit_codes(codes: dict[type[Exception], int]) -> Iterator[None]:
 @contextlib.contextmanager
 def _log_folder(model_root: Path) -> Iterator[Path]:
     """A folder for the run's interaction log as Parquet files (sources that can write one do:
-    the log is then never held in memory), on the model root's volume, removed at the end."""
-    runs = model_root / ".runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="log-", dir=runs) as folder:
+    the log is then never held in memory), on the model root's volume, removed at the end
+    (and by a later run on this host if this one is killed: :mod:`training.scratch`)."""
+    from training.scratch import scratch_folder
+
+    with scratch_folder(model_root / ".runs", "log") as folder:
         yield Path(folder)
 
 

@@ -34,6 +34,7 @@ from training.prepared import PreparedData, make_dataset, prepare, sampling_prob
 from training.publish import PublishError, publish
 from training.quality_gate import index_gate, quality_gate
 from training.report import write_report
+from training.scratch import scratch_folder
 from training.split import Split
 from training.stored_inputs import StoredInputs
 from training.stream.inputs import workers_of
@@ -301,8 +302,7 @@ def run_pipeline(
             raise QualityGateError(f"quality gate refused the new version: {gate.message}")
     if publish_version:
         try:  # the per-user tables, written once on the versions' volume: a full disk is a failed publish
-            (model_root / ".runs").mkdir(parents=True, exist_ok=True)
-            scratch = tempfile.TemporaryDirectory(prefix="export-", dir=model_root / ".runs")
+            scratch = scratch_folder(model_root / ".runs", "export")
             items, users, seen = _tables_for_export(prep, prepared, TRAIN, stored_inputs, Path(scratch.name))
         except OSError as exc:
             raise PublishError(f"could not write the version's users and seen tables under {model_root}: {exc}") from exc

@@ -55,6 +55,7 @@ def test_bad_rows_refuse_training_and_name_file_and_line(tmp_path):
     assert result.exit_code == 2
     assert "events.csv" in result.output and "3" in result.output  # line 3 holds the unknown item
     assert not (tmp_path / "m" / "LATEST").exists()
+    assert list((tmp_path / "m" / ".runs").glob("log-*")) == []  # the refused run's log folder is gone with it
 
 
 @pytest.mark.slow
