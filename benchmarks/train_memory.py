@@ -101,8 +101,9 @@ def _run_sampled(cmd: list[str], log_file: Path, env: dict[str, str]) -> tuple[i
 
 
 def _line_before(text: str, offset: int) -> str:
-    """The last non-empty line of ``text[:offset]`` (a log line: its timestamp and message)."""
-    lines = [line.strip() for line in text[:offset].splitlines() if line.strip()]
+    """The last non-empty line written whole in ``text[:offset]`` (a log line: its timestamp and
+    message; the line being written at ``offset`` is left out)."""
+    lines = [line.strip() for line in text[:offset].split("\n")[:-1] if line.strip()]
     return lines[-1] if lines else ""
 
 

@@ -26,5 +26,7 @@ def test_the_command_is_recsys_train_on_the_generated_storefront(tmp_path: Path)
 
 
 def test_the_peak_is_placed_after_the_last_line_written_before_it() -> None:
-    assert train_memory._line_before("a\n\n  b  \nc", 7) == "b"
-    assert train_memory._line_before("", 0) == ""
+    text = "[18:01] a\n\n  [18:02] b  \n[18:03] c\n"
+    assert train_memory._line_before(text, len(text)) == "[18:03] c"
+    assert train_memory._line_before(text, len(text) - 3) == "[18:02] b"  # "[18:03] c" was half written
+    assert train_memory._line_before(text, 3) == ""
