@@ -225,9 +225,10 @@ def embed(tower: tf.keras.Model, inputs: Mapping[str, np.ndarray] | InputRows, b
             return {k: v[start:stop] for k, v in arrays.items()}
     else:
         n, rows = len(inputs), inputs.rows
-    outs = []
+    # filled in place: gathering the batches and joining them held the vectors two or three
+    # times over (0.77 GB for a million users at dim 64, where the result is 0.26 GB)
+    out = np.empty((n, tower.output_shape[-1]), np.float32)
     for start in range(0, n, batch_size):  # tensors per batch: a million users' histories are never one tensor
         chunk = {k: as_tensor(v) for k, v in rows(start, start + batch_size).items()}
-        outs.append(tower(chunk, training=False).numpy())
-    dim = tower.output_shape[-1]
-    return np.concatenate(outs, axis=0).astype(np.float32) if outs else np.zeros((0, dim), np.float32)
+        out[start : start + batch_size] = tower(chunk, training=False).numpy()
+    return out
