@@ -13,7 +13,8 @@ Reported per size: peak RSS, wall seconds, the log's examples/s and the model's 
 the known users and items of the published version), and the growth of the peak without the
 tables from the first size to the last (target: under 25%, and under 4 GiB at 20M interactions).
 Where the peak falls: the wrapper samples the child's RSS every quarter second and reports the
-line of the run's log that was last written when the sampled maximum was reached.
+time of the sampled maximum and the run's log up to then (its log is kept beside the results,
+``train_memory_<size>.log``).
 """
 
 from __future__ import annotations
@@ -82,10 +83,10 @@ def _table_bytes(version: Path) -> int:
 SAMPLE_EVERY_S = 0.25
 
 
-def _run_sampled(cmd: list[str], log_file: Path, env: dict[str, str]) -> tuple[int, int]:
-    """Run ``cmd`` with its output in ``log_file``; its exit code and the size the log had
-    when the child's sampled RSS was highest."""
-    peak, at = 0, 0
+def _run_sampled(cmd: list[str], log_file: Path, env: dict[str, str]) -> tuple[int, int, str]:
+    """Run ``cmd`` with its output in ``log_file``; its exit code, the size the log had when the
+    child's sampled RSS was highest, and the wall-clock time (UTC, HH:MM:SS) of that sample."""
+    peak, at, when = 0, 0, ""
     with log_file.open("w") as out:
         child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         watched = psutil.Process(child.pid)
@@ -95,9 +96,9 @@ def _run_sampled(cmd: list[str], log_file: Path, env: dict[str, str]) -> tuple[i
             except psutil.Error:  # it has just exited
                 break
             if rss > peak:
-                peak, at = rss, log_file.stat().st_size
+                peak, at, when = rss, log_file.stat().st_size, time.strftime("%H:%M:%S", time.gmtime())
             time.sleep(SAMPLE_EVERY_S)
-        return child.wait(), at
+        return child.wait(), at, when
 
 
 def _line_before(text: str, offset: int) -> str:
@@ -107,16 +108,20 @@ def _line_before(text: str, offset: int) -> str:
     return lines[-1] if lines else ""
 
 
-def measure_one(users: int, items: int, interactions: int, epochs: int) -> dict[str, Any]:
-    """One size, in this (wrapper) process: ``recsys train`` as its only child."""
+def measure_one(users: int, items: int, interactions: int, epochs: int, keep_log: Path | None = None) -> dict[str, Any]:
+    """One size, in this (wrapper) process: ``recsys train`` as its only child (its log copied
+    to ``keep_log`` when given)."""
     with tempfile.TemporaryDirectory(prefix="recsys-train-memory-") as tmp:
         root = Path(tmp) / "models"
         log_file = Path(tmp) / "train.log"
         start = time.perf_counter()
         env = {**os.environ, "COLUMNS": "200"}
-        code, peak_offset = _run_sampled(train_command(users, items, interactions, epochs, root), log_file, env)
+        code, peak_offset, peak_time = _run_sampled(train_command(users, items, interactions, epochs, root), log_file, env)
         seconds = time.perf_counter() - start
         text = log_file.read_text()
+        if keep_log is not None:
+            keep_log.parent.mkdir(parents=True, exist_ok=True)
+            keep_log.write_text(text)
         if code != 0:
             sys.stderr.write(text[-4000:])
             raise SystemExit(f"recsys train failed with exit code {code}")
@@ -134,6 +139,7 @@ def measure_one(users: int, items: int, interactions: int, epochs: int) -> dict[
         "wall_seconds": seconds,
         "examples_per_second": rates[0] if rates else None,
         "table_bytes": tables,
+        "peak_time_utc": peak_time,
         "peak_during": _line_before(text, peak_offset),
     }
 
@@ -149,19 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.one:
         users, items, n = (int(x) for x in args.one.split("x"))
-        print(json.dumps(measure_one(users, items, n, args.epochs)))
+        print(json.dumps(measure_one(users, items, n, args.epochs, args.out / f"train_memory_{args.one}.log")))
         return 0
     started = time.perf_counter()
     machine = machine_description()
     sizes = [s for s in args.sizes.split(",") if s]
     runs: list[dict[str, Any]] = []
     for size in sizes:
-        run = child_json("benchmarks.train_memory", ["--one", size, "--epochs", str(args.epochs)], size)
+        run = child_json("benchmarks.train_memory", ["--one", size, "--epochs", str(args.epochs), "--out", str(args.out)], size)
         run["load_average_after"] = load_average()
         runs.append(run)
         gib = run["peak_rss_bytes"] / 2**30
         log(f"{size}: peak RSS {gib:.2f} GiB in {run['wall_seconds']:.0f} s, load {run['load_average_after']}")
-        log(f"{size}: the peak came after the log line: {run['peak_during']}")
+        log(f"{size}: the peak came at {run['peak_time_utc']} UTC, after the log line: {run['peak_during']}")
 
     def without_tables(run: dict[str, Any]) -> int:
         return int(run["peak_rss_bytes"] - run["table_bytes"])
@@ -198,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             fmt_table(headers, rows),
             "",
-            *[f"- {r['interactions']:,}: the peak came after the log line `{r['peak_during']}`" for r in runs],
+            *[
+                f"- {r['interactions']:,}: the peak came at {r['peak_time_utc']} UTC, after the log line `{r['peak_during']}`"
+                for r in runs
+            ],
             "",
             f"Growth of the peak without the tables from the first size to the last: {growth:+.1%} "
             f"(with them {growth_with_tables:+.1%}; target < {TARGET_GROWTH:.0%}). Largest peak "

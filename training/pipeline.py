@@ -246,6 +246,7 @@ def run_pipeline(
         stored_inputs = StoredInputs(prep, latest_items(prepared, TRAIN, longest) if longest else None)
         user_emb = embed(result.model.query_tower, stored_inputs)
         item_emb = embed(result.model.candidate_tower, prep.item_inputs)
+        release_freed_memory()  # the users' history batches the embedding made and dropped
         sample = eval_sample(prep, prepared, TRAIN, (TEST,), config.max_eval_queries, config.seed)
         evaluation = evaluate_sample(sample, user_emb, item_emb, config, query_tower=result.model.query_tower)
         evaluation["factorized_top_k"] = top_k_cross_check(result, sample, item_emb, config)

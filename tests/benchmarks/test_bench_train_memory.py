@@ -8,12 +8,13 @@ from benchmarks import train_memory
 
 
 def test_one_size_measures_recsys_train_itself(tmp_path: Path) -> None:
-    run = train_memory.measure_one(users=150, items=200, interactions=3000, epochs=1)
+    run = train_memory.measure_one(users=150, items=200, interactions=3000, epochs=1, keep_log=tmp_path / "run.log")
     assert run["interactions"] == 3000 and run["epochs"] == 1
     assert 200 * 2**20 < run["peak_rss_bytes"] < 16 * 2**30  # a TensorFlow process's, not this test's counter at 0
     assert run["examples_per_second"] and run["examples_per_second"] > 0  # read from the run's own log
     rows, rest = divmod(run["table_bytes"], 64 * 4 * 3)  # (known users + known items + 2 OOV rows) x dim x 4 B x 3
     assert rest == 0 and 100 < rows <= 150 + 200 + 2
+    assert "examples/s" in (tmp_path / "run.log").read_text() and len(run["peak_time_utc"]) == 8  # HH:MM:SS
     assert run["peak_during"]  # a line of its log: the run logs from its start, the peak comes after TF's import
 
 
