@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from training.config import TrainConfig
 from training.history import joined, windows_before
-from training.metrics import counts_score_fn, embedding_score_fn, ranking_metrics, top_k_accuracy
+from training.metrics import RowVectors, counts_score_fn, embedding_score_fn, ranking_metrics, top_k_accuracy
 from training.model import embed
 from training.prepared import PreparedData
 from training.split import Split
@@ -106,7 +106,7 @@ def pair_accuracy(
 
 def evaluate_sample(
     sample: EvalSample,
-    user_embeddings: np.ndarray,
+    user_embeddings: RowVectors,
     item_embeddings: np.ndarray,
     config: TrainConfig,
     query_tower: tf.keras.Model | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scann
 
-from training.metrics import recall_vs_exact, top_k_indices
+from training.metrics import RowVectors, recall_vs_exact, top_k_indices
 
 BRUTE_FORCE_BELOW = 20_000
 
@@ -153,7 +153,7 @@ def search_rescored(
 
 def build_index(
     item_embeddings: np.ndarray,
-    queries: np.ndarray | None = None,
+    queries: RowVectors | None = None,
     *,
     target_recall: float | None = None,
     max_us_per_query: float | None = None,

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from training.metrics import RowVectors
+
 if TYPE_CHECKING:
     from towers.spec import ModelSpec
 
@@ -161,7 +163,7 @@ class QuerySample:
 
 
 def sample_queries(
-    user_vectors: np.ndarray | None,
+    user_vectors: RowVectors | None,
     item_vectors: np.ndarray,
     *,
     size: int = SAMPLE_SIZE,
@@ -178,15 +180,19 @@ def sample_queries(
     of them (fewer if fewer are given) take the place of as many user vectors, drawn from their own
     random stream (``seed``, :data:`SESSION_STREAM`)."""
     rng = np.random.default_rng(seed)
-    users = np.zeros((0, item_vectors.shape[1]), np.float32) if user_vectors is None else np.asarray(user_vectors, np.float32)
+    users: RowVectors = np.zeros((0, item_vectors.shape[1]), np.float32) if user_vectors is None else user_vectors
+    if isinstance(users, np.ndarray | list):
+        users = np.asarray(users, np.float32)
+        finite = np.flatnonzero(np.isfinite(users).all(axis=1))
+    else:  # vectors made for the rows picked (a model's: finite, or its training would have failed)
+        finite = np.arange(len(users))
     no_sessions = sessions is None or not len(sessions)
     given = np.zeros((0, item_vectors.shape[1]), np.float32) if no_sessions else np.asarray(sessions, np.float32)
     usable = np.flatnonzero(np.isfinite(given).all(axis=1))
     n_sessions = min(len(usable), round(session_share * size))
     session_rows = np.sort(np.random.default_rng([seed, SESSION_STREAM]).choice(usable, n_sessions, replace=False))
-    finite = np.flatnonzero(np.isfinite(users).all(axis=1))
     user_rows = np.sort(rng.choice(finite, min(size - n_sessions, len(finite)), replace=False))
-    parts = [users[user_rows], given[session_rows]]
+    parts = [np.asarray(users[user_rows], np.float32).reshape(-1, item_vectors.shape[1]), given[session_rows]]
     n_items = 0
     if len(user_rows) < min_users:
         n_items = min(2 * min_users, size, len(item_vectors)) - len(user_rows) - n_sessions

@@ -8,11 +8,22 @@ inside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+class RowVectors(Protocol):
+    """Vectors by row: an array ``[n, dim]``, or vectors made for the rows asked for
+    (:class:`training.stored_inputs.QueryVectors`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: Any) -> Any: ...
+
+
 SCORES_BYTES = 64 << 20  # float32 scores per batch of users in the per-user metrics (the top-K selection takes 3x more)
 
 
@@ -159,7 +170,7 @@ def counts_score_fn(item_counts: np.ndarray) -> ScoreFn:
     return score
 
 
-def embedding_score_fn(user_embeddings: np.ndarray, item_embeddings: np.ndarray) -> ScoreFn:
+def embedding_score_fn(user_embeddings: RowVectors, item_embeddings: np.ndarray) -> ScoreFn:
     """Dot-product scores of users' query embeddings against every item."""
 
     def score(users: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from training.quality_gate import index_gate, quality_gate
 from training.report import write_report
 from training.scratch import scratch_folder
 from training.split import Split
-from training.stored_inputs import StoredInputs
+from training.stored_inputs import QueryVectors, StoredInputs
 from training.stream.inputs import workers_of
 from training.stream.prepare import FIT, TEST, VALIDATION, Prepared
 from training.stream.reduce import item_counts, latest_items, seen_by_shard, user_counts
@@ -115,7 +115,7 @@ class PipelineResult:
     metrics: dict
     train: TrainResult
     spec: ModelSpec
-    query_embeddings: np.ndarray | None = None  # per user row: the query vectors evaluation scored
+    query_embeddings: QueryVectors | None = None  # per user row: the query vectors evaluation and the index read
     session_queries: SessionQueries | None = None  # the session queries the index was tuned on (history versions)
 
 
@@ -244,9 +244,9 @@ def run_pipeline(
         # what users.parquet serves known users: each user's latest training items
         longest = max((f.history_length for f in prep.history), default=0)
         stored_inputs = StoredInputs(prep, latest_items(prepared, TRAIN, longest) if longest else None)
-        user_emb = embed(result.model.query_tower, stored_inputs)
+        # the user vectors of the rows the evaluation and the index's tuning sample, made as they are read
+        user_emb = QueryVectors(result.model.query_tower, stored_inputs)
         item_emb = embed(result.model.candidate_tower, prep.item_inputs)
-        release_freed_memory()  # the users' history batches the embedding made and dropped
         sample = eval_sample(prep, prepared, TRAIN, (TEST,), config.max_eval_queries, config.seed)
         evaluation = evaluate_sample(sample, user_emb, item_emb, config, query_tower=result.model.query_tower)
         evaluation["factorized_top_k"] = top_k_cross_check(result, sample, item_emb, config)

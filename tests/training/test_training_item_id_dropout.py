@@ -123,7 +123,8 @@ def version(tmp_path_factory):
         return tower(item_id=tf.constant(ids), category=tf.constant(categories))["embedding"].numpy()
 
     users = pd.read_parquet(vdir / "users.parquet")["user_id"].tolist()
-    return embed, np.load(vdir / "item_embeddings.npy"), result.query_embeddings, users
+    queries = result.query_embeddings[np.arange(len(result.query_embeddings))]  # every user's
+    return embed, np.load(vdir / "item_embeddings.npy"), queries, users
 
 
 def test_an_unseen_id_is_placed_by_its_metadata(version) -> None:

@@ -8,14 +8,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from towers.spec import storefront_spec
+from training.config import TrainConfig
 from training.data.synthetic import generate_storefront
 from training.export import TableParts, write_parts
-from training.index_queries import index_session_queries
+from training.index_queries import index_session_queries, sample_queries
+from training.model import embed
 from training.prepared import prepare
-from training.stored_inputs import StoredInputs
+from training.stored_inputs import QueryVectors, StoredInputs
 from training.stream.prepare import FIT
 from training.stream.reduce import latest_items
 from training.stream.run import rows_prepared
+from training.trainer import build_model
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +76,18 @@ def test_session_queries_cut_from_stored_inputs_made_per_user_are_those_of_the_w
     b = index_session_queries(embed, spec, inputs, defaults, 0.5, 60, seed=3)
     assert a is not None and b is not None and len(a.histories) == 30
     assert a.histories.tolist() == b.histories.tolist() and seen[0] == seen[1]
+
+
+def test_query_vectors_made_for_the_rows_read_are_those_of_every_user_at_once(stored) -> None:
+    spec, prep, inputs = stored
+    model = build_model(prep, spec, TrainConfig(seed=0), np.arange(2500))
+    vectors, every = QueryVectors(model.query_tower, inputs), embed(model.query_tower, inputs)
+    assert len(vectors) == len(every) == prep.num_users and vectors.dim == every.shape[1] == 8
+    rows = np.array([120, 3, 3, 64])
+    np.testing.assert_allclose(vectors[rows], every[rows], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(vectors[5], every[5], atol=1e-6, rtol=0)
+    # the index's tuning sample draws the same users, and so the same vectors, from either
+    items = np.random.default_rng(0).normal(size=(150, 8)).astype(np.float32)
+    a, b = sample_queries(every, items, size=40, seed=2), sample_queries(vectors, items, size=40, seed=2)
+    assert a.user_rows.tolist() == b.user_rows.tolist() and a.describe() == b.describe()
+    np.testing.assert_allclose(np.concatenate([a.tuning, a.checking]), np.concatenate([b.tuning, b.checking]), atol=1e-6)
