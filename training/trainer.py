@@ -140,7 +140,7 @@ def drop_training_state(model: tf.keras.Model) -> None:
     (Adam's two moments per row of every embedding table) take twice the tables' memory,
     and the traced training step that holds them. What follows a fit (embedding, the
     evaluation, the export) only reads the towers; at 1M users and 200K items this is
-    0.55 GiB (BENCHMARKS.md, "The run without the log in memory")."""
+    0.55 GiB (BENCHMARKS.md, "The run after training: what it holds")."""
     # Keras also keeps them as the model's checkpoint dependencies (TensorFlow's
     # AutoTrackable._delete_tracking drops those), and the optimizer in its compile arguments.
     for name in ("optimizer", "train_function", "train_tf_function"):
