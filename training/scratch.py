@@ -35,7 +35,9 @@ def _started(pid: int) -> int | None:
         return None
 
 
-def _owner_tag(pid: int) -> str:
+def _owner_tag() -> str:
+    """This process: its pid, when it started and its host."""
+    pid = os.getpid()
     return f"{pid}.{_started(pid)}@{socket.gethostname()}"
 
 
@@ -64,4 +66,4 @@ def scratch_folder(runs: Path, kind: str) -> tempfile.TemporaryDirectory[str]:
         shutil.rmtree(path, ignore_errors=True)
     if stale:
         console.log(f"removed {len(stale)} scratch folder(s) that killed runs left: {', '.join(p.name for p in stale)}")
-    return tempfile.TemporaryDirectory(prefix=f"{kind}-{_owner_tag(os.getpid())}-", dir=runs)
+    return tempfile.TemporaryDirectory(prefix=f"{kind}-{_owner_tag()}-", dir=runs)
