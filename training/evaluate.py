@@ -24,7 +24,7 @@ from training.model import embed
 from training.prepared import PreparedData
 from training.split import Split
 from training.stream.prepare import FIT, TEST, Prepared
-from training.stream.reduce import gather, item_counts, part_rows
+from training.stream.reduce import gather, item_counts, part_pairs
 from training.stream.run import rows_prepared
 
 
@@ -59,9 +59,9 @@ def eval_sample(
 ) -> EvalSample:
     """At most ``cap`` test pairs and ``cap`` users with test items (seeded samples of the
     pairs in position order and of the users in row order), with the rows of their users."""
-    test = part_rows(prepared, test_parts)
+    test = part_pairs(prepared, test_parts)
     pair_index = _sample(len(test), cap, seed)
-    users = np.unique(test.user_rows)
+    users = np.unique(test.user_rows).astype(np.int64)
     users = users[_sample(len(users), cap, seed)]
     rows = gather(prepared, np.union1d(users, test.user_rows[pair_index]))
     return EvalSample(

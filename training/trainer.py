@@ -25,7 +25,7 @@ from training.model import TwoTowerModel, embed
 from training.optimizers import make_optimizer
 from training.prepared import PreparedData, sampling_probabilities, subset_inputs
 from training.stream.inputs import examples_of, training_input
-from training.stream.reduce import gather, item_counts, part_rows, user_counts
+from training.stream.reduce import gather, item_counts, part_pairs, user_counts
 from training.stream.run import ExampleSource
 
 
@@ -77,7 +77,7 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         self.known_inputs = subset_inputs(prep.item_inputs, self.known_items)  # the ranking's candidates, every epoch
         position = np.full(prep.num_items, -1, dtype=np.int64)  # item row -> its place among the known items
         position[self.known_items] = np.arange(len(self.known_items))
-        val = part_rows(prepared, source.validation)
+        val = part_pairs(prepared, source.validation)
         scored = np.flatnonzero(position[val.item_rows] >= 0)  # validation pairs whose item the fit rows know
         self.k = k = config.validation_metric_k
         self.per_pair = config.split is SplitKind.RANDOM
@@ -87,9 +87,9 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         cap = config.max_eval_queries
         if self.per_pair:
             pairs = scored if len(scored) <= cap else rng.choice(scored, cap, replace=False)
-            users = np.unique(val.user_rows[pairs])
+            users = np.unique(val.user_rows[pairs]).astype(np.int64)
         else:
-            users = np.unique(val.user_rows[scored])
+            users = np.unique(val.user_rows[scored]).astype(np.int64)
             if len(users) > cap:
                 users = np.sort(rng.choice(users, cap, replace=False))
         # the rows of the scored users: their validation pairs and the fit rows their queries know

@@ -9,7 +9,8 @@ for), whatever the size of the log.
 - :func:`item_counts` / :func:`user_counts`: interactions per item / user row in some parts;
 - :func:`latest_items`: each user's last ``length`` item rows in some parts, oldest first;
 - :func:`seen_by_shard`: each user's distinct item rows in some parts, a shard at a time;
-- :func:`part_rows`: the rows of some parts (for sampling test or validation pairs);
+- :func:`part_pairs`: the (user, item, position) of the rows of some parts (for sampling
+  test or validation pairs): 16 bytes a row, not the 33 of a whole row;
 - :func:`gather`: every row of some users, for the scored users of an evaluation.
 """
 
@@ -129,12 +130,35 @@ def _concat(pieces: list[ShardRows]) -> ShardRows:
     return rows.take(np.argsort(rows.positions, kind="stable"))
 
 
-def part_rows(prepared: Prepared, parts: tuple[int, ...]) -> ShardRows:
-    """The rows of ``parts``, in position order."""
-    pieces = []
+@dataclass(frozen=True)
+class PartPairs:
+    """The rows of some parts, in position order: what sampling pairs and users reads."""
+
+    user_rows: np.ndarray  # int32
+    item_rows: np.ndarray  # int32
+    positions: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def part_pairs(prepared: Prepared, parts: tuple[int, ...]) -> PartPairs:
+    """The user row, item row and position of every row of ``parts``, in position order."""
+    users_of, items_of, positions_of = [], [], []
     for shard in shards(prepared):
-        pieces.append(shard.take(shard.rows_of(*parts)))
-    return _concat(pieces)
+        rows = shard.rows_of(*parts)
+        users_of.append(shard.user_rows[rows].astype(np.int32))
+        items_of.append(shard.item_rows[rows].astype(np.int32))
+        positions_of.append(shard.positions[rows])
+    if not positions_of:
+        return PartPairs(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+    positions = np.concatenate(positions_of)
+    del positions_of
+    order = np.argsort(positions, kind="stable")
+    positions = positions[order]
+    users = np.concatenate(users_of)[order]
+    del users_of
+    return PartPairs(users, np.concatenate(items_of)[order], positions)
 
 
 def gather(prepared: Prepared, users: np.ndarray) -> ShardRows:
@@ -148,12 +172,13 @@ def gather(prepared: Prepared, users: np.ndarray) -> ShardRows:
 
 
 __all__ = [
+    "PartPairs",
     "ShardLists",
     "UserLists",
     "gather",
     "item_counts",
     "latest_items",
-    "part_rows",
+    "part_pairs",
     "seen_by_shard",
     "shards",
     "user_counts",

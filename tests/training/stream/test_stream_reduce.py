@@ -10,7 +10,7 @@ from towers.spec import FeatureKind, history_feature, ids_only_spec
 from training.data.tables import CanonicalData
 from training.prepared import prepare
 from training.stream.prepare import FIT, TEST, VALIDATION, prepare_shards
-from training.stream.reduce import gather, item_counts, latest_items, part_rows, seen_by_shard, user_counts
+from training.stream.reduce import gather, item_counts, latest_items, part_pairs, seen_by_shard, user_counts
 from training.stream.run import rows_prepared
 
 TRAIN = (FIT, VALIDATION)
@@ -54,16 +54,17 @@ def prepared(prep, tmp_path_factory):
 
 
 def _rows(prepared, parts):
-    return np.sort(part_rows(prepared, parts).positions)
+    return np.sort(part_pairs(prepared, parts).positions)
 
 
-def test_counts_and_part_rows_are_those_of_every_interaction(prep, prepared) -> None:
+def test_counts_and_part_pairs_are_those_of_every_interaction(prep, prepared) -> None:
     assert len(prepared.shards) >= 8  # several shards, so the per-shard results are put together
     train, test = _rows(prepared, TRAIN), _rows(prepared, (TEST,))
     assert len(train) + len(test) == len(prep.user_rows) and not np.intersect1d(train, test).size
     assert np.array_equal(item_counts(prepared, TRAIN), prep.item_counts(train))
     assert np.array_equal(user_counts(prepared, (TEST,)), prep.user_counts(test))
-    rows = part_rows(prepared, (TEST,))
+    rows = part_pairs(prepared, (TEST,))
+    assert np.array_equal(rows.positions, test)  # in position order
     assert np.array_equal(rows.user_rows, prep.user_rows[test]) and np.array_equal(rows.item_rows, prep.item_rows[test])
 
 
