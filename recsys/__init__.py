@@ -13,3 +13,17 @@ _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+
+def prepare_training_runtime() -> None:
+    """For a process that trains, before it imports TensorFlow: keep TensorFlow's oneDNN
+    CPU allocator off (``TF_ENABLE_ONEDNN_OPTS=0``; an explicit setting wins).
+
+    That allocator (on by default on x86) pools every freed tensor for reuse and never
+    hands memory back: the selection run's tables and Adam slots, their initialisers'
+    temporaries and every shape training allocates stayed resident to the end of the
+    run, 1.6 GiB at 20M interactions (BENCHMARKS.md, "The allocator that kept what
+    training freed"). With TensorFlow's default allocator freed tensors go back to the
+    C library, which returns large blocks at once and the rest at the trims of
+    :mod:`training.freed_memory`."""
+    _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

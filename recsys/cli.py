@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-import recsys  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+import recsys  # TF_USE_LEGACY_KERAS before anything imports TensorFlow
 
 app = typer.Typer(
     add_completion=False,
@@ -85,6 +85,7 @@ def train(
     ] = False,
 ) -> None:
     """Train, evaluate and atomically publish one model version."""
+    recsys.prepare_training_runtime()  # before TensorFlow is imported
     import yaml
 
     from towers.spec import ModelSpec
