@@ -54,6 +54,9 @@ def _slots(optimizer) -> list:
 
 def measure(users: int, items: int, interactions: int, optimizer: str, steps: int, warmup: int, seed: int) -> dict[str, Any]:
     """One (size, optimizer): run in a fresh process (``--one``)."""
+    import recsys
+
+    recsys.prepare_training_runtime()  # as `recsys train` trains (before TensorFlow is imported)
     import numpy as np
     import tensorflow as tf
 

@@ -29,3 +29,7 @@ Parts: :mod:`~benchmarks.quality.shared` (targets, grids, aggregation),
 :mod:`~benchmarks.quality.sessions` (P3), :mod:`~benchmarks.quality.report`
 (summary) and :mod:`~benchmarks.quality.__main__` (the command line).
 """
+
+import recsys
+
+recsys.prepare_training_runtime()  # the models train as `recsys train` trains them (before TensorFlow is imported)
