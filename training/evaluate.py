@@ -61,7 +61,7 @@ def eval_sample(
     pairs in position order and of the users in row order), with the rows of their users."""
     test = part_pairs(prepared, test_parts)
     pair_index = _sample(len(test), cap, seed)
-    users = np.unique(test.user_rows).astype(np.int64)
+    users = np.unique(test.user_rows)
     users = users[_sample(len(users), cap, seed)]
     rows = gather(prepared, np.union1d(users, test.user_rows[pair_index]))
     return EvalSample(

@@ -87,9 +87,9 @@ class _ValidationMetric(tf.keras.callbacks.Callback):
         cap = config.max_eval_queries
         if self.per_pair:
             pairs = scored if len(scored) <= cap else rng.choice(scored, cap, replace=False)
-            users = np.unique(val.user_rows[pairs]).astype(np.int64)
+            users = np.unique(val.user_rows[pairs])
         else:
-            users = np.unique(val.user_rows[scored]).astype(np.int64)
+            users = np.unique(val.user_rows[scored])
             if len(users) > cap:
                 users = np.sort(rng.choice(users, cap, replace=False))
         # the rows of the scored users: their validation pairs and the fit rows their queries know

@@ -16,11 +16,10 @@ import sys
 import recsys
 
 _FREE_A_TABLE = """
-import gc, json, sys
+import gc, json
 import psutil
 import recsys
-if sys.argv[1] == "training":
-    recsys.prepare_training_runtime()
+recsys.prepare_training_runtime()
 import tensorflow as tf
 rss = lambda: psutil.Process().memory_info().rss
 before = rss()
@@ -32,16 +31,14 @@ print(json.dumps({"held": held - before, "freed": held - rss()}))
 """
 
 
-def _free_a_table(mode: str, env: dict[str, str]) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", _FREE_A_TABLE, mode], env=env, capture_output=True, text=True, timeout=300, check=True
-    )
+def _free_a_table(env: dict[str, str]) -> dict[str, int]:
+    out = subprocess.run([sys.executable, "-c", _FREE_A_TABLE], env=env, capture_output=True, text=True, timeout=300, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_a_training_process_returns_a_freed_table_to_the_system() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    found = _free_a_table("training", env)
+    found = _free_a_table(env)
     assert found["held"] > 200 * 2**20  # the table was resident
     assert found["freed"] > 0.8 * found["held"]  # and is not once it is gone
 

@@ -10,7 +10,7 @@ for), whatever the size of the log.
 - :func:`latest_items`: each user's last ``length`` item rows in some parts, oldest first;
 - :func:`seen_by_shard`: each user's distinct item rows in some parts, a shard at a time;
 - :func:`part_pairs`: the (user, item, position) of the rows of some parts (for sampling
-  test or validation pairs): 16 bytes a row, not the 33 of a whole row;
+  test or validation pairs): 20 bytes a row, not the 33 of a whole row;
 - :func:`gather`: every row of some users, for the scored users of an evaluation.
 """
 
@@ -121,7 +121,7 @@ def _concat(pieces: list[ShardRows]) -> ShardRows:
 class PartPairs:
     """The rows of some parts, in position order: what sampling pairs and users reads."""
 
-    user_rows: np.ndarray  # int32
+    user_rows: np.ndarray  # int64, as every user row array of the run
     item_rows: np.ndarray  # int32
     positions: np.ndarray  # int64
 
@@ -134,11 +134,11 @@ def part_pairs(prepared: Prepared, parts: tuple[int, ...]) -> PartPairs:
     users_of, items_of, positions_of = [], [], []
     for shard in shards(prepared):
         rows = shard.rows_of(*parts)
-        users_of.append(shard.user_rows[rows].astype(np.int32))
+        users_of.append(shard.user_rows[rows])
         items_of.append(shard.item_rows[rows].astype(np.int32))
         positions_of.append(shard.positions[rows])
     if not positions_of:
-        return PartPairs(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+        return PartPairs(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64))
     positions = np.concatenate(positions_of)
     del positions_of
     order = np.argsort(positions, kind="stable")
