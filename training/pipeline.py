@@ -208,14 +208,22 @@ def run_pipeline(
         f"{len(prepared.shards)} shard(s) in {prepared.root}"
     )
 
+    refit = bool(config.refit_on_full_train and rows["validation"])
+
     def selection_run() -> TrainResult:  # on the fit rows, early stopping on the validation rows
         found = train(
-            prep, spec, config, run_dir=run_dir, verbose=verbose, strategy=strategy, source=ExampleSource(prepared, (FIT,))
+            prep,
+            spec,
+            config,
+            run_dir=run_dir,
+            verbose=verbose,
+            strategy=strategy,
+            source=ExampleSource(prepared, (FIT,)),
+            restore_best_epoch=not refit,  # a refit keeps only its epoch count: no copy of its best weights
         )
         console.log(f"trained {found.best_epoch} best epoch(s); {found.examples_per_second:,.0f} examples/s")
         return found
 
-    refit = bool(config.refit_on_full_train and rows["validation"])
     selection_seconds = 0.0
     if refit:
         # The validation rows are the most recent training data: once they have

@@ -21,9 +21,10 @@ def pipeline_like_fit(prep, spec, config, split, fit_rows, val_rows):
     from training.trainer import train
 
     start = time.perf_counter()
-    selection = train(prep, spec, config, fit_rows, val_rows, verbose=0)
+    refitting = bool(getattr(config, "refit_on_full_train", False) and len(val_rows))
+    selection = train(prep, spec, config, fit_rows, val_rows, verbose=0, restore_best_epoch=not refitting)
     result = selection
-    if getattr(config, "refit_on_full_train", False) and len(val_rows):
+    if refitting:
         refit = config.model_copy(update={"epochs": selection.best_epoch})
         result = train(prep, spec, refit, split.train, np.zeros(0, dtype=np.int64), verbose=0)
     return result, selection.best_epoch, time.perf_counter() - start
