@@ -13,6 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from towers.history import HistoryEncoder, own_tables
+from towers.lookup import IdLookup
 from towers.spec import FeatureKind, FeatureSpec
 
 
@@ -76,7 +77,7 @@ class LookupEmbedding(tf.keras.layers.Layer):
 
     def __init__(self, vocabulary: np.ndarray, dim: int, **kw: object) -> None:
         super().__init__(**kw)
-        self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token=None)
+        self.lookup = IdLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token=None)
         self.embed = tf.keras.layers.Embedding(len(vocabulary) + 1, dim)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
@@ -101,7 +102,7 @@ class MultiCategoricalEmbedding(tf.keras.layers.Layer):
     def __init__(self, vocabulary: np.ndarray, dim: int, separator: str, **kw: object) -> None:
         super().__init__(**kw)
         self.separator = separator
-        self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token="")
+        self.lookup = IdLookup(vocabulary=vocabulary, num_oov_indices=1, mask_token="")
         self.embed = tf.keras.layers.Embedding(len(vocabulary) + 2, dim)
         self.pool = MaskedMean()
 

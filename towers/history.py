@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from towers.lookup import IdLookup
 from towers.spec import FeatureSpec, HistoryPooling
 
 
@@ -101,7 +102,7 @@ def own_tables(
 ) -> tuple[tf.keras.layers.StringLookup, tf.keras.layers.Embedding]:
     """A lookup and an embedding table of the history's own (OOV and "" -> row 0)."""
     vocab = np.asarray([v for v in item_vocabulary if v != ""] or ["<none>"], dtype=object)
-    lookup = tf.keras.layers.StringLookup(vocabulary=vocab, num_oov_indices=1, mask_token=None, name=f"{name}_lookup")
+    lookup = IdLookup(vocabulary=vocab, num_oov_indices=1, mask_token=None, name=f"{name}_lookup")
     return lookup, tf.keras.layers.Embedding(len(vocab) + 1, dim, name=f"{name}_table")
 
 
