@@ -5,7 +5,8 @@ and together covering every shard once per epoch). Per epoch the worker's shards
 in a seeded order, ``mix`` at a time: their fit examples (histories cut per shard,
 :func:`training.stream.shard.shard_examples`) are pooled, shuffled and cut into
 batches; a remainder carries over to the next group, so only the epoch's last batch
-is short. Memory: ``mix`` shards' examples, whatever the size of the log.
+is short. Memory: ``mix`` shards' examples (and a batch's remainder), whatever the size
+of the log.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def epoch_batches(
         full = len(pooled) - len(pooled) % batch_size
         yield from pooled.take(slice(0, full)).batches(batch_size)
         carry = pooled.take(slice(full, len(pooled))).compact()
+        del group, pooled  # before the next group is read: one group's examples in memory at a time
     if carry is not None and len(carry):
         yield carry
 

@@ -101,10 +101,11 @@ class Examples:
             yield self.take(slice(at, at + batch_size))
 
     def compact(self) -> Examples:
-        """The same examples over a sequence of their own windows only (what a carried
-        remainder keeps, so that pooled sequences do not pile up)."""
+        """The same examples in arrays of their own, over a sequence of their own windows
+        only (what a carried remainder keeps, so that it holds no pooled array)."""
+        users, items = self.user_rows.copy(), self.item_rows.copy()
         if not self.windows:
-            return Examples(self.user_rows, self.item_rows, {}, self.lengths, self.sequence[:0])
+            return Examples(users, items, {}, self.lengths, self.sequence[:0])
         end = next(iter(self.windows.values()))[1]
         start = np.min([s for s, _ in self.windows.values()], axis=0)  # the longest window of each example
         sizes = end - start
@@ -112,7 +113,7 @@ class Examples:
         index = window_index(start, end)
         shift = offsets[:-1] - start
         windows = {n: (s + shift, e + shift) for n, (s, e) in self.windows.items()}
-        return Examples(self.user_rows, self.item_rows, windows, self.lengths, self.sequence[index])
+        return Examples(users, items, windows, self.lengths, self.sequence[index])
 
     @staticmethod
     def concat(parts: list[Examples]) -> Examples:

@@ -121,3 +121,19 @@ def test_a_damaged_shard_is_named(prepared, tmp_path) -> None:
     broken.write_bytes((prepared.root / prepared.shards[0].file).read_bytes()[:100])
     with pytest.raises(ValueError, match=f"prepared shard {broken} cannot be read"):
         read_shard(broken)
+
+
+def test_a_carried_remainder_holds_no_array_of_its_pool(prepared) -> None:
+    """What carries over to the next group of shards keeps its examples in arrays of its
+    own: the pool it came from (``mix`` shards' examples) is freed before the next is read."""
+    from training.stream.shard import shard_examples
+
+    pooled = shard_examples(read_shard(prepared.root / prepared.shards[0].file), (FIT,), {"h": LENGTH, "g": 2})
+    tail = pooled.take(slice(len(pooled) - 7, len(pooled)))
+    carry = tail.compact()
+    held = [carry.user_rows, carry.item_rows, carry.sequence, *(a for w in carry.windows.values() for a in w)]
+    pool = [pooled.user_rows, pooled.item_rows, pooled.sequence, *(a for w in pooled.windows.values() for a in w)]
+    assert not any(np.shares_memory(mine, theirs) for mine in held for theirs in pool)
+    assert carry.user_rows.tolist() == tail.user_rows.tolist() and carry.item_rows.tolist() == tail.item_rows.tolist()
+    for name in ("h", "g"):
+        assert carry.histories()[name].tolist() == tail.histories()[name].tolist()
