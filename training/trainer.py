@@ -217,32 +217,17 @@ def train(
     ``config.checkpoint_every_steps`` steps into it, and a later call with the
     same ``run_dir`` resumes from the last checkpoint.
     """
+
+    def fit(examples: ExampleSource) -> TrainResult:
+        strategy_ = strategy or tf.distribute.get_strategy()
+        return _train(prep, spec, config, examples, run_dir, verbose, strategy_, extra_callbacks, restore_best_epoch)
+
     if source is None:
         if fit_rows is None:
             raise ValueError("train needs a source or fit_rows")
         with examples_of(prep, fit_rows, run_dir, config.seed, val_rows) as examples:
-            return _train(
-                prep,
-                spec,
-                config,
-                examples,
-                run_dir,
-                verbose,
-                strategy or tf.distribute.get_strategy(),
-                extra_callbacks,
-                restore_best_epoch,
-            )
-    return _train(
-        prep,
-        spec,
-        config,
-        source,
-        run_dir,
-        verbose,
-        strategy or tf.distribute.get_strategy(),
-        extra_callbacks,
-        restore_best_epoch,
-    )
+            return fit(examples)
+    return fit(source)
 
 
 def _train(

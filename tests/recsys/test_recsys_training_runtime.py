@@ -8,12 +8,10 @@ imported, and this process imported it long ago.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import recsys
+from tests.fresh_interpreter import json_printed_by
 
 _FREE_A_TABLE = """
 import gc, json
@@ -31,14 +29,9 @@ print(json.dumps({"held": held - before, "freed": held - rss()}))
 """
 
 
-def _free_a_table(env: dict[str, str]) -> dict[str, int]:
-    out = subprocess.run([sys.executable, "-c", _FREE_A_TABLE], env=env, capture_output=True, text=True, timeout=300, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_a_training_process_returns_a_freed_table_to_the_system() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    found = _free_a_table(env)
+    found = json_printed_by(_FREE_A_TABLE, env)
     assert found["held"] > 200 * 2**20  # the table was resident
     assert found["freed"] > 0.8 * found["held"]  # and is not once it is gone
 

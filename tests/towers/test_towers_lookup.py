@@ -3,13 +3,10 @@ the layer (a named table stays in TensorFlow's resource manager until the proces
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import tensorflow as tf
 
+from tests.fresh_interpreter import json_printed_by
 from towers.lookup import IdLookup
 
 _BUILD_AND_DROP = """
@@ -35,8 +32,7 @@ print(json.dumps({"rows": rows, "held": held, "left": rss() - before}))
 
 
 def test_a_dropped_lookup_of_a_million_ids_leaves_nothing_behind() -> None:
-    out = subprocess.run([sys.executable, "-c", _BUILD_AND_DROP], capture_output=True, text=True, timeout=300, check=True)
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures = json_printed_by(_BUILD_AND_DROP)
     assert figures["rows"] == [2, 1_000_000, 0]
     one_table = figures["held"][0]
     assert one_table > 50 * 2**20  # a million ids: about 100 MB while held
